@@ -1,0 +1,5 @@
+import sys
+
+from slimda_nas.cli import main
+
+sys.exit(main())

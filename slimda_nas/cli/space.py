@@ -1,0 +1,125 @@
+"""``slimda-nas space``: create, show and validate search-space YAML files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from slimda_nas.errors import UserError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("space", help="create, show and validate search spaces")
+    ssub = p.add_subparsers(dest="space_command", metavar="ACTION", required=True)
+
+    init = ssub.add_parser("init", help="write a commented default space for a backbone")
+    init.add_argument("--backbone", required=True)
+    init.add_argument("--out", type=Path, help="file to write (default: print to stdout)")
+    init.add_argument("--input-size", type=int, help="input size in pixels (default: the backbone's)")
+    init.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    init.set_defaults(run=_init)
+
+    for name, fn, text in (("show", _show, "table of units, choices and MACs"), ("validate", _validate, "check a file")):
+        q = ssub.add_parser(name, help=text)
+        q.add_argument("file", type=Path)
+        q.add_argument("--budget", help="also report the feasible fraction at this budget (e.g. 1/64)")
+        q.add_argument("--num-classes", type=int, default=10, help="classes of the head counted in MACs")
+        q.add_argument("--samples", type=int, default=2000, help="random configurations drawn for --budget")
+        q.set_defaults(run=fn)
+
+
+def _init(args: argparse.Namespace) -> int:
+    from slimda_nas._io import write_text
+    from slimda_nas.backbones import get_builder
+    from slimda_nas.space import space_from_dict
+    from slimda_nas.space._yaml import read_yaml  # noqa: F401  (same parser as load_space)
+    from slimda_nas.space.template import default_space_yaml
+
+    get_builder(args.backbone)  # one-line error for an unknown backbone
+    text = default_space_yaml(args.backbone, input_size=args.input_size)
+    import yaml
+
+    space_from_dict(yaml.safe_load(text), source=f"<default space for {args.backbone}>")
+    if args.out is None:
+        print(text, end="")
+        return 0
+    if args.out.exists() and not args.force:
+        raise UserError(f"{args.out}: already exists (use --force to overwrite)")
+    write_text(args.out, text)
+    Console(stderr=True).print(f"wrote {args.out}")
+    return 0
+
+
+def _summary(args: argparse.Namespace):
+    from slimda_nas.evaluate.space_summary import summarize_space
+    from slimda_nas.search.budget import parse_budget
+    from slimda_nas.space import load_space
+
+    space = load_space(args.file)
+    budget = parse_budget(args.budget) if args.budget else None
+    if args.samples < 1:
+        raise UserError(f"--samples: expected a positive integer, got {args.samples}")
+    return summarize_space(space, args.num_classes, budget, samples=args.samples)
+
+
+def _budget_line(s) -> str:
+    from slimda_nas.evaluate.space_summary import unreachable_message
+    from slimda_nas.search.budget import format_fraction
+
+    if s.budget is None:
+        return ""
+    if not s.reachable:
+        return f"budget {s.budget}: unreachable: " + unreachable_message(s.budget, s.smallest_macs, s.largest_macs)
+    return (
+        f"budget {s.budget} = {s.budget_macs:,} MACs: reachable (smallest model is "
+        f"{format_fraction(s.smallest_fraction)}); {s.feasible_fraction:.1%} of {s.samples} random "
+        "configurations fit"
+    )
+
+
+def _show(args: argparse.Namespace) -> int:
+    from slimda_nas.search.budget import format_fraction
+
+    s = _summary(args)
+    console = Console()
+    t = Table(title=f"{args.file}  ({s.space.backbone}, input {s.space.input_channels}x{s.space.input_size}x{s.space.input_size})")
+    t.add_column("unit")
+    t.add_column("layers", justify="right")
+    t.add_column("full", justify="right")
+    t.add_column("channel choices")
+    for u in s.space.units:
+        t.add_row(u.name, str(len(u.layers)), str(u.full), " ".join(str(c) for c in u.channel_choices))
+    console.print(t)
+    m = Table(title=f"MACs (thop, batch 1, {s.num_classes}-class head)")
+    m.add_column("configuration")
+    m.add_column("MACs", justify="right")
+    m.add_column("of largest", justify="right")
+    m.add_row("largest", f"{s.largest_macs:,}", "1")
+    for r, macs in s.uniform:
+        if 0 < r < 1:
+            m.add_row(f"uniform {r:g}", f"{macs:,}", format_fraction(macs / s.largest_macs))
+    m.add_row("smallest", f"{s.smallest_macs:,}", format_fraction(s.smallest_fraction))
+    console.print(m)
+    console.print(
+        f"{len(s.space.units)} units, {s.space.size:,} configurations, {s.largest_params:,} parameters "
+        f"at full width; space hash {s.space.hash}"
+    )
+    if s.budget is not None:
+        console.print(_budget_line(s))
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    s = _summary(args)
+    print(
+        f"{args.file}: ok ({len(s.space.units)} units, {s.space.size:,} configurations, "
+        f"largest {s.largest_macs:,} MACs, smallest {s.smallest_macs:,} MACs)"
+    )
+    if s.budget is not None:
+        print(_budget_line(s))
+        if not s.reachable:
+            return 2
+    return 0

@@ -1,0 +1,185 @@
+"""Cost of a sub-network in MACs (multiply-accumulates), counted by thop.
+
+thop is the reference: it runs on the materialized sub-network (plain layers, batch 1, the
+space's input size), never on the bank, whose sliced layers it would mis-count. The
+:class:`CostModel` is an exact analytic fast path for the search loop: it records once which
+unit sets each layer's input and output width, then sums thop's own per-layer formulas. Tests
+check it equals thop on random configurations of every shipped space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from slimda_nas.bank import ModelBank
+from slimda_nas.slim.ops import SlimBatchNorm1d, SlimBatchNorm2d, SlimConv2d, SlimLinear
+
+_COUNTED = (SlimConv2d, SlimBatchNorm1d, SlimBatchNorm2d, SlimLinear, nn.AdaptiveAvgPool2d, nn.AvgPool2d)
+
+
+def _thop_counts(module: nn.Module) -> bool:
+    """Whether thop has a non-zero rule for this leaf type (a rule the fast path must mirror)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from thop.profile import register_hooks
+        from thop.vision.basic_hooks import zero_ops
+    rule = register_hooks.get(type(module))
+    return rule is not None and rule is not zero_ops
+
+
+def thop_profile(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, int]:
+    """(MACs, parameters) of a plain module at batch 1, as thop counts them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from thop import profile
+    p = next(module.parameters())
+    x = torch.zeros(1, *input_shape, device=p.device, dtype=p.dtype)
+    with contextlib.redirect_stdout(io.StringIO()):
+        macs, _ = profile(module, inputs=(x,), verbose=False)
+    params = sum(t.numel() for t in module.parameters())
+    return int(round(macs)), params
+
+
+def count_macs(bank: ModelBank, config: Mapping[str, float | int], head: str | None = None) -> int:
+    """MACs (thop) of the deployed sub-network at ``config``."""
+    return thop_profile(bank.materialize(config, head), bank.space.input_shape)[0]
+
+
+@dataclass(frozen=True)
+class _Layer:
+    kind: str            # conv | bn | linear | adaptive_avgpool | avgpool
+    in_dep: tuple        # (unit or None, scale, full value)
+    out_dep: tuple
+    spatial_out: int     # product of the output's trailing dims (batch 1)
+    spatial_in: int
+    kernel: int          # conv kernel numel
+    per_group_in: int    # conv: input channels per group (0 for groups == 1)
+    affine: bool
+    bias: bool
+
+
+class CostModel:
+    """Exact MACs and parameter counts of a bank's deployed sub-networks without running them.
+
+    Built from ``1 + len(units)`` traced forwards at batch 1: the first records every layer's
+    shapes at the largest configuration, each further one narrows one unit to see which layer
+    widths follow it.
+    """
+
+    def __init__(self, bank: ModelBank, head: str | None = None) -> None:
+        self.space = bank.space
+        self.head = head or bank.deploy_head
+        model = bank.model
+        skip = {h for h in model.head_names if h != self.head}
+        largest = self.space.largest()
+        base = self._trace(bank, largest, skip)
+        deps: dict[str, dict[str, tuple]] = {name: {} for name in base}
+        for unit in self.space.units:
+            if len(unit.choices) < 2:
+                continue
+            probe = dict(largest, **{unit.name: unit.choices[0]})
+            shapes = self._trace(bank, probe, skip)
+            for name, (cin, cout, *_rest) in shapes.items():
+                bin_, bout = base[name][0], base[name][1]
+                for side, new, old in (("in", cin, bin_), ("out", cout, bout)):
+                    if new != old:
+                        if side in deps[name]:
+                            raise NotImplementedError(f"{name}: {side} width follows two units")
+                        scale, rem = divmod(old, unit.full)
+                        if rem or new != unit.channel_choices[0] * scale:
+                            raise NotImplementedError(f"{name}: {side} width is not a multiple of {unit.name}")
+                        deps[name][side] = (unit.name, scale, old)
+        self._layers: list[_Layer] = []
+        for name, (cin, cout, spatial_in, spatial_out, module) in base.items():
+            d = deps[name]
+            kind, kernel, per_group, affine, bias = self._describe(module)
+            self._layers.append(_Layer(
+                kind, d.get("in", (None, 1, cin)), d.get("out", (None, 1, cout)),
+                spatial_out, spatial_in, kernel, per_group, affine, bias,
+            ))
+
+    @staticmethod
+    def _describe(m: nn.Module) -> tuple[str, int, int, bool, bool]:
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1]
+            per_group = 0 if m.groups == 1 else m.in_channels // m.groups
+            return "conv", k, per_group, False, m.bias is not None
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            return "bn", 0, 0, m.affine, False
+        if isinstance(m, nn.Linear):
+            return "linear", 0, 0, False, m.bias is not None
+        if isinstance(m, nn.AdaptiveAvgPool2d):
+            return "adaptive_avgpool", 0, 0, False, False
+        if isinstance(m, nn.AvgPool2d):
+            return "avgpool", 0, 0, False, False
+        raise NotImplementedError(type(m).__name__)
+
+    @staticmethod
+    @torch.no_grad()
+    def _trace(bank: ModelBank, config, skip) -> dict[str, tuple]:
+        seen: dict[str, tuple] = {}
+        hooks = []
+        for name, m in bank.model.named_modules():
+            if name.split(".", 1)[0] in skip:
+                continue
+            if isinstance(m, _COUNTED):
+                def hook(mod, x, y, name=name):
+                    xi = x[0]
+                    seen[name] = (xi.shape[1], y.shape[1], xi[0, 0].numel(), y[0, 0].numel(), mod)
+
+                hooks.append(m.register_forward_hook(hook))
+            elif not list(m.children()) and _thop_counts(m):
+                raise NotImplementedError(f"no analytic MACs rule for {type(m).__name__} ({name})")
+        was = bank.model.training
+        bank.model.eval()
+        try:
+            with bank.use(config):
+                bank.model(bank.example_input(), heads=[h for h in bank.model.head_names if h not in skip])
+        finally:
+            bank.model.train(was)
+            for h in hooks:
+                h.remove()
+        return seen
+
+    def _width(self, dep: tuple, channels: Mapping[str, int]) -> int:
+        unit, scale, full = dep
+        return full if unit is None else channels[unit] * scale
+
+    def macs(self, config: Mapping[str, float | int]) -> int:
+        """MACs of the deployed sub-network at ``config``, equal to thop's count."""
+        ch = self.space.unit_channels(config)
+        total = 0
+        for L in self._layers:
+            cin, cout = self._width(L.in_dep, ch), self._width(L.out_dep, ch)
+            if L.kind == "conv":
+                total += cout * L.spatial_out * (L.per_group_in or cin) * L.kernel
+            elif L.kind == "bn":
+                total += 2 * cin * L.spatial_in * (2 if L.affine else 1)
+            elif L.kind == "linear":
+                total += cin * cout * L.spatial_out
+            elif L.kind == "adaptive_avgpool":
+                total += int((L.spatial_in / L.spatial_out + 1) * cout * L.spatial_out)
+            elif L.kind == "avgpool":
+                total += cout * L.spatial_out
+        return total
+
+    def params(self, config: Mapping[str, float | int]) -> int:
+        """Parameters of the deployed sub-network at ``config``."""
+        ch = self.space.unit_channels(config)
+        total = 0
+        for L in self._layers:
+            cin, cout = self._width(L.in_dep, ch), self._width(L.out_dep, ch)
+            if L.kind == "conv":
+                total += cout * (L.per_group_in or cin) * L.kernel + (cout if L.bias else 0)
+            elif L.kind == "bn":
+                total += 2 * cin if L.affine else 0
+            elif L.kind == "linear":
+                total += cin * cout + (cout if L.bias else 0)
+        return total

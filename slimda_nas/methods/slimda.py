@@ -1,0 +1,34 @@
+"""``slimda``: SymNet confusion for every sampled model plus Stochastic Ensemble Distillation
+into the third head Ca (the Optimization-Separated Tri-Classifier, SPEC 2.3).
+
+Routing: L_dc reaches Cs/Ct (L_C) and the backbone (L_G), never Ca; L_seed reaches Ca and the
+backbone, never Cs/Ct (Ca is simply not used by L_dc, and Cs/Ct enter L_seed only through the
+detached ensemble target).
+"""
+
+from __future__ import annotations
+
+from slimda_nas.methods._base import HEADS, Method
+from slimda_nas.methods.losses import folded_probabilities, seed_target, soft_cross_entropy
+from slimda_nas.methods.symnet import SymNet
+
+
+class SlimDA(Method):
+    name = "slimda"
+    trained_heads = HEADS
+    default_deploy_head = "ca"
+
+    def __init__(self, temperature: float = 0.5, weight: float = 1.0, confidence: str = "max") -> None:
+        self.temperature = temperature
+        self.weight = weight
+        self.confidence = confidence
+
+    def model_terms(self, model, f_src, f_tgt, y_src, progress):
+        terms = SymNet.confusion_terms(model, f_src, f_tgt, y_src, progress)
+        q = folded_probabilities(model.cs(f_tgt), model.ct(f_tgt)).detach()
+        return terms, (q, model.ca(f_tgt))
+
+    def ensemble_terms(self, model, states):
+        target = seed_target([q for q, _ in states], self.temperature, self.confidence)
+        seed = sum(soft_cross_entropy(target, ca_logits) for _, ca_logits in states)
+        return {"seed": self.weight * seed}

@@ -1,0 +1,192 @@
+"""The in-memory search space: units, their width choices, and configurations over them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Union
+
+from slimda_nas.errors import ConfigError
+
+Width = Union[float, int]
+Config = dict[str, Width]
+"""A configuration: unit name -> a value from that unit's choices (a ratio or a channel count)."""
+
+
+def make_divisible(value: float, divisor: int, min_value: int) -> int:
+    """Round to the nearest multiple of ``divisor``, never below ``min_value`` or 10% under."""
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+@dataclass(frozen=True)
+class Unit:
+    """A searchable width shared by one or more layers (a tied group for residual additions)."""
+
+    name: str
+    layers: tuple[str, ...]
+    full: int
+    kind: Literal["widths", "channels"]
+    choices: tuple[Width, ...]
+    divisor: int
+    min_channels: int
+
+    def channels(self, value: Width) -> int:
+        """Channel count of a choice value."""
+        if self.kind == "channels":
+            return int(value)
+        return min(self.full, make_divisible(float(value) * self.full, self.divisor, self.min_channels))
+
+    @property
+    def channel_choices(self) -> tuple[int, ...]:
+        return tuple(self.channels(v) for v in self.choices)
+
+    def index_of(self, value: Width) -> int:
+        for i, v in enumerate(self.choices):
+            if math.isclose(float(v), float(value), rel_tol=1e-9, abs_tol=1e-12):
+                return i
+        raise ValueError(value)
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search space bound to its backbone's layers."""
+
+    backbone: str
+    input_channels: int
+    input_size: int
+    units: tuple[Unit, ...]
+    backbone_args: Mapping[str, object] = field(default_factory=dict)
+    source: str = "<memory>"
+
+    # -- lookups ---------------------------------------------------------------------------
+    @property
+    def unit_names(self) -> tuple[str, ...]:
+        return tuple(u.name for u in self.units)
+
+    def unit(self, name: str) -> Unit:
+        for u in self.units:
+            if u.name == name:
+                return u
+        raise KeyError(name)
+
+    @property
+    def size(self) -> int:
+        """Number of distinct configurations."""
+        return math.prod(len(u.choices) for u in self.units)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.input_channels, self.input_size, self.input_size)
+
+    # -- configurations --------------------------------------------------------------------
+    def largest(self) -> Config:
+        return {u.name: u.choices[-1] for u in self.units}
+
+    def smallest(self) -> Config:
+        return {u.name: u.choices[0] for u in self.units}
+
+    def uniform(self, ratio: float) -> Config:
+        """Every unit at the widest choice whose channels are at most ``ratio`` of full width
+        (its smallest choice where none is)."""
+        out: Config = {}
+        for u in self.units:
+            fitting = [v for v, c in zip(u.choices, u.channel_choices) if c <= ratio * u.full + 1e-9]
+            out[u.name] = fitting[-1] if fitting else u.choices[0]
+        return out
+
+    def uniform_ratios(self) -> list[float]:
+        """The ratios shared by the units' choices, for the uniform-width baseline."""
+        ratios = sorted({round(c / u.full, 6) for u in self.units for c in u.channel_choices})
+        return ratios
+
+    def sample(self, rng: random.Random) -> Config:
+        """A configuration with every unit's choice drawn uniformly."""
+        return {u.name: u.choices[rng.randrange(len(u.choices))] for u in self.units}
+
+    def to_indices(self, config: Mapping[str, Width]) -> tuple[int, ...]:
+        self.check_config(config)
+        return tuple(u.index_of(config[u.name]) for u in self.units)
+
+    def from_indices(self, indices: tuple[int, ...] | list[int]) -> Config:
+        if len(indices) != len(self.units):
+            raise ConfigError(f"expected {len(self.units)} indices, got {len(indices)}")
+        return {u.name: u.choices[i] for u, i in zip(self.units, indices)}
+
+    def check_config(self, config: Mapping[str, object], origin: str = "configuration") -> Config:
+        """Validate a configuration and return it with values normalised to the declared choices."""
+        if not isinstance(config, Mapping):
+            raise ConfigError(f"{origin}: expected a mapping unit -> width, got {type(config).__name__}")
+        missing = [n for n in self.unit_names if n not in config]
+        unknown = [k for k in config if k not in self.unit_names]
+        if unknown:
+            raise ConfigError(
+                f"{origin}: unit {unknown[0]!r} is not in space {self.source} "
+                f"(units: {', '.join(self.unit_names[:6])}{'...' if len(self.units) > 6 else ''})"
+            )
+        if missing:
+            raise ConfigError(f"{origin}: unit {missing[0]!r}: missing (every unit needs a width)")
+        out: Config = {}
+        for u in self.units:
+            value = config[u.name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{origin}: unit {u.name!r}: expected a number, got {value!r}")
+            try:
+                out[u.name] = u.choices[u.index_of(value)]
+            except ValueError:
+                raise ConfigError(
+                    f"{origin}: unit {u.name!r}: width {value!r} is not one of {list(u.choices)}"
+                ) from None
+        return out
+
+    def layer_widths(self, config: Mapping[str, Width]) -> dict[str, int]:
+        """Channels of every searchable layer under ``config``."""
+        config = self.check_config(config)
+        return {layer: u.channels(config[u.name]) for u in self.units for layer in u.layers}
+
+    def unit_channels(self, config: Mapping[str, Width]) -> dict[str, int]:
+        config = self.check_config(config)
+        return {u.name: u.channels(config[u.name]) for u in self.units}
+
+    # -- identity ----------------------------------------------------------------------------
+    def canonical(self) -> dict:
+        """What defines the space (no comments, no file name): hashed into checkpoints."""
+        return {
+            "backbone": self.backbone,
+            "backbone_args": dict(self.backbone_args),
+            "input": {"channels": self.input_channels, "size": self.input_size},
+            "units": [
+                {"name": u.name, "layers": list(u.layers), "channels": list(u.channel_choices)}
+                for u in self.units
+            ],
+        }
+
+    @property
+    def hash(self) -> str:
+        blob = json.dumps(self.canonical(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def build(self, num_classes: int, heads=("fc",), weights=None):
+        """Build this space's backbone (the model bank at full width)."""
+        from slimda_nas.backbones import build_backbone
+
+        return build_backbone(
+            self.backbone,
+            num_classes=num_classes,
+            heads=heads,
+            weights=weights,
+            in_channels=self.input_channels,
+            input_size=self.input_size,
+            **dict(self.backbone_args),
+        )
+
+    @property
+    def name(self) -> str:
+        return Path(self.source).stem if self.source != "<memory>" else self.backbone

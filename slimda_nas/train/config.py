@@ -1,0 +1,224 @@
+"""Run configs: the YAML file that says what to train, checked field by field."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimda_nas.errors import ConfigError
+from slimda_nas.space._yaml import read_yaml
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    """SGD with an inverse-decay schedule, lr = lr0 / (1 + gamma p)^power (SymNet's)."""
+
+    lr: float = 0.01
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 1e-4
+    backbone_lr_mult: float = 1.0  # 0.1 for pretrained backbones: heads learn 10x faster
+    schedule: str = "inv"          # inv | constant | cosine
+    gamma: float = 10.0
+    power: float = 0.75
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    """SEED settings (``slimda`` only)."""
+
+    temperature: float = 0.5
+    weight: float = 1.0
+    confidence: str = "max"        # max | entropy
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str
+    task: str
+    space: str
+    method: str = "slimda"
+    weights: str | None = None
+    deploy_head: str | None = None
+    iterations: int = 3000
+    batch_size: int = 64
+    models_per_step: int = 4
+    sandwich: bool = True
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    checkpoint_every: int = 500
+    log_every: int = 50
+    eval_every: int = 1000
+    eval_images: int = 2000
+    calibration_images: int = 1000
+    data_root: str | None = None
+    out: str | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs") / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def training_hash(self) -> str:
+        """Identity of what is trained: every field except where files live and how often we log."""
+        d = self.to_dict()
+        for key in ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every",
+                    "eval_images", "calibration_images"):
+            d.pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A checked copy with ``changes``; nested sections may be given as partial mappings."""
+        raw = self.to_dict()
+        for key, value in changes.items():
+            raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+        return _build(raw, "<overrides>")
+
+
+_CHOICES = {
+    "method": ("slimda", "symnet", "source_only"),
+    "precision": ("fp32", "bf16"),
+    "deploy_head": (None, "cs", "ct", "ca"),
+    "optimizer.schedule": ("inv", "constant", "cosine"),
+    "distillation.confidence": ("max", "entropy"),
+}
+
+
+def resolve_space_path(value: str, relative_to: Path | None = None) -> Path:
+    """A space given as a path (relative to the config file, then the working directory) or as a
+    shipped name like ``digits_cnn``."""
+    candidates = []
+    p = Path(value)
+    if relative_to is not None and not p.is_absolute():
+        candidates.append(relative_to / p)
+    candidates.append(p)
+    if p.suffix == "" and len(p.parts) == 1:
+        candidates += [Path("search_spaces") / f"{value}.yaml", PACKAGE_ROOT / "search_spaces" / f"{value}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    return candidates[0]
+
+
+def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
+    """Read and check a run config; ``overrides`` (from the command line) win over the file."""
+    path = Path(path)
+    raw = read_yaml(path, ConfigError)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+    raw = dict(raw)
+    for key, value in overrides.items():
+        if value is not None:
+            raw[key] = value
+    raw.setdefault("name", path.stem)
+    cfg = _build(raw, str(path))
+    space = resolve_space_path(cfg.space, path.parent)
+    if not space.is_file():
+        raise ConfigError(f"{path}: field 'space': {cfg.space!r} not found (a YAML path or a shipped name like digits_cnn)")
+    return dataclasses.replace(cfg, space=str(space))
+
+
+def config_from_dict(raw: dict, source: str = "<run config>") -> RunConfig:
+    return _build(dict(raw), source)
+
+
+def _build(raw: dict, src: str) -> RunConfig:
+    nested = {"optimizer": OptimizerConfig, "distillation": DistillationConfig}
+    kwargs: dict[str, Any] = {}
+    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
+    for key, value in raw.items():
+        if key not in fields:
+            raise ConfigError(f"{src}: unknown field {key!r} (expected one of: {', '.join(fields)})")
+        if key in nested:
+            if value is None:
+                continue
+            if isinstance(value, (OptimizerConfig, DistillationConfig)):
+                value = dataclasses.asdict(value)
+            if not isinstance(value, dict):
+                raise ConfigError(f"{src}: field {key!r}: expected a mapping, got {value!r}")
+            sub_fields = {f.name: f for f in dataclasses.fields(nested[key])}
+            for sub in value:
+                if sub not in sub_fields:
+                    raise ConfigError(f"{src}: field '{key}.{sub}': unknown (expected one of: {', '.join(sub_fields)})")
+            sub_kwargs = {k: _coerce(f"{key}.{k}", v, sub_fields[k].type, src) for k, v in value.items()}
+            kwargs[key] = nested[key](**sub_kwargs)
+        else:
+            kwargs[key] = _coerce(key, value, fields[key].type, src)
+    for required in ("task", "space"):
+        if required not in kwargs:
+            raise ConfigError(f"{src}: field {required!r}: missing")
+    return _check(RunConfig(**kwargs), src)
+
+
+def _coerce(name: str, value: Any, annotation: str, src: str) -> Any:
+    optional = "None" in annotation
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{src}: field {name!r}: expected a value, got null")
+    base = annotation.replace(" | None", "")
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{src}: field {name!r}: expected true or false, got {value!r}")
+    elif base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{src}: field {name!r}: expected an integer, got {value!r}")
+    elif base == "float":
+        if isinstance(value, str):
+            try:
+                value = float(value)  # YAML reads 1e-4 as a string
+            except ValueError:
+                raise ConfigError(f"{src}: field {name!r}: expected a number, got {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{src}: field {name!r}: expected a finite number, got {value!r}")
+        value = float(value)
+    elif base == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{src}: field {name!r}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def _check(cfg: RunConfig, src: str) -> RunConfig:
+    def bad(name: str, expected: str, got: Any) -> ConfigError:
+        return ConfigError(f"{src}: field {name!r}: expected {expected}, got {got!r}")
+
+    for name, choices in _CHOICES.items():
+        obj, attr = (cfg, name) if "." not in name else (getattr(cfg, name.split(".")[0]), name.split(".")[1])
+        if getattr(obj, attr) not in choices:
+            raise bad(name, "one of " + ", ".join(str(c) for c in choices if c), getattr(obj, attr))
+    for name in ("iterations", "batch_size", "models_per_step", "checkpoint_every", "log_every",
+                 "calibration_images", "eval_images"):
+        if getattr(cfg, name) < 1:
+            raise bad(name, "a positive integer", getattr(cfg, name))
+    if cfg.eval_every < 0:
+        raise bad("eval_every", "0 (off) or a positive integer", cfg.eval_every)
+    if cfg.seed < 0:
+        raise bad("seed", "a non-negative integer", cfg.seed)
+    if not cfg.device == "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
+        raise bad("device", "auto, cpu, cuda or cuda:N", cfg.device)
+    o, d = cfg.optimizer, cfg.distillation
+    for name, value in (("optimizer.lr", o.lr), ("distillation.temperature", d.temperature)):
+        if value <= 0:
+            raise bad(name, "a number above 0", value)
+    for name, value in (("optimizer.momentum", o.momentum), ("optimizer.weight_decay", o.weight_decay),
+                        ("optimizer.backbone_lr_mult", o.backbone_lr_mult), ("distillation.weight", d.weight),
+                        ("optimizer.gamma", o.gamma), ("optimizer.power", o.power)):
+        if value < 0:
+            raise bad(name, "a number at least 0", value)
+    if "/" in cfg.name or cfg.name.startswith("."):
+        raise bad("name", "a folder name without '/'", cfg.name)
+    return cfg

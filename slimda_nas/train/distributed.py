@@ -1,0 +1,66 @@
+"""torchrun / DistributedDataParallel plumbing: one process per device, gloo on CPU."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> DistInfo:
+    """Join the process group torchrun describes in the environment (no-op when absent)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            name = f"cuda:{local}"
+        torch.cuda.set_device(torch.device(name))
+    return torch.device(name)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.enabled:
+        dist.barrier()
+
+
+def all_ok(info: DistInfo, ok: bool, device: torch.device) -> bool:
+    """True when every rank says ok (one rank's NaN stops all of them together)."""
+    if not info.enabled:
+        return ok
+    flag = torch.tensor([1 if ok else 0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
+def sync_buffers(info: DistInfo, model: torch.nn.Module) -> None:
+    """Copy rank 0's buffers (BN running statistics) to every rank."""
+    if info.enabled:
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)

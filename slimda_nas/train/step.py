@@ -1,0 +1,45 @@
+"""One training step of the model bank, as a module so DistributedDataParallel can wrap it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from slimda_nas.backbones import SlimBackbone
+from slimda_nas.methods import Method
+from slimda_nas.slim.ops import set_widths
+
+
+class BankStep(nn.Module):
+    """Runs every sampled sub-network on the source and target batch and returns the summed
+    loss of ``method`` with its terms (summed over models, detached)."""
+
+    def __init__(self, model: SlimBackbone, method: Method, channels_last: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        self.method = method
+        self.channels_last = channels_last
+
+    def forward(
+        self, x_src: Tensor, y_src: Tensor, x_tgt: Tensor | None, widths: Sequence[dict[str, int]], progress: float
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        n_src = x_src.shape[0]
+        x = x_src if x_tgt is None or not self.method.uses_target else torch.cat([x_src, x_tgt])
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        terms: dict[str, Tensor] = {}
+        states = []
+        for w in widths:
+            set_widths(self.model, w)
+            # Source and target share one forward, as in SymNet: BN sees both domains.
+            f = self.model.forward_features(x)
+            model_terms, state = self.method.model_terms(self.model, f[:n_src], f[n_src:], y_src, progress)
+            states.append(state)
+            for k, v in model_terms.items():
+                terms[k] = terms[k] + v if k in terms else v
+        terms.update(self.method.ensemble_terms(self.model, states))
+        set_widths(self.model, {})
+        total = sum(terms.values())
+        return total, {k: v.detach() for k, v in terms.items()}

@@ -1,0 +1,66 @@
+"""Shared fixtures: where the repository, the shipped spaces and the real data are."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SPACES = REPO / "search_spaces"
+CONFIGS = REPO / "configs"
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def real_data_root() -> Path:
+    """The data root of the tests: $SLIMDA_NAS_DATA, else ../shared/data next to the repository."""
+    env = os.environ.get("SLIMDA_NAS_DATA")
+    return Path(env) if env else (REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    root = real_data_root()
+    if not root.is_dir():
+        pytest.skip(f"real data not found at {root} (set SLIMDA_NAS_DATA)")
+    return root
+
+
+def make_folder_domains(root: Path, domains=("A", "B"), classes=3, per_class=6, size=40) -> Path:
+    """Tiny image-folder domains (``root/<domain>/<class>/*.png``): class = colour, domain = a
+    brightness shift, so a network can learn and adapt something in a few steps."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for d, domain in enumerate(domains):
+        for c in range(classes):
+            folder = root / domain / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+                img[..., c % 3] += np.uint8(120 + 40 * d)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
+
+
+@pytest.fixture
+def tiny_task(tmp_path) -> str:
+    """A source->target task over two tiny synthetic folder domains."""
+    root = make_folder_domains(tmp_path / "tiny")
+    return f"folder:{root / 'A'}->folder:{root / 'B'}"
+
+
+def tiny_run_config(tmp_path: Path, task: str, **changes):
+    from slimda_nas.train.config import RunConfig
+
+    values = dict(
+        name="tiny", task=task, space=str(SPACES / "digits_cnn.yaml"), iterations=8, batch_size=4,
+        models_per_step=3, device="cpu", checkpoint_every=2, log_every=2, eval_every=4,
+        eval_images=12, calibration_images=12, out=str(tmp_path / "run"),
+    )
+    values.update(changes)
+    return RunConfig(**values).replace()
