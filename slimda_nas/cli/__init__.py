@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
+    if args.command is None or not hasattr(args, "handler"):
         parser.print_help()
         return 2
     debug = args.debug or bool(os.environ.get("SLIMDA_NAS_DEBUG"))
     try:
-        return int(args.run(args) or 0)
+        return int(args.handler(args) or 0)
     except UserError as e:
         if debug:
             raise
@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"slimda-nas {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug, not bad input: say so in one line unless debugging
+        if debug:
+            raise
+        print(f"slimda-nas {args.command}: internal error: {type(e).__name__}: {e} "
+              "(re-run with --debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

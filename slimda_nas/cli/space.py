@@ -20,7 +20,7 @@ def register(sub) -> None:
     init.add_argument("--out", type=Path, help="file to write (default: print to stdout)")
     init.add_argument("--input-size", type=int, help="input size in pixels (default: the backbone's)")
     init.add_argument("--force", action="store_true", help="overwrite an existing --out file")
-    init.set_defaults(run=_init)
+    init.set_defaults(handler=_init)
 
     for name, fn, text in (("show", _show, "table of units, choices and MACs"), ("validate", _validate, "check a file")):
         q = ssub.add_parser(name, help=text)
@@ -28,7 +28,7 @@ def register(sub) -> None:
         q.add_argument("--budget", help="also report the feasible fraction at this budget (e.g. 1/64)")
         q.add_argument("--num-classes", type=int, default=10, help="classes of the head counted in MACs")
         q.add_argument("--samples", type=int, default=2000, help="random configurations drawn for --budget")
-        q.set_defaults(run=fn)
+        q.set_defaults(handler=fn)
 
 
 def _init(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ def register(sub) -> None:
     p.add_argument("--data-root", help="data folder (default $SLIMDA_NAS_DATA, then the cache folder)")
     p.add_argument("--weights", help="pretrained weights: imagenet or a state_dict path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_run)
+    p.set_defaults(handler=_run)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -168,6 +168,19 @@ class SearchSpace:
             ],
         }
 
+    def to_dict(self) -> dict:
+        """A mapping :func:`~slimda_nas.space.space_from_dict` loads back to an equal space."""
+        return {
+            "backbone": self.backbone,
+            "backbone_args": dict(self.backbone_args),
+            "input": {"channels": self.input_channels, "size": self.input_size},
+            "units": {
+                u.name: {"layers": list(u.layers), u.kind: list(u.choices), "divisor": u.divisor,
+                         "min_channels": u.min_channels}
+                for u in self.units
+            },
+        }
+
     @property
     def hash(self) -> str:
         blob = json.dumps(self.canonical(), sort_keys=True).encode()

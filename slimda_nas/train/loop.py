@@ -154,7 +154,7 @@ def train_bank(
                 "loaders": {"source": src.state_dict(), "target": tgt.state_dict() if tgt else None},
                 "rng": rng, "iteration": iteration, "config": cfg.to_dict(),
                 "config_hash": cfg.training_hash(), "space_hash": space.hash, "space_name": space.name,
-                "space": space.canonical(), "backbone": space.backbone, "classes": list(data.classes),
+                "space": space.to_dict(), "backbone": space.backbone, "classes": list(data.classes),
                 "task": str(data.task), "method": cfg.method, "deploy_head": deploy_head,
                 "heads": list(HEADS), "world_size": dist.world_size,
             })

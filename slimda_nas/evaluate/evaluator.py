@@ -1,0 +1,182 @@
+"""Score candidate sub-networks of a trained bank: BN re-estimation, then UPEM against the anchor.
+
+The two fixed subsets of unlabelled target TRAIN images (calibration, scoring) are drawn once,
+transformed once and kept as tensors on the device, so a candidate costs one calibration pass
+and one scoring pass. The anchor's outputs are cached on disk per (checkpoint, subsets, head).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from slimda_nas._io import atomic_write
+from slimda_nas.errors import ConfigError
+from slimda_nas.evaluate.bn_recal import preserved_bn_stats, recalibrate_bn
+from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.evaluate.upem import METRICS, upem_scores
+from slimda_nas.run import TrainedRun
+
+_CACHE_LIMIT_BYTES = 512 * 2**20  # keep transformed test images in memory below this size
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How candidates are scored; recorded with every score."""
+
+    calibration_images: int = 1000
+    scoring_images: int = 1000
+    subset_seed: int = 0
+    batch_size: int = 500
+    head: str | None = None           # default: the bank's deployed head
+    metric: str = "kl"                # the objective; every metric is reported
+    recalibrate_bn: bool = True
+    anchor: Mapping[str, float | int] | None = None  # default: the largest configuration
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ConfigError(f"UPEM metric: expected one of {', '.join(METRICS)}, got {self.metric!r}")
+        for name in ("calibration_images", "scoring_images", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+
+
+@dataclass
+class CandidateScore:
+    config: dict
+    macs: int
+    params: int
+    upem: dict[str, float]
+    seconds: float
+    metric: str = "kl"
+    accuracy: float | None = None     # ground truth, for reports only
+
+    @property
+    def value(self) -> float:
+        """The UPEM objective (smaller is better)."""
+        return self.upem[self.metric]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Evaluator:
+    """Scores configurations of ``run``'s bank. Build once, call :meth:`score` many times."""
+
+    run: TrainedRun
+    settings: EvalSettings = field(default_factory=EvalSettings)
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        from slimda_nas.data import eval_batches, fixed_subset
+
+        s = self.settings
+        self.bank = self.run.bank
+        self.head = s.head or self.bank.deploy_head
+        if self.head not in self.bank.model.head_names:
+            raise ConfigError(f"head: expected one of {', '.join(self.bank.model.head_names)}, got {self.head!r}")
+        self.anchor_config = self.run.space.check_config(s.anchor or self.run.space.largest(), origin="anchor")
+        data = self.run.data().target_train  # unlabelled view: reading labels here would raise
+        index = fixed_subset(data, s.calibration_images + s.scoring_images, seed=s.subset_seed)
+        if len(index) < 2:
+            raise ConfigError(f"{data.name}: too few target images to score ({len(index)})")
+        n_cal = min(s.calibration_images, len(index) // 2)
+        device = self.run.device
+        self.calibration = [x.to(device) for x in eval_batches(data, s.batch_size, index[:n_cal])]
+        self.scoring = [x.to(device) for x in eval_batches(data, s.batch_size, index[n_cal:])]
+        self.subsets = {"calibration": n_cal, "scoring": len(index) - n_cal, "seed": s.subset_seed,
+                        "split": data.name}
+        self.cost = CostModel(self.bank, self.head)
+        self.anchor_log_p = self._anchor_log_p()
+        self._test: list | None = None
+
+    # -- scoring -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def logits(self, config: Mapping, batches: Iterable[torch.Tensor] | None = None) -> torch.Tensor:
+        """Deployed-head logits at ``config`` after BN re-estimation (bank left unchanged)."""
+        model = self.bank.model
+        was_training = model.training
+        with self.bank.use(config), preserved_bn_stats(model):
+            if self.settings.recalibrate_bn:
+                recalibrate_bn(model, self.calibration, forward=model.forward_features)
+            model.eval()
+            out = torch.cat([model(x, heads=[self.head])[self.head] for x in (batches or self.scoring)])
+        model.train(was_training)
+        return out.float()
+
+    def score(self, config: Mapping) -> CandidateScore:
+        """MACs, parameters and every UPEM metric of one configuration."""
+        config = self.run.space.check_config(config)
+        t0 = time.perf_counter()
+        upem = upem_scores(self.anchor_log_p, self.logits(config), METRICS)
+        return CandidateScore(dict(config), self.cost.macs(config), self.cost.params(config), upem,
+                              time.perf_counter() - t0, self.settings.metric)
+
+    def score_many(self, configs: Sequence[Mapping]) -> list[CandidateScore]:
+        return [self.score(c) for c in configs]
+
+    # -- ground truth --------------------------------------------------------------------------
+    def accuracy(self, config: Mapping) -> float:
+        """Top-1 accuracy on the labelled target test split, after the same BN re-estimation.
+
+        For reports and ranking checks only: the search never calls it.
+        """
+        labels: list[torch.Tensor] = []
+
+        def images():
+            for x, y in self._test_batches():
+                labels.append(y)
+                yield x
+
+        predicted = self.logits(self.run.space.check_config(config), images()).argmax(1).cpu()
+        return float((predicted == torch.cat(labels)).float().mean())
+
+    def _test_batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        from slimda_nas.data import eval_batches
+
+        device = self.run.device
+        if self._test is None:
+            test = self.run.data().target_test
+            batches = ((x.to(device), y) for x, y in eval_batches(test, self.settings.batch_size, with_labels=True))
+            if len(test) * self.calibration[0][0].numel() * 4 > _CACHE_LIMIT_BYTES:
+                return batches  # too big to keep: transformed again each time
+            self._test = list(batches)
+        return self._test
+
+    # -- anchor cache --------------------------------------------------------------------------
+    def cache_key(self) -> dict:
+        s = self.settings
+        return {"checkpoint": self.run.checkpoint_hash, "head": self.head, "anchor": self.anchor_config,
+                "subsets": self.subsets, "recalibrate_bn": s.recalibrate_bn, "task": self.run.task}
+
+    def _anchor_log_p(self) -> torch.Tensor:
+        key = self.cache_key()
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        path = self.run.run_dir / "cache" / f"anchor-{digest}.pt"
+        if self.cache and path.is_file():
+            try:
+                stored = torch.load(path, map_location="cpu", weights_only=True)
+                if stored.get("key") == key and len(stored["log_p"]) == self.subsets["scoring"]:
+                    return stored["log_p"].to(self.run.device)
+            except Exception:  # a damaged cache is recomputed, never trusted
+                pass
+        log_p = F.log_softmax(self.logits(self.anchor_config).double(), dim=1).float()
+        if self.cache:
+            try:
+                atomic_write(path, lambda f: torch.save({"key": key, "log_p": log_p.cpu()}, f))
+            except OSError:
+                pass  # read-only run folder: scores are still right, only slower next time
+        return log_p
+
+    def record(self) -> dict:
+        """Settings to store with every score (reproducibility)."""
+        return {"head": self.head, "metric": self.settings.metric, "anchor": self.anchor_config,
+                "subsets": self.subsets, "recalibrate_bn": self.settings.recalibrate_bn,
+                "checkpoint": self.run.checkpoint_hash}

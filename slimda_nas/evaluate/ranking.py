@@ -1,0 +1,72 @@
+"""How well UPEM ranks candidates: correlations with ground-truth accuracy (paper: Fig. 4)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from scipy import stats
+
+from slimda_nas.evaluate.evaluator import CandidateScore, Evaluator
+from slimda_nas.space import Config, SearchSpace
+
+
+def sample_across_macs(space: SearchSpace, n: int, seed: int = 0) -> list[Config]:
+    """``n`` configurations from the smallest to the largest model: each draws a level in
+    [0, 1] (stratified) and picks every unit's choice near that level, so the MACs range is
+    covered evenly rather than piled in the middle as uniform sampling does."""
+    rng = random.Random(seed)
+    configs = []
+    for i in range(n):
+        level = (i + rng.random()) / n
+        config = {}
+        for u in space.units:
+            top = len(u.choices) - 1
+            j = round(level * top + rng.gauss(0.0, 0.35 * max(top, 1) / 2))
+            config[u.name] = u.choices[min(top, max(0, j))]
+        configs.append(config)
+    return configs
+
+
+@dataclass
+class RankingResult:
+    """Correlations of -UPEM (higher is better) with accuracy over the scored configurations."""
+
+    scores: list[CandidateScore] = field(default_factory=list)
+    pearson: float = float("nan")
+    spearman: float = float("nan")
+    kendall: float = float("nan")
+    metric: str = "kl"
+
+    def to_dict(self) -> dict:
+        return {"metric": self.metric, "n": len(self.scores), "pearson": self.pearson,
+                "spearman": self.spearman, "kendall": self.kendall,
+                "candidates": [s.to_dict() for s in self.scores]}
+
+
+def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float, float]:
+    """(Pearson, Spearman, Kendall) between -UPEM and accuracy."""
+    neg = [-u for u in upem]
+    if len(set(neg)) < 2 or len(set(accuracy)) < 2:
+        return float("nan"), float("nan"), float("nan")
+    return (float(stats.pearsonr(neg, accuracy)[0]), float(stats.spearmanr(neg, accuracy)[0]),
+            float(stats.kendalltau(neg, accuracy)[0]))
+
+
+def ranking_check(
+    evaluator: Evaluator,
+    configs: list[Config],
+    on_progress: Callable[[int], None] | None = None,
+) -> RankingResult:
+    """Score UPEM and ground-truth accuracy of ``configs`` and correlate them."""
+    result = RankingResult(metric=evaluator.settings.metric)
+    for i, config in enumerate(configs):
+        score = evaluator.score(config)
+        score.accuracy = evaluator.accuracy(config)
+        result.scores.append(score)
+        if on_progress:
+            on_progress(i + 1)
+    result.pearson, result.spearman, result.kendall = correlations(
+        [s.value for s in result.scores], [s.accuracy for s in result.scores])
+    return result

@@ -1,0 +1,104 @@
+"""Baselines that need no Optuna sampler: the widest uniform width that fits, and AutoSlim-style
+greedy slimming guided by UPEM. Their evaluations are recorded as trials of their own study, so
+reports treat every searcher alike."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import create_trial
+
+from slimda_nas.errors import BudgetError
+from slimda_nas.evaluate.evaluator import CandidateScore
+from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.search.score_cache import ScoreCache, config_key
+from slimda_nas.search.worker import StudySpec, distributions
+from slimda_nas.space import SearchSpace
+
+
+class _Recorder:
+    """Scores through the shared cache and adds each configuration once to the study."""
+
+    def __init__(self, study, spec, space, cost, score, cache, on_trial=None) -> None:
+        self.study, self.spec, self.space, self.cost = study, spec, space, cost
+        self.score_fn, self.cache, self.on_trial = score, cache, on_trial
+        self.dists = distributions(space)
+        self.recorded = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
+        self.evaluations = sum(bool(t.user_attrs.get("evaluated")) for t in study.get_trials(deepcopy=False))
+
+    def score(self, indices: tuple[int, ...]) -> CandidateScore:
+        key = config_key(indices)
+        cached = self.cache.get(key)
+        config = self.space.from_indices(indices)
+        evaluated = cached is None
+        result = cached or self.score_fn(config)
+        if evaluated:
+            self.cache.put(key, result)
+            self.evaluations += 1
+        if key not in self.recorded:
+            macs = self.cost.macs(config)
+            trial = create_trial(
+                params=dict(zip(self.space.unit_names, indices)),
+                distributions=self.dists,
+                value=result.value,
+                user_attrs={"config": config, "macs": macs, "params": self.cost.params(config),
+                            "upem": result.upem, "key": key, "evaluated": evaluated,
+                            "duplicate": not evaluated, "sampler": self.spec.sampler},
+                system_attrs={"constraints:macs": float(macs - self.spec.budget_macs)},
+            )
+            self.study.add_trial(trial)
+            self.recorded.add(key)
+            if self.on_trial:
+                self.on_trial(trial)
+        return result
+
+
+def run_uniform(study: optuna.Study, spec: StudySpec, space: SearchSpace, cost: CostModel,
+                score: Callable[[dict], CandidateScore], cache: ScoreCache, on_trial=None) -> None:
+    """Score the widest uniform-width configuration within the budget."""
+    for ratio in sorted(space.uniform_ratios(), reverse=True):
+        config = space.uniform(ratio)
+        if cost.macs(config) <= spec.budget_macs:
+            _Recorder(study, spec, space, cost, score, cache, on_trial).score(space.to_indices(config))
+            return
+    raise BudgetError(f"budget {spec.budget}: no uniform-width configuration fits")
+
+
+def run_greedy(study: optuna.Study, spec: StudySpec, space: SearchSpace, cost: CostModel,
+               score: Callable[[dict], CandidateScore], cache: ScoreCache, on_trial=None) -> None:
+    """From the largest model, narrow one unit by one step at a time, taking the step that costs
+    the least UPEM per MAC saved, until the budget holds (AutoSlim's greedy slimming).
+
+    After ``spec.evaluations`` scores, the remaining steps follow MACs saved alone and only
+    the final configuration is scored.
+    """
+    rec = _Recorder(study, spec, space, cost, score, cache, on_trial)
+    current = list(space.to_indices(space.largest()))
+    current_score = rec.score(tuple(current))
+    macs = cost.macs(space.from_indices(current))
+    while macs > spec.budget_macs:
+        moves = []
+        for i, idx in enumerate(current):
+            if idx == 0:
+                continue
+            nxt = current.copy()
+            nxt[i] -= 1
+            saved = macs - cost.macs(space.from_indices(nxt))
+            if saved > 0:
+                moves.append((nxt, saved))
+        if not moves:
+            break
+        if rec.evaluations < spec.evaluations:
+            ranked = []
+            for nxt, saved in moves:
+                s = rec.score(tuple(nxt))
+                ranked.append(((s.value - current_score.value) / saved, nxt, s))
+            _, current, current_score = min(ranked, key=lambda r: (r[0], -sum(r[1])))
+        else:
+            current = max(moves, key=lambda m: m[1])[0]
+            current_score = None
+        macs = cost.macs(space.from_indices(current))
+    if current_score is None or math.isinf(current_score.value):
+        rec.score(tuple(current))

@@ -1,0 +1,75 @@
+"""Where studies live: a journal file in the run folder by default, or an RDB URL (PostgreSQL
+for several machines). SQLite is refused with several workers (SPEC 5)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+
+from slimda_nas.errors import UserError
+
+JOURNAL = "study.journal"
+
+
+class StorageError(UserError):
+    """The study storage cannot be opened or read."""
+
+
+def describe(spec: str | None, run_dir: Path) -> str:
+    return str(run_dir / JOURNAL) if spec is None else _redact(spec)
+
+
+def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.storages.BaseStorage:
+    """A journal file path (default ``runs/<name>/study.journal``) or an RDB URL."""
+    if spec is None or "://" not in spec:
+        path = Path(spec) if spec else run_dir / JOURNAL
+        return _journal(path)
+    scheme = spec.split("://", 1)[0].lower()
+    if scheme.startswith("sqlite") and workers > 1:
+        raise StorageError(
+            f"--storage {spec}: SQLite breaks with several worker processes (locked database, "
+            "crashed workers, trials left RUNNING); use the default journal file or a PostgreSQL URL"
+        )
+    if not scheme.startswith(("sqlite", "postgresql", "mysql")):
+        raise StorageError(f"--storage {_redact(spec)}: expected a journal file path or a sqlite/postgresql/mysql URL")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kwargs = {} if scheme.startswith("sqlite") else {
+                "heartbeat_interval": 30, "grace_period": 120,
+                "engine_kwargs": {"pool_pre_ping": True, "connect_args": _connect_args(scheme)},
+            }
+            return optuna.storages.RDBStorage(spec, **kwargs)
+    except Exception as e:  # sqlalchemy / driver errors: one line, no traceback
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"--storage {_redact(spec)}: cannot connect ({reason[:200]})") from None
+
+
+def _connect_args(scheme: str) -> dict:
+    return {"connect_timeout": 10} if scheme.startswith("postgresql") else {}
+
+
+def _journal(path: Path) -> optuna.storages.BaseStorage:
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return JournalStorage(backend)
+    except PermissionError:
+        raise StorageError(f"{path}: cannot write the study journal (permission denied)") from None
+    except (ValueError, KeyError, UnicodeDecodeError) as e:
+        raise StorageError(f"{path}: damaged or truncated study journal ({type(e).__name__}); "
+                           "move it away to start the search afresh") from None
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL."""
+    if "://" in url and "@" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

@@ -1,0 +1,185 @@
+"""One search process working on one study: propose, check MACs, score, tell.
+
+MACs are known before any UPEM evaluation, so an infeasible proposal costs nothing but a
+constraint entry; a configuration already scored (by any study or process of this run) reuses
+its score. ``--trials N`` counts UPEM evaluations: a trial may start one only while fewer than
+N evaluations exist or are running among the trials numbered before it, so several processes
+on one study stop at exactly N.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import optuna
+from optuna.distributions import IntDistribution
+from optuna.trial import TrialState
+
+from slimda_nas.evaluate.evaluator import CandidateScore
+from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.search.budget import Budget
+from slimda_nas.search.samplers import make_sampler
+from slimda_nas.search.score_cache import ScoreCache, config_key
+from slimda_nas.space import SearchSpace
+
+TPE_STARTUP = 10  # TPE's start-up trials, drawn feasible
+STALE_SECONDS = 600  # a RUNNING trial of another machine older than this is a dead worker's
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What one study searches: a sampler at a budget (or the MACs/UPEM front), N evaluations."""
+
+    name: str
+    sampler: str
+    seed: int
+    evaluations: int
+    budget: Budget | None = None
+    budget_macs: int | None = None   # None: multi-objective (MACs, UPEM)
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.budget_macs is None
+
+
+def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
+    """Widths are ordinal: each unit is an index into its ordered choices."""
+    return {u.name: IntDistribution(0, len(u.choices) - 1) for u in space.units}
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def counts(trials) -> tuple[int, int]:
+    """(UPEM evaluations finished, trials finished) in a study."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    return sum(bool(t.user_attrs.get("evaluated")) for t in done), len(done)
+
+
+def fail_dead_trials(study: optuna.Study) -> int:
+    """Mark RUNNING trials of dead workers FAIL (a killed search leaves them behind)."""
+    host = socket.gethostname()
+    failed = 0
+    now = time.time()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.system_attrs.get("worker", "")
+        h, _, pid = owner.partition(":")
+        dead = (h == host and pid.isdigit() and not _alive(int(pid))) or (
+            h != host and t.datetime_start is not None and now - t.datetime_start.timestamp() > STALE_SECONDS
+        ) or not owner
+        if dead:
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+            failed += 1
+    return failed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class StudyWorker:
+    """Runs the ask / MACs / score / tell loop of one process on one study."""
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        spec: StudySpec,
+        space: SearchSpace,
+        cost: CostModel,
+        score: Callable[[dict], CandidateScore],
+        cache: ScoreCache,
+        rank: int = 0,
+        on_trial: Callable[[optuna.trial.FrozenTrial | None], None] | None = None,
+    ) -> None:
+        self.study, self.spec, self.space, self.cost = study, spec, space, cost
+        self.score, self.cache, self.rank, self.on_trial = score, cache, rank, on_trial
+        self.dists = distributions(space)
+        self.units = space.unit_names
+
+    def fits(self, params: dict) -> bool:
+        config = self.space.from_indices([params[u] for u in self.units])
+        return self.cost.macs(config) <= self.spec.budget_macs
+
+    def run(self, max_proposals: int | None = None) -> None:
+        n = self.spec.evaluations
+        max_proposals = max_proposals or 20 * n + 100
+        proposals = 0
+        while proposals < max_proposals:
+            evaluated, _ = counts(self.study.get_trials(deepcopy=False))
+            if evaluated >= n:
+                return
+            self.step()
+            proposals += 1
+
+    def step(self) -> None:
+        spec = self.spec
+        number = len(self.study.get_trials(deepcopy=False))
+        seed = (spec.seed * 1_000_003 + self.rank * 7919 + number) % 2**31  # same history, same proposal
+        name = spec.sampler
+        if name == "tpe" and not spec.multi_objective and counts(self.study.get_trials(deepcopy=False))[0] < TPE_STARTUP:
+            # TPE's own start-up trials are uniform over the whole space: at 1/64 almost none
+            # fit. Starting from feasible random configurations gives it something to model.
+            name = "random"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.sampler = make_sampler(name, seed, self.dists, self.fits, spec.multi_objective)
+            trial = self.study.ask(self.dists)
+        storage = self.study._storage
+        storage.set_trial_system_attr(trial._trial_id, "worker", worker_id())
+        indices = [trial.params[u] for u in self.units]
+        config = self.space.from_indices(indices)
+        macs, params = self.cost.macs(config), self.cost.params(config)
+        for k, v in (("config", config), ("macs", macs), ("params", params), ("sampler", spec.sampler),
+                     ("proposer", name)):
+            trial.set_user_attr(k, v)
+        if not spec.multi_objective:
+            trial.set_constraint("macs", float(macs - spec.budget_macs))
+            if macs > spec.budget_macs:
+                self._tell(trial, math.inf, macs)
+                return
+        key = config_key(indices)
+        cached = self.cache.get(key)
+        if cached is not None:
+            trial.set_user_attr("upem", cached.upem)
+            trial.set_user_attr("duplicate", True)
+            self._tell(trial, cached.value, macs)
+            return
+        if not self._slot_free(trial.number):
+            trial.set_user_attr("overflow", True)  # N evaluations already exist or run elsewhere
+            self.study.tell(trial, state=TrialState.FAIL)
+            time.sleep(0.2)
+            return
+        score = self.score(config)
+        self.cache.put(key, score)
+        trial.set_user_attr("upem", score.upem)
+        trial.set_user_attr("seconds", score.seconds)
+        trial.set_user_attr("evaluated", True)
+        self._tell(trial, score.value, macs)
+
+    def _tell(self, trial, value: float, macs: int) -> None:
+        values = [float(macs), value] if self.spec.multi_objective else value
+        frozen = self.study.tell(trial, values)
+        if self.on_trial:
+            self.on_trial(frozen)
+
+    def _slot_free(self, number: int) -> bool:
+        before = 0
+        for t in self.study.get_trials(deepcopy=False):
+            if t.number >= number:
+                continue
+            if t.state == TrialState.RUNNING or (t.state == TrialState.COMPLETE and t.user_attrs.get("evaluated")):
+                before += 1
+        return before < self.spec.evaluations
