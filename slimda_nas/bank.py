@@ -12,7 +12,7 @@ from torch import nn
 from slimda_nas.backbones import SlimBackbone
 from slimda_nas.slim.materialize import materialize_widths
 from slimda_nas.slim.ops import active_widths, set_widths
-from slimda_nas.space import Config, SearchSpace
+from slimda_nas.space import SearchSpace
 
 
 @dataclass
@@ -34,8 +34,12 @@ class ModelBank:
             raise ValueError(f"deploy head {self.deploy_head!r} not in {self.model.head_names}")
 
     @classmethod
-    def build(cls, space: SearchSpace, num_classes: int, heads: Sequence[str] = ("fc",), **kwargs) -> ModelBank:
-        model = space.build(num_classes=num_classes, heads=heads, weights=kwargs.pop("weights", None))
+    def build(
+        cls, space: SearchSpace, num_classes: int, heads: Sequence[str] = ("fc",), **kwargs
+    ) -> ModelBank:
+        model = space.build(
+            num_classes=num_classes, heads=heads, weights=kwargs.pop("weights", None)
+        )
         return cls(space, model, **kwargs)
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
@@ -66,7 +70,8 @@ class ModelBank:
         )
 
 
-def materialize(bank: ModelBank, config: Mapping[str, float | int], head: str | None = None) -> nn.Module:
+def materialize(
+    bank: ModelBank, config: Mapping[str, float | int], head: str | None = None
+) -> nn.Module:
     """Standalone plain-PyTorch sub-network of ``bank`` at ``config`` (see :class:`ModelBank`)."""
     return bank.materialize(config, head)
-

@@ -52,11 +52,15 @@ class TrainedRun:
         return self._data
 
 
-def load_run(run_dir: str | Path, device: str = "auto", data_root: str | None = None) -> TrainedRun:
+def load_run(
+    run_dir: str | Path, device: str = "auto", data_root: str | None = None
+) -> TrainedRun:
     """Load a finished run; every problem is a one-line :class:`RunError` or CheckpointError."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise RunError(f"{run_dir}: no such run folder (train one with `slimda-nas train --config ...`)")
+        raise RunError(
+            f"{run_dir}: no such run folder (train one with `slimda-nas train --config ...`)"
+        )
     ckpt = run_dir / CHECKPOINT
     if not ckpt.is_file():
         raise RunError(f"{run_dir}: no {CHECKPOINT} (training has not written one yet)")
@@ -67,11 +71,20 @@ def load_run(run_dir: str | Path, device: str = "auto", data_root: str | None = 
             f"{ckpt}: training stopped at iteration {state['iteration']} of {config.iterations}; "
             f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
         )
-    space = space_from_dict(state["space"], source=config.space)  # as trained, even if the file changed since
+    space = space_from_dict(
+        state["space"], source=config.space
+    )  # as trained, even if the file changed since
     if space.hash != state["space_hash"]:
         raise RunError(f"{ckpt}: the stored search space does not match its hash")
-    bank = ModelBank.build(space, len(state["classes"]), heads=tuple(state.get("heads", HEADS)),
-                           classes=state["classes"], deploy_head=state["deploy_head"])
+    bank = ModelBank.build(
+        space,
+        len(state["classes"]),
+        heads=tuple(state.get("heads", HEADS)),
+        classes=state["classes"],
+        deploy_head=state["deploy_head"],
+    )
     bank.model.load_state_dict(state["model"])
     bank.model.to(resolve_device(device)).eval()
-    return TrainedRun(run_dir, config, bank, file_hash(ckpt), state["method"], state["task"], data_root)
+    return TrainedRun(
+        run_dir, config, bank, file_hash(ckpt), state["method"], state["task"], data_root
+    )

@@ -58,9 +58,39 @@ def tiny_run_config(tmp_path: Path, task: str, **changes):
     from slimda_nas.train.config import RunConfig
 
     values = dict(
-        name="tiny", task=task, space=str(SPACES / "digits_cnn.yaml"), iterations=8, batch_size=4,
-        models_per_step=3, device="cpu", checkpoint_every=2, log_every=2, eval_every=4,
-        eval_images=12, calibration_images=12, out=str(tmp_path / "run"),
+        name="tiny",
+        task=task,
+        space=str(SPACES / "digits_cnn.yaml"),
+        iterations=8,
+        batch_size=4,
+        models_per_step=3,
+        device="cpu",
+        checkpoint_every=2,
+        log_every=2,
+        eval_every=4,
+        eval_images=12,
+        calibration_images=12,
+        out=str(tmp_path / "run"),
     )
     values.update(changes)
     return RunConfig(**values).replace()
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory) -> Path:
+    """A finished tiny training run (trained once per test session)."""
+    from slimda_nas.train.loop import train_bank
+
+    base = tmp_path_factory.mktemp("tiny_run")
+    root = make_folder_domains(base / "tiny")
+    cfg = tiny_run_config(base, f"folder:{root / 'A'}->folder:{root / 'B'}", iterations=6)
+    train_bank(cfg, show_progress=False)
+    return cfg.run_dir
+
+
+def copy_run(run_dir: Path, dest: Path) -> Path:
+    """A private copy of a run folder, for tests that write into it."""
+    import shutil
+
+    shutil.copytree(run_dir, dest)
+    return dest

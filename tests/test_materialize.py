@@ -26,7 +26,9 @@ def _randomize_bn(model):
 @pytest.fixture(scope="module")
 def bank():
     torch.manual_seed(0)
-    b = ModelBank.build(load_space(SPACES / "digits_cnn.yaml"), 10, heads=("cs", "ct", "ca"), deploy_head="ca")
+    b = ModelBank.build(
+        load_space(SPACES / "digits_cnn.yaml"), 10, heads=("cs", "ct", "ca"), deploy_head="ca"
+    )
     _randomize_bn(b.model)
     b.model.eval()
     return b
@@ -50,7 +52,12 @@ def test_materialized_is_plain_and_independent(bank):
     plain = materialize(bank, config, head="ct")
     assert not any(isinstance(m, SLIM_LAYERS) for m in plain.modules())
     assert plain.head_names == ("ct",) and not hasattr(plain, "ca")
-    assert {type(m) for m in plain.modules()} & {nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d}
+    assert {type(m) for m in plain.modules()} & {
+        nn.Conv2d,
+        nn.Linear,
+        nn.BatchNorm2d,
+        nn.BatchNorm1d,
+    }
     with torch.no_grad():
         for p in plain.parameters():
             p.add_(1.0)

@@ -6,7 +6,6 @@ import os
 from collections.abc import Sequence
 
 import torch
-
 from torch import Tensor, nn
 
 from slimda_nas.errors import CheckpointError
@@ -96,11 +95,14 @@ def load_dense_state_dict(
             f"(is this a {type(model).__name__} checkpoint?)"
         )
     leftover = [
-        k for k in state_dict
+        k
+        for k in state_dict
         if k not in own and not (classifier and k.split(".", 1)[0] == classifier)
     ]
     if leftover:
-        raise CheckpointError(f"{source}: unexpected tensor {leftover[0]!r} for {type(model).__name__}")
+        raise CheckpointError(
+            f"{source}: unexpected tensor {leftover[0]!r} for {type(model).__name__}"
+        )
     to_load = {}
     for k, v in state_dict.items():
         if k not in own:

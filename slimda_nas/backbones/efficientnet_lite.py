@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from slimda_nas.backbones._base import SlimBackbone, load_dense_state_dict
+from slimda_nas.backbones._base import SlimBackbone, load_dense_state_dict, read_state_dict_file
 from slimda_nas.backbones._registry import register_backbone
-from slimda_nas.backbones._base import read_state_dict_file
 from slimda_nas.slim.ops import SlimBatchNorm2d, SlimConv2d
 
 _BN_EPS = 1e-3

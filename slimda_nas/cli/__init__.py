@@ -54,13 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slimda-nas {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        print(f"slimda-nas {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(
+            f"slimda-nas {args.command}: interrupted; re-run the same command to resume",
+            file=sys.stderr,
+        )
         return 130
     except Exception as e:  # a bug, not bad input: say so in one line unless debugging
         if debug:
             raise
-        print(f"slimda-nas {args.command}: internal error: {type(e).__name__}: {e} "
-              "(re-run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"slimda-nas {args.command}: internal error: {type(e).__name__}: {e} "
+            "(re-run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

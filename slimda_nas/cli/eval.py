@@ -14,13 +14,24 @@ from slimda_nas.errors import ConfigError
 def add_eval_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``search``: how a candidate is scored."""
     g = p.add_argument_group("scoring (UPEM)")
-    g.add_argument("--metric", default="kl", choices=("kl", "js", "tv", "disagreement"), help="UPEM objective")
+    g.add_argument(
+        "--metric", default="kl", choices=("kl", "js", "tv", "disagreement"), help="UPEM objective"
+    )
     g.add_argument("--head", help="head to deploy and score (default: the bank's, ca for slimda)")
-    g.add_argument("--calibration-images", type=int, default=1000, help="target images for BN re-estimation")
-    g.add_argument("--scoring-images", type=int, default=1000, help="target images UPEM is measured on")
+    g.add_argument(
+        "--calibration-images", type=int, default=1000, help="target images for BN re-estimation"
+    )
+    g.add_argument(
+        "--scoring-images", type=int, default=1000, help="target images UPEM is measured on"
+    )
     g.add_argument("--subset-seed", type=int, default=0, help="seed of the fixed target subsets")
-    g.add_argument("--anchor", type=Path, help="anchor configuration file (default: the largest model)")
-    g.add_argument("--no-bn-recal", action="store_true", help="skip BN re-estimation (for ablations)")
+    g.add_argument("--batch-size", type=int, default=500, help="images per forward pass when scoring")
+    g.add_argument(
+        "--anchor", type=Path, help="anchor configuration file (default: the largest model)"
+    )
+    g.add_argument(
+        "--no-bn-recal", action="store_true", help="skip BN re-estimation (for ablations)"
+    )
     g.add_argument("--device", default="auto")
     g.add_argument("--data-root", help="data folder (default: the run's, then $SLIMDA_NAS_DATA)")
 
@@ -33,7 +44,12 @@ def register(sub) -> None:
     which.add_argument("--uniform", type=float, help="every unit at this width ratio")
     which.add_argument("--largest", action="store_true")
     which.add_argument("--smallest", action="store_true")
-    which.add_argument("--ranking", type=int, metavar="N", help="rank check: N configurations across the MACs range")
+    which.add_argument(
+        "--ranking",
+        type=int,
+        metavar="N",
+        help="rank check: N configurations across the MACs range",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of --ranking's configurations")
     add_eval_options(p)
     p.set_defaults(handler=_run)
@@ -47,9 +63,13 @@ def build_evaluator(args: argparse.Namespace):
     run = load_run(args.run, device=args.device, data_root=args.data_root)
     anchor = load_config(args.anchor, run.space) if args.anchor else None
     settings = EvalSettings(
-        calibration_images=args.calibration_images, scoring_images=args.scoring_images,
-        subset_seed=args.subset_seed, head=args.head, metric=args.metric,
-        recalibrate_bn=not args.no_bn_recal, anchor=anchor,
+        calibration_images=args.calibration_images,
+        scoring_images=args.scoring_images,
+        subset_seed=args.subset_seed,
+        head=args.head,
+        metric=args.metric,
+        recalibrate_bn=not args.no_bn_recal,
+        anchor=anchor,
     )
     return run, Evaluator(run, settings)
 
@@ -69,7 +89,9 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--uniform: expected a width ratio in (0, 1], got {args.uniform}")
         config, label = space.uniform(args.uniform), f"uniform {args.uniform:g}"
     else:
-        config, label = (space.largest(), "largest") if args.largest else (space.smallest(), "smallest")
+        config, label = (
+            (space.largest(), "largest") if args.largest else (space.smallest(), "smallest")
+        )
     score = evaluator.score(config)
     acc = _accuracy(evaluator, config)
     anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
@@ -79,12 +101,16 @@ def _run(args: argparse.Namespace) -> int:
     t.add_row("MACs (thop)", f"{score.macs:,}  ({score.macs / anchor_macs:.4f} of anchor)")
     t.add_row("parameters", f"{score.params:,}")
     for m, v in score.upem.items():
-        t.add_row(f"UPEM {m}" + (" (objective)" if m == evaluator.settings.metric else ""), f"{v:.5f}")
+        t.add_row(
+            f"UPEM {m}" + (" (objective)" if m == evaluator.settings.metric else ""), f"{v:.5f}"
+        )
     if acc is not None:
         t.add_row("accuracy, target test (ground truth: the search never sees it)", f"{acc:.2%}")
     t.add_row("seconds to score", f"{score.seconds:.3f}")
     console.print(t)
-    console.print(f"subsets: {evaluator.subsets}; BN re-estimation {'on' if evaluator.settings.recalibrate_bn else 'OFF'}")
+    console.print(
+        f"subsets: {evaluator.subsets}; BN re-estimation {'on' if evaluator.settings.recalibrate_bn else 'OFF'}"
+    )
     return 0
 
 
@@ -110,12 +136,18 @@ def _ranking(args, run, evaluator, console) -> int:
         task = progress.add_task("scoring UPEM and accuracy", total=len(configs))
         result = ranking_check(evaluator, configs, lambda i: progress.update(task, completed=i))
     suffix = "" if evaluator.settings.recalibrate_bn else "-no-bn-recal"
-    out = write_json(run.run_dir / f"ranking{suffix}.json", {**result.to_dict(), "settings": evaluator.record()})
-    t = Table(title=f"UPEM ({result.metric}) vs target accuracy over {len(configs)} configurations")
+    out = write_json(
+        run.run_dir / f"ranking{suffix}.json", {**result.to_dict(), "settings": evaluator.record()}
+    )
+    t = Table(
+        title=f"UPEM ({result.metric}) vs target accuracy over {len(configs)} configurations"
+    )
     for col in ("Pearson", "Spearman", "Kendall"):
         t.add_column(col, justify="right")
     t.add_row(f"{result.pearson:.3f}", f"{result.spearman:.3f}", f"{result.kendall:.3f}")
     console.print(t)
     mean_s = sum(s.seconds for s in result.scores) / len(result.scores)
-    console.print(f"correlations of -UPEM with accuracy; {mean_s:.3f} s per candidate (UPEM); written to {out}")
+    console.print(
+        f"correlations of -UPEM with accuracy; {mean_s:.3f} s per candidate (UPEM); written to {out}"
+    )
     return 0

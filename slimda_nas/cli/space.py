@@ -18,16 +18,27 @@ def register(sub) -> None:
     init = ssub.add_parser("init", help="write a commented default space for a backbone")
     init.add_argument("--backbone", required=True)
     init.add_argument("--out", type=Path, help="file to write (default: print to stdout)")
-    init.add_argument("--input-size", type=int, help="input size in pixels (default: the backbone's)")
+    init.add_argument(
+        "--input-size", type=int, help="input size in pixels (default: the backbone's)"
+    )
     init.add_argument("--force", action="store_true", help="overwrite an existing --out file")
     init.set_defaults(handler=_init)
 
-    for name, fn, text in (("show", _show, "table of units, choices and MACs"), ("validate", _validate, "check a file")):
+    for name, fn, text in (
+        ("show", _show, "table of units, choices and MACs"),
+        ("validate", _validate, "check a file"),
+    ):
         q = ssub.add_parser(name, help=text)
         q.add_argument("file", type=Path)
-        q.add_argument("--budget", help="also report the feasible fraction at this budget (e.g. 1/64)")
-        q.add_argument("--num-classes", type=int, default=10, help="classes of the head counted in MACs")
-        q.add_argument("--samples", type=int, default=2000, help="random configurations drawn for --budget")
+        q.add_argument(
+            "--budget", help="also report the feasible fraction at this budget (e.g. 1/64)"
+        )
+        q.add_argument(
+            "--num-classes", type=int, default=10, help="classes of the head counted in MACs"
+        )
+        q.add_argument(
+            "--samples", type=int, default=2000, help="random configurations drawn for --budget"
+        )
         q.set_defaults(handler=fn)
 
 
@@ -72,7 +83,9 @@ def _budget_line(s) -> str:
     if s.budget is None:
         return ""
     if not s.reachable:
-        return f"budget {s.budget}: unreachable: " + unreachable_message(s.budget, s.smallest_macs, s.largest_macs)
+        return f"budget {s.budget}: unreachable: " + unreachable_message(
+            s.budget, s.smallest_macs, s.largest_macs
+        )
     return (
         f"budget {s.budget} = {s.budget_macs:,} MACs: reachable (smallest model is "
         f"{format_fraction(s.smallest_fraction)}); {s.feasible_fraction:.1%} of {s.samples} random "
@@ -85,13 +98,17 @@ def _show(args: argparse.Namespace) -> int:
 
     s = _summary(args)
     console = Console()
-    t = Table(title=f"{args.file}  ({s.space.backbone}, input {s.space.input_channels}x{s.space.input_size}x{s.space.input_size})")
+    t = Table(
+        title=f"{args.file}  ({s.space.backbone}, input {s.space.input_channels}x{s.space.input_size}x{s.space.input_size})"
+    )
     t.add_column("unit")
     t.add_column("layers", justify="right")
     t.add_column("full", justify="right")
     t.add_column("channel choices")
     for u in s.space.units:
-        t.add_row(u.name, str(len(u.layers)), str(u.full), " ".join(str(c) for c in u.channel_choices))
+        t.add_row(
+            u.name, str(len(u.layers)), str(u.full), " ".join(str(c) for c in u.channel_choices)
+        )
     console.print(t)
     m = Table(title=f"MACs (thop, batch 1, {s.num_classes}-class head)")
     m.add_column("configuration")

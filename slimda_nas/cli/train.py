@@ -16,7 +16,9 @@ def register(sub) -> None:
     p.add_argument("--iterations", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--data-root", help="data folder (default $SLIMDA_NAS_DATA, then the cache folder)")
+    p.add_argument(
+        "--data-root", help="data folder (default $SLIMDA_NAS_DATA, then the cache folder)"
+    )
     p.add_argument("--weights", help="pretrained weights: imagenet or a state_dict path")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run)
@@ -28,14 +30,22 @@ def _run(args: argparse.Namespace) -> int:
     from slimda_nas.train.config import load_run_config
     from slimda_nas.train.loop import train_bank
 
-    overrides = {k: getattr(args, k) for k in ("name", "out", "method", "iterations", "seed", "device", "weights")}
+    overrides = {
+        k: getattr(args, k)
+        for k in ("name", "out", "method", "iterations", "seed", "device", "weights")
+    }
     overrides["data_root"] = args.data_root
     cfg = load_run_config(args.config, **overrides)
     result = train_bank(cfg, resume=True if args.resume else None, show_progress=not args.quiet)
     console = Console()
-    console.print(f"bank written to {result.checkpoint} ({result.iterations} iterations"
-                  + (f", resumed from {result.resumed_from}" if result.resumed_from else "") + ")")
+    console.print(
+        f"bank written to {result.checkpoint} ({result.iterations} iterations"
+        + (f", resumed from {result.resumed_from}" if result.resumed_from else "")
+        + ")"
+    )
     for name, heads in result.accuracy.items():
         text = ", ".join(f"{h} {v:.2%}" for h, v in heads.items())
-        console.print(f"target accuracy of the {name} model (ground truth, never used for training): {text}")
+        console.print(
+            f"target accuracy of the {name} model (ground truth, never used for training): {text}"
+        )
     return 0

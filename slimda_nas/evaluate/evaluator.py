@@ -34,17 +34,38 @@ class EvalSettings:
     scoring_images: int = 1000
     subset_seed: int = 0
     batch_size: int = 500
-    head: str | None = None           # default: the bank's deployed head
-    metric: str = "kl"                # the objective; every metric is reported
+    head: str | None = None  # default: the bank's deployed head
+    metric: str = "kl"  # the objective; every metric is reported
     recalibrate_bn: bool = True
     anchor: Mapping[str, float | int] | None = None  # default: the largest configuration
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
-            raise ConfigError(f"UPEM metric: expected one of {', '.join(METRICS)}, got {self.metric!r}")
+            raise ConfigError(
+                f"UPEM metric: expected one of {', '.join(METRICS)}, got {self.metric!r}"
+            )
         for name in ("calibration_images", "scoring_images", "batch_size"):
             if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}")
+                raise ConfigError(
+                    f"{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}"
+                )
+
+
+    @classmethod
+    def from_record(cls, record: dict) -> EvalSettings:
+        """The settings that reproduce a recorded :meth:`Evaluator.record` (e.g. for exports)."""
+        subsets = record.get("subsets") or {}
+        d = cls()
+        return cls(
+            calibration_images=int(subsets.get("calibration", d.calibration_images)),
+            scoring_images=int(subsets.get("scoring", d.scoring_images)),
+            subset_seed=int(subsets.get("seed", d.subset_seed)),
+            batch_size=int(subsets.get("batch_size", d.batch_size)),
+            head=record.get("head"),
+            metric=record.get("metric", d.metric),
+            recalibrate_bn=bool(record.get("recalibrate_bn", True)),
+            anchor=record.get("anchor"),
+        )
 
 
 @dataclass
@@ -55,7 +76,7 @@ class CandidateScore:
     upem: dict[str, float]
     seconds: float
     metric: str = "kl"
-    accuracy: float | None = None     # ground truth, for reports only
+    accuracy: float | None = None  # ground truth, for reports only
 
     @property
     def value(self) -> float:
@@ -75,31 +96,47 @@ class Evaluator:
     cache: bool = True
 
     def __post_init__(self) -> None:
-        from slimda_nas.data import eval_batches, fixed_subset
+        from slimda_nas.data import fixed_subset
 
         s = self.settings
         self.bank = self.run.bank
         self.head = s.head or self.bank.deploy_head
         if self.head not in self.bank.model.head_names:
-            raise ConfigError(f"head: expected one of {', '.join(self.bank.model.head_names)}, got {self.head!r}")
-        self.anchor_config = self.run.space.check_config(s.anchor or self.run.space.largest(), origin="anchor")
+            raise ConfigError(
+                f"head: expected one of {', '.join(self.bank.model.head_names)}, got {self.head!r}"
+            )
+        self.anchor_config = self.run.space.check_config(
+            s.anchor or self.run.space.largest(), origin="anchor"
+        )
         data = self.run.data().target_train  # unlabelled view: reading labels here would raise
         index = fixed_subset(data, s.calibration_images + s.scoring_images, seed=s.subset_seed)
         if len(index) < 2:
             raise ConfigError(f"{data.name}: too few target images to score ({len(index)})")
         n_cal = min(s.calibration_images, len(index) // 2)
         device = self.run.device
-        self.calibration = [x.to(device) for x in eval_batches(data, s.batch_size, index[:n_cal])]
-        self.scoring = [x.to(device) for x in eval_batches(data, s.batch_size, index[n_cal:])]
-        self.subsets = {"calibration": n_cal, "scoring": len(index) - n_cal, "seed": s.subset_seed,
-                        "split": data.name}
+        self.calibration = [
+            data.eval_batch(part).to(device) for part in _even_split(index[:n_cal], s.batch_size)
+        ]
+        self.scoring = [
+            data.eval_batch(part).to(device) for part in _even_split(index[n_cal:], s.batch_size)
+        ]
+        # BN re-estimation averages per batch, so the batch size is part of what a score means.
+        self.subsets = {
+            "calibration": n_cal,
+            "scoring": len(index) - n_cal,
+            "seed": s.subset_seed,
+            "split": data.name,
+            "batch_size": s.batch_size,
+        }
         self.cost = CostModel(self.bank, self.head)
         self.anchor_log_p = self._anchor_log_p()
         self._test: list | None = None
 
     # -- scoring -------------------------------------------------------------------------------
     @torch.no_grad()
-    def logits(self, config: Mapping, batches: Iterable[torch.Tensor] | None = None) -> torch.Tensor:
+    def logits(
+        self, config: Mapping, batches: Iterable[torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Deployed-head logits at ``config`` after BN re-estimation (bank left unchanged)."""
         model = self.bank.model
         was_training = model.training
@@ -107,7 +144,9 @@ class Evaluator:
             if self.settings.recalibrate_bn:
                 recalibrate_bn(model, self.calibration, forward=model.forward_features)
             model.eval()
-            out = torch.cat([model(x, heads=[self.head])[self.head] for x in (batches or self.scoring)])
+            out = torch.cat(
+                [model(x, heads=[self.head])[self.head] for x in (batches or self.scoring)]
+            )
         model.train(was_training)
         return out.float()
 
@@ -116,8 +155,14 @@ class Evaluator:
         config = self.run.space.check_config(config)
         t0 = time.perf_counter()
         upem = upem_scores(self.anchor_log_p, self.logits(config), METRICS)
-        return CandidateScore(dict(config), self.cost.macs(config), self.cost.params(config), upem,
-                              time.perf_counter() - t0, self.settings.metric)
+        return CandidateScore(
+            dict(config),
+            self.cost.macs(config),
+            self.cost.params(config),
+            upem,
+            time.perf_counter() - t0,
+            self.settings.metric,
+        )
 
     def score_many(self, configs: Sequence[Mapping]) -> list[CandidateScore]:
         return [self.score(c) for c in configs]
@@ -144,7 +189,10 @@ class Evaluator:
         device = self.run.device
         if self._test is None:
             test = self.run.data().target_test
-            batches = ((x.to(device), y) for x, y in eval_batches(test, self.settings.batch_size, with_labels=True))
+            batches = (
+                (x.to(device), y)
+                for x, y in eval_batches(test, self.settings.batch_size, with_labels=True)
+            )
             if len(test) * self.calibration[0][0].numel() * 4 > _CACHE_LIMIT_BYTES:
                 return batches  # too big to keep: transformed again each time
             self._test = list(batches)
@@ -153,8 +201,14 @@ class Evaluator:
     # -- anchor cache --------------------------------------------------------------------------
     def cache_key(self) -> dict:
         s = self.settings
-        return {"checkpoint": self.run.checkpoint_hash, "head": self.head, "anchor": self.anchor_config,
-                "subsets": self.subsets, "recalibrate_bn": s.recalibrate_bn, "task": self.run.task}
+        return {
+            "checkpoint": self.run.checkpoint_hash,
+            "head": self.head,
+            "anchor": self.anchor_config,
+            "subsets": self.subsets,
+            "recalibrate_bn": s.recalibrate_bn,
+            "task": self.run.task,
+        }
 
     def _anchor_log_p(self) -> torch.Tensor:
         key = self.cache_key()
@@ -177,6 +231,16 @@ class Evaluator:
 
     def record(self) -> dict:
         """Settings to store with every score (reproducibility)."""
-        return {"head": self.head, "metric": self.settings.metric, "anchor": self.anchor_config,
-                "subsets": self.subsets, "recalibrate_bn": self.settings.recalibrate_bn,
-                "checkpoint": self.run.checkpoint_hash}
+        return {
+            "head": self.head,
+            "metric": self.settings.metric,
+            "anchor": self.anchor_config,
+            "subsets": self.subsets,
+            "recalibrate_bn": self.settings.recalibrate_bn,
+            "checkpoint": self.run.checkpoint_hash,
+        }
+
+
+def _even_split(index: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
+    """Batches of near-equal size (never a lone image, which batch norm cannot normalise)."""
+    return torch.tensor_split(index, max(1, -(-len(index) // batch_size)))

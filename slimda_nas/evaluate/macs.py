@@ -21,7 +21,14 @@ from torch import nn
 from slimda_nas.bank import ModelBank
 from slimda_nas.slim.ops import SlimBatchNorm1d, SlimBatchNorm2d, SlimConv2d, SlimLinear
 
-_COUNTED = (SlimConv2d, SlimBatchNorm1d, SlimBatchNorm2d, SlimLinear, nn.AdaptiveAvgPool2d, nn.AvgPool2d)
+_COUNTED = (
+    SlimConv2d,
+    SlimBatchNorm1d,
+    SlimBatchNorm2d,
+    SlimLinear,
+    nn.AdaptiveAvgPool2d,
+    nn.AvgPool2d,
+)
 
 
 def _thop_counts(module: nn.Module) -> bool:
@@ -54,13 +61,13 @@ def count_macs(bank: ModelBank, config: Mapping[str, float | int], head: str | N
 
 @dataclass(frozen=True)
 class _Layer:
-    kind: str            # conv | bn | linear | adaptive_avgpool | avgpool
-    in_dep: tuple        # (unit or None, scale, full value)
+    kind: str  # conv | bn | linear | adaptive_avgpool | avgpool
+    in_dep: tuple  # (unit or None, scale, full value)
     out_dep: tuple
-    spatial_out: int     # product of the output's trailing dims (batch 1)
+    spatial_out: int  # product of the output's trailing dims (batch 1)
     spatial_in: int
-    kernel: int          # conv kernel numel
-    per_group_in: int    # conv: input channels per group (0 for groups == 1)
+    kernel: int  # conv kernel numel
+    per_group_in: int  # conv: input channels per group (0 for groups == 1)
     affine: bool
     bias: bool
 
@@ -94,16 +101,27 @@ class CostModel:
                             raise NotImplementedError(f"{name}: {side} width follows two units")
                         scale, rem = divmod(old, unit.full)
                         if rem or new != unit.channel_choices[0] * scale:
-                            raise NotImplementedError(f"{name}: {side} width is not a multiple of {unit.name}")
+                            raise NotImplementedError(
+                                f"{name}: {side} width is not a multiple of {unit.name}"
+                            )
                         deps[name][side] = (unit.name, scale, old)
         self._layers: list[_Layer] = []
         for name, (cin, cout, spatial_in, spatial_out, module) in base.items():
             d = deps[name]
             kind, kernel, per_group, affine, bias = self._describe(module)
-            self._layers.append(_Layer(
-                kind, d.get("in", (None, 1, cin)), d.get("out", (None, 1, cout)),
-                spatial_out, spatial_in, kernel, per_group, affine, bias,
-            ))
+            self._layers.append(
+                _Layer(
+                    kind,
+                    d.get("in", (None, 1, cin)),
+                    d.get("out", (None, 1, cout)),
+                    spatial_out,
+                    spatial_in,
+                    kernel,
+                    per_group,
+                    affine,
+                    bias,
+                )
+            )
 
     @staticmethod
     def _describe(m: nn.Module) -> tuple[str, int, int, bool, bool]:
@@ -130,6 +148,7 @@ class CostModel:
             if name.split(".", 1)[0] in skip:
                 continue
             if isinstance(m, _COUNTED):
+
                 def hook(mod, x, y, name=name):
                     xi = x[0]
                     seen[name] = (xi.shape[1], y.shape[1], xi[0, 0].numel(), y[0, 0].numel(), mod)
@@ -141,7 +160,9 @@ class CostModel:
         bank.model.eval()
         try:
             with bank.use(config):
-                bank.model(bank.example_input(), heads=[h for h in bank.model.head_names if h not in skip])
+                bank.model(
+                    bank.example_input(), heads=[h for h in bank.model.head_names if h not in skip]
+                )
         finally:
             bank.model.train(was)
             for h in hooks:

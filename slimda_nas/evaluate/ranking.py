@@ -40,9 +40,14 @@ class RankingResult:
     metric: str = "kl"
 
     def to_dict(self) -> dict:
-        return {"metric": self.metric, "n": len(self.scores), "pearson": self.pearson,
-                "spearman": self.spearman, "kendall": self.kendall,
-                "candidates": [s.to_dict() for s in self.scores]}
+        return {
+            "metric": self.metric,
+            "n": len(self.scores),
+            "pearson": self.pearson,
+            "spearman": self.spearman,
+            "kendall": self.kendall,
+            "candidates": [s.to_dict() for s in self.scores],
+        }
 
 
 def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float, float]:
@@ -50,8 +55,11 @@ def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float
     neg = [-u for u in upem]
     if len(set(neg)) < 2 or len(set(accuracy)) < 2:
         return float("nan"), float("nan"), float("nan")
-    return (float(stats.pearsonr(neg, accuracy)[0]), float(stats.spearmanr(neg, accuracy)[0]),
-            float(stats.kendalltau(neg, accuracy)[0]))
+    return (
+        float(stats.pearsonr(neg, accuracy)[0]),
+        float(stats.spearmanr(neg, accuracy)[0]),
+        float(stats.kendalltau(neg, accuracy)[0]),
+    )
 
 
 def ranking_check(
@@ -68,5 +76,6 @@ def ranking_check(
         if on_progress:
             on_progress(i + 1)
     result.pearson, result.spearman, result.kendall = correlations(
-        [s.value for s in result.scores], [s.accuracy for s in result.scores])
+        [s.value for s in result.scores], [s.accuracy for s in result.scores]
+    )
     return result

@@ -20,7 +20,9 @@ def discrepancy(anchor_log_p: Tensor, log_q: Tensor, metric: str = "kl") -> Tens
     if metric == "js":
         p, q = anchor_log_p.exp(), log_q.exp()
         log_m = torch.log((0.5 * (p + q)).clamp_min(1e-30))
-        return 0.5 * (p * (anchor_log_p - log_m)).sum(dim=1) + 0.5 * (q * (log_q - log_m)).sum(dim=1)
+        return 0.5 * (p * (anchor_log_p - log_m)).sum(dim=1) + 0.5 * (q * (log_q - log_m)).sum(
+            dim=1
+        )
     if metric == "tv":
         return 0.5 * (anchor_log_p.exp() - log_q.exp()).abs().sum(dim=1)
     if metric == "disagreement":

@@ -26,7 +26,9 @@ def _halves(v: Tensor) -> tuple[Tensor, Tensor]:
     return torch.logsumexp(log_p[:, :k], dim=1), torch.logsumexp(log_p[:, k:], dim=1)
 
 
-def symnet_classifier_loss(s_src: Tensor, t_src: Tensor, s_tgt: Tensor, t_tgt: Tensor, y: Tensor) -> dict[str, Tensor]:
+def symnet_classifier_loss(
+    s_src: Tensor, t_src: Tensor, s_tgt: Tensor, t_tgt: Tensor, y: Tensor
+) -> dict[str, Tensor]:
     """L_C, the classifier side (updates Cs and Ct only).
 
     Cs and Ct are both trained on source labels; the 2K-way softmax learns to put source images
@@ -63,7 +65,9 @@ def folded_probabilities(s_logits: Tensor, t_logits: Tensor) -> Tensor:
     return p[:, :k] + p[:, k:]
 
 
-def seed_target(probs: Sequence[Tensor], temperature: float = 0.5, confidence: str = "max") -> Tensor:
+def seed_target(
+    probs: Sequence[Tensor], temperature: float = 0.5, confidence: str = "max"
+) -> Tensor:
     """The distillation target of Stochastic Ensemble Distillation (detached).
 
     Each sampled model's prediction is weighted per image by its confidence (top probability,

@@ -18,7 +18,9 @@ class SlimDA(Method):
     trained_heads = HEADS
     default_deploy_head = "ca"
 
-    def __init__(self, temperature: float = 0.5, weight: float = 1.0, confidence: str = "max") -> None:
+    def __init__(
+        self, temperature: float = 0.5, weight: float = 1.0, confidence: str = "max"
+    ) -> None:
         self.temperature = temperature
         self.weight = weight
         self.confidence = confidence

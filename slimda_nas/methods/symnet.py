@@ -23,10 +23,18 @@ class SymNet(Method):
     def confusion_terms(model, f_src, f_tgt, y_src, progress):
         # The two sides get the same logits with different detachments: L_C reaches only the
         # heads, L_G only the backbone (SPEC 2.1; a gradient-reversal layer is not equivalent).
-        heads = [head_only(model.cs, f_src), head_only(model.ct, f_src),
-                 head_only(model.cs, f_tgt), head_only(model.ct, f_tgt)]
+        heads = [
+            head_only(model.cs, f_src),
+            head_only(model.ct, f_src),
+            head_only(model.cs, f_tgt),
+            head_only(model.ct, f_tgt),
+        ]
         terms = symnet_classifier_loss(*heads, y_src)
-        feats = [features_only(model.cs, f_src), features_only(model.ct, f_src),
-                 features_only(model.cs, f_tgt), features_only(model.ct, f_tgt)]
+        feats = [
+            features_only(model.cs, f_src),
+            features_only(model.ct, f_src),
+            features_only(model.cs, f_tgt),
+            features_only(model.ct, f_tgt),
+        ]
         terms.update(symnet_feature_loss(*feats, y_src, confusion_lambda(progress)))
         return terms

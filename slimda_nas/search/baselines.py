@@ -26,26 +26,34 @@ class _Recorder:
         self.score_fn, self.cache, self.on_trial = score, cache, on_trial
         self.dists = distributions(space)
         self.recorded = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
-        self.evaluations = sum(bool(t.user_attrs.get("evaluated")) for t in study.get_trials(deepcopy=False))
+        self.evaluations = sum(
+            bool(t.user_attrs.get("evaluated")) for t in study.get_trials(deepcopy=False)
+        )
 
     def score(self, indices: tuple[int, ...]) -> CandidateScore:
         key = config_key(indices)
         cached = self.cache.get(key)
         config = self.space.from_indices(indices)
-        evaluated = cached is None
         result = cached or self.score_fn(config)
-        if evaluated:
+        if cached is None:
             self.cache.put(key, result)
-            self.evaluations += 1
         if key not in self.recorded:
+            self.evaluations += 1
             macs = self.cost.macs(config)
             trial = create_trial(
                 params=dict(zip(self.space.unit_names, indices)),
                 distributions=self.dists,
                 value=result.value,
-                user_attrs={"config": config, "macs": macs, "params": self.cost.params(config),
-                            "upem": result.upem, "key": key, "evaluated": evaluated,
-                            "duplicate": not evaluated, "sampler": self.spec.sampler},
+                user_attrs={
+                    "config": config,
+                    "macs": macs,
+                    "params": self.cost.params(config),
+                    "upem": result.upem,
+                    "key": key,
+                    "evaluated": True,
+                    "cached": cached is not None,
+                    "sampler": self.spec.sampler,
+                },
                 system_attrs={"constraints:macs": float(macs - self.spec.budget_macs)},
             )
             self.study.add_trial(trial)
@@ -55,24 +63,40 @@ class _Recorder:
         return result
 
 
-def run_uniform(study: optuna.Study, spec: StudySpec, space: SearchSpace, cost: CostModel,
-                score: Callable[[dict], CandidateScore], cache: ScoreCache, on_trial=None) -> None:
+def run_uniform(
+    study: optuna.Study,
+    spec: StudySpec,
+    space: SearchSpace,
+    cost: CostModel,
+    score: Callable[[dict], CandidateScore],
+    cache: ScoreCache,
+    on_trial=None,
+) -> None:
     """Score the widest uniform-width configuration within the budget."""
     for ratio in sorted(space.uniform_ratios(), reverse=True):
         config = space.uniform(ratio)
         if cost.macs(config) <= spec.budget_macs:
-            _Recorder(study, spec, space, cost, score, cache, on_trial).score(space.to_indices(config))
+            _Recorder(study, spec, space, cost, score, cache, on_trial).score(
+                space.to_indices(config)
+            )
             return
     raise BudgetError(f"budget {spec.budget}: no uniform-width configuration fits")
 
 
-def run_greedy(study: optuna.Study, spec: StudySpec, space: SearchSpace, cost: CostModel,
-               score: Callable[[dict], CandidateScore], cache: ScoreCache, on_trial=None) -> None:
+def run_greedy(
+    study: optuna.Study,
+    spec: StudySpec,
+    space: SearchSpace,
+    cost: CostModel,
+    score: Callable[[dict], CandidateScore],
+    cache: ScoreCache,
+    on_trial=None,
+) -> None:
     """From the largest model, narrow one unit by one step at a time, taking the step that costs
     the least UPEM per MAC saved, until the budget holds (AutoSlim's greedy slimming).
 
-    After ``spec.evaluations`` scores, the remaining steps follow MACs saved alone and only
-    the final configuration is scored.
+    Once a step's scores would exceed ``spec.evaluations``, the remaining steps follow MACs
+    saved alone and only the final configuration is scored.
     """
     rec = _Recorder(study, spec, space, cost, score, cache, on_trial)
     current = list(space.to_indices(space.largest()))
@@ -90,7 +114,10 @@ def run_greedy(study: optuna.Study, spec: StudySpec, space: SearchSpace, cost: C
                 moves.append((nxt, saved))
         if not moves:
             break
-        if rec.evaluations < spec.evaluations:
+        unscored = sum(config_key(nxt) not in rec.recorded for nxt, _ in moves)
+        if (
+            rec.evaluations + unscored < spec.evaluations
+        ):  # keep one evaluation for the final model
             ranked = []
             for nxt, saved in moves:
                 s = rec.score(tuple(nxt))

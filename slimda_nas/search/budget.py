@@ -18,8 +18,8 @@ class Budget:
     """A MACs budget; ``text`` is how the user wrote it."""
 
     text: str
-    fraction: float | None = None   # of the anchor's MACs
-    absolute: int | None = None     # MACs
+    fraction: float | None = None  # of the anchor's MACs
+    absolute: int | None = None  # MACs
 
     def macs(self, anchor_macs: int) -> int:
         """The MACs limit for a bank whose anchor costs ``anchor_macs``."""

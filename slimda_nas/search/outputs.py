@@ -55,7 +55,9 @@ def attach_ground_truth(result: SearchResult, evaluator: Evaluator) -> None:
     for choice, acc in zip(choices, ground_truth(evaluator, [c.config for c in choices])):
         choice.accuracy = acc
     if result.front:
-        for rec, acc in zip(result.front, ground_truth(evaluator, [r["config"] for r in result.front])):
+        for rec, acc in zip(
+            result.front, ground_truth(evaluator, [r["config"] for r in result.front])
+        ):
             rec["accuracy"] = acc
 
 
@@ -64,10 +66,16 @@ def write_results(result: SearchResult, run_dir: Path) -> Path:
     path = run_dir / RESULTS
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.setdefault("studies", {})
-    data.update({"run": str(run_dir), "anchor_macs": result.anchor_macs, "settings": result.settings,
-                 "storage": result.storage})
+    data.update(
+        {
+            "run": str(run_dir),
+            "anchor_macs": result.anchor_macs,
+            "settings": result.settings,
+            "storage": result.storage,
+        }
+    )
     for s in result.studies:
-        data["studies"][s.name] = s.to_dict()
+        data["studies"][s.name] = {**s.to_dict(), "settings": result.settings}
     if result.front:
         data["front"] = result.front
     write_json(path, data)
@@ -79,18 +87,33 @@ def results_table(result: SearchResult, title: str, channels: dict | None = None
     """One row per (budget, sampler): the chosen model. ``channels`` maps a choice's index in
     ``result.choices`` order to its per-unit channel counts, shown instead of ratios."""
     t = Table(title=title)
-    for col in ("budget", "sampler", "MACs (thop)", f"UPEM {_metric(result)}", "acc.*", "evals", "feas.",
-                "channels per unit"):
-        t.add_column(col, justify="left" if col in ("budget", "sampler", "channels per unit") else "right",
-                     overflow="fold")
+    for col in (
+        "budget",
+        "sampler",
+        "MACs (thop)",
+        f"UPEM {_metric(result)}",
+        "acc.*",
+        "evals",
+        "feas.",
+        "channels per unit",
+    ):
+        t.add_column(
+            col,
+            justify="left" if col in ("budget", "sampler", "channels per unit") else "right",
+            overflow="fold",
+        )
     i = 0
     for s in result.studies:
         for c in s.choices:
             widths = (channels or {}).get(i, c.config)
             t.add_row(
-                c.budget, c.sampler, f"{format_macs(c.macs)} = {format_fraction(c.fraction)}",
-                f"{c.upem[_metric(result)]:.4f}", "-" if c.accuracy is None else f"{c.accuracy:.2%}",
-                str(s.evaluations), "-" if s.feasible_fraction is None else f"{s.feasible_fraction:.0%}",
+                c.budget,
+                c.sampler,
+                f"{format_macs(c.macs)} = {format_fraction(c.fraction)}",
+                f"{c.upem[_metric(result)]:.4f}",
+                "-" if c.accuracy is None else f"{c.accuracy:.2%}",
+                str(s.evaluations),
+                "-" if s.feasible_fraction is None else f"{s.feasible_fraction:.0%}",
                 "-".join(str(v) for v in widths.values()),
             )
             i += 1

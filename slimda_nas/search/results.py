@@ -17,13 +17,13 @@ class Choice:
     budget_macs: int
     config: dict
     macs: int
-    fraction: float          # of the anchor's MACs
+    fraction: float  # of the anchor's MACs
     params: int
     upem: dict[str, float]
     trial: int
     study: str
     sampler: str
-    accuracy: float | None = None   # ground truth: measured after the search, never seen by it
+    accuracy: float | None = None  # ground truth: measured after the search, never seen by it
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -61,13 +61,20 @@ def upem_of(t: FrozenTrial, metric_value: bool = True) -> float:
 
 def best_within(trials: list[FrozenTrial], budget_macs: int) -> FrozenTrial | None:
     """The trial of least UPEM whose MACs fit ``budget_macs`` (ties: fewer MACs, earlier)."""
-    ok = [t for t in trials if t.user_attrs.get("macs", math.inf) <= budget_macs and math.isfinite(upem_of(t))]
+    ok = [
+        t
+        for t in trials
+        if t.user_attrs.get("macs", math.inf) <= budget_macs and math.isfinite(upem_of(t))
+    ]
     return min(ok, key=lambda t: (upem_of(t), t.user_attrs["macs"], t.number), default=None)
 
 
 def pareto_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """Trials no other trial beats on both MACs and UPEM, sorted by MACs."""
-    pts = sorted((t for t in trials if math.isfinite(upem_of(t))), key=lambda t: (t.user_attrs["macs"], upem_of(t)))
+    pts = sorted(
+        (t for t in trials if math.isfinite(upem_of(t))),
+        key=lambda t: (t.user_attrs["macs"], upem_of(t)),
+    )
     front, best = [], math.inf
     seen = set()
     for t in pts:
@@ -82,7 +89,11 @@ def pareto_front(trials: list[FrozenTrial]) -> list[FrozenTrial]:
 def feasible_fraction(study: optuna.Study) -> float | None:
     """Fraction of proposals within the budget (random search: of its raw uniform draws)."""
     trials = complete_trials(study)
-    own = [t for t in trials if t.user_attrs.get("proposer", t.user_attrs.get("sampler")) == t.user_attrs.get("sampler")]
+    own = [
+        t
+        for t in trials
+        if t.user_attrs.get("proposer", t.user_attrs.get("sampler")) == t.user_attrs.get("sampler")
+    ]
     if not own:
         return None
     draws = [t.system_attrs.get("draws") for t in own]

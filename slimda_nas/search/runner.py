@@ -52,7 +52,9 @@ class SearchOptions:
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
-            raise UserError(f"--sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
+            raise UserError(
+                f"--sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
+            )
         if self.evaluations < 1:
             raise UserError(f"--trials: expected a positive integer, got {self.evaluations}")
         if self.workers < 1:
@@ -89,36 +91,58 @@ def study_specs(opts: SearchOptions, anchor_macs: int, record: dict) -> list[Stu
     specs = []
     for b in opts.budgets:
         slug = b.text.replace("/", "-").replace("%", "pct").replace(" ", "")
-        base = f"{opts.study_name}-{slug}" if opts.study_name and len(opts.budgets) > 1 else opts.study_name
+        base = (
+            f"{opts.study_name}-{slug}"
+            if opts.study_name and len(opts.budgets) > 1
+            else opts.study_name
+        )
         name = base or f"{opts.sampler}-{slug}-seed{opts.seed}-{h}"
-        specs.append(StudySpec(name, opts.sampler, opts.seed, opts.evaluations, b, b.macs(anchor_macs)))
+        specs.append(
+            StudySpec(name, opts.sampler, opts.seed, opts.evaluations, b, b.macs(anchor_macs))
+        )
     return specs
 
 
 def _open_study(storage, spec: StudySpec, meta: dict) -> optuna.Study:
     directions = ["minimize", "minimize"] if spec.multi_objective else ["minimize"]
     try:
-        study = optuna.create_study(study_name=spec.name, storage=storage, directions=directions, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=spec.name, storage=storage, directions=directions, load_if_exists=True
+        )
     except (ValueError, KeyError, UnicodeDecodeError) as e:
-        raise StorageError(f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})") from None
+        raise StorageError(
+            f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})"
+        ) from None
     old = study.user_attrs.get("checkpoint")
     if old is not None and old != meta["checkpoint"]:
-        raise RunError(f"study {spec.name!r} in this storage was run on another bank (checkpoint {old}); "
-                       "pass --study-name to start a new one")
+        raise RunError(
+            f"study {spec.name!r} in this storage was run on another bank (checkpoint {old}); "
+            "pass --study-name to start a new one"
+        )
     if old is None:
         for k, v in meta.items():
             study.set_user_attr(k, v)
     return study
 
 
-def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator: Evaluator, cache: ScoreCache, rank: int,
-                on_trial=None) -> None:
+def _search_one(
+    study,
+    spec: StudySpec,
+    run: TrainedRun,
+    evaluator: Evaluator,
+    cache: ScoreCache,
+    rank: int,
+    on_trial=None,
+) -> None:
     fail_dead_trials(study)
     if spec.sampler in OPTUNA_SAMPLERS:
-        StudyWorker(study, spec, run.space, evaluator.cost, evaluator.score, cache, rank, on_trial).run()
+        StudyWorker(
+            study, spec, run.space, evaluator.cost, evaluator.score, cache, rank, on_trial
+        ).run()
     elif rank == 0:
-        getattr(baselines, f"run_{spec.sampler}")(study, spec, run.space, evaluator.cost, evaluator.score,
-                                                   cache, on_trial)
+        getattr(baselines, f"run_{spec.sampler}")(
+            study, spec, run.space, evaluator.cost, evaluator.score, cache, on_trial
+        )
 
 
 def run_search(
@@ -150,14 +174,25 @@ def run_search(
     storage = open_storage(opts.storage, run.run_dir, opts.workers)
     cache = ScoreCache(run.run_dir / "cache" / f"scores-{settings_hash(record)}.jsonl")
     specs = study_specs(opts, anchor_macs, record)
-    meta = {"checkpoint": run.checkpoint_hash, "space": run.space.hash, "settings": record,
-            "anchor_macs": anchor_macs, "run": str(run.run_dir)}
+    meta = {
+        "checkpoint": run.checkpoint_hash,
+        "space": run.space.hash,
+        "settings": record,
+        "anchor_macs": anchor_macs,
+        "run": str(run.run_dir),
+    }
 
     procs = _spawn_workers(run, opts) if opts.workers > 1 and rank == 0 else []
     summaries = []
     for spec in specs:
-        meta_s = {**meta, "sampler": spec.sampler, "seed": spec.seed,
-                  "budget": spec.budget.text if spec.budget else None, "budget_macs": spec.budget_macs}
+        meta_s = {
+            **meta,
+            "sampler": spec.sampler,
+            "seed": spec.seed,
+            "trials": spec.evaluations,
+            "budget": spec.budget.text if spec.budget else None,
+            "budget_macs": spec.budget_macs,
+        }
         study = _open_study(storage, spec, meta_s)
         if on_study:
             on_study(spec, counts(study.get_trials(deepcopy=False))[0])
@@ -169,40 +204,67 @@ def run_search(
         if p.exitcode not in (0, None):
             raise UserError(f"search worker {p.name} exited with code {p.exitcode}")
     if procs:  # the other workers may have finished trials after rank 0 summarised
-        summaries = [_summarize(_open_study(storage, s, meta), s, opts, anchor_macs, sm.seconds)
-                     for s, sm in zip(specs, summaries)]
+        summaries = [
+            _summarize(_open_study(storage, s, meta), s, opts, anchor_macs, sm.seconds)
+            for s, sm in zip(specs, summaries)
+        ]
     front = []
     if opts.multi_objective:
         study = _open_study(storage, specs[0], meta)
         front = [_trial_record(t, anchor_macs) for t in pareto_front(complete_trials(study))]
-    return SearchResult(run.run_dir, anchor_macs, summaries, record, describe(opts.storage, run.run_dir), front)
+    return SearchResult(
+        run.run_dir, anchor_macs, summaries, record, describe(opts.storage, run.run_dir), front
+    )
 
 
-def _summarize(study, spec: StudySpec, opts: SearchOptions, anchor_macs: int, seconds: float) -> StudySummary:
+def _summarize(
+    study, spec: StudySpec, opts: SearchOptions, anchor_macs: int, seconds: float
+) -> StudySummary:
     trials = complete_trials(study)
     evaluated, done = counts(trials)
     summary = StudySummary(
-        spec.name, spec.sampler, spec.seed, spec.budget.text if spec.budget else None, spec.budget_macs,
-        done, evaluated, sum(bool(t.user_attrs.get("duplicate")) for t in trials),
-        None if spec.multi_objective else feasible_fraction(study), round(seconds, 2),
+        spec.name,
+        spec.sampler,
+        spec.seed,
+        spec.budget.text if spec.budget else None,
+        spec.budget_macs,
+        done,
+        evaluated,
+        sum(bool(t.user_attrs.get("duplicate")) for t in trials),
+        None if spec.multi_objective else feasible_fraction(study),
+        round(seconds, 2),
     )
     budgets = opts.budgets if spec.multi_objective else [spec.budget]
     for b in budgets:
         limit = b.macs(anchor_macs)
         best = best_within(trials, limit)
         if best is not None:
-            summary.choices.append(Choice(
-                b.text, limit, best.user_attrs["config"], best.user_attrs["macs"],
-                best.user_attrs["macs"] / anchor_macs, best.user_attrs["params"], best.user_attrs["upem"],
-                best.number, spec.name, spec.sampler,
-            ))
+            summary.choices.append(
+                Choice(
+                    b.text,
+                    limit,
+                    best.user_attrs["config"],
+                    best.user_attrs["macs"],
+                    best.user_attrs["macs"] / anchor_macs,
+                    best.user_attrs["params"],
+                    best.user_attrs["upem"],
+                    best.number,
+                    spec.name,
+                    spec.sampler,
+                )
+            )
     return summary
 
 
 def _trial_record(t, anchor_macs: int) -> dict:
-    return {"trial": t.number, "config": t.user_attrs["config"], "macs": t.user_attrs["macs"],
-            "fraction": t.user_attrs["macs"] / anchor_macs, "upem": t.user_attrs.get("upem"),
-            "value": upem_of(t)}
+    return {
+        "trial": t.number,
+        "config": t.user_attrs["config"],
+        "macs": t.user_attrs["macs"],
+        "fraction": t.user_attrs["macs"] / anchor_macs,
+        "upem": t.user_attrs.get("upem"),
+        "value": upem_of(t),
+    }
 
 
 # -- several processes on one machine -------------------------------------------------------------
@@ -212,14 +274,20 @@ def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
     torch.set_num_threads(threads)
     procs = []
     for r in range(1, opts.workers):
-        p = ctx.Process(target=_worker_main, name=f"rank{r}",
-                        args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads), daemon=False)
+        p = ctx.Process(
+            target=_worker_main,
+            name=f"rank{r}",
+            args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads),
+            daemon=False,
+        )
         p.start()
         procs.append(p)
     return procs
 
 
-def _worker_main(run_dir: str, device: str, data_root, opts: SearchOptions, rank: int, threads: int) -> None:
+def _worker_main(
+    run_dir: str, device: str, data_root, opts: SearchOptions, rank: int, threads: int
+) -> None:
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)

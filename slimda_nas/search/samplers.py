@@ -24,8 +24,13 @@ class FeasibleRandomSampler(BaseSampler):
     feasible fraction of plain random search at this budget.
     """
 
-    def __init__(self, distributions: Mapping[str, BaseDistribution], fits: Callable[[dict], bool] | None,
-                 seed: int | None = None, max_draws: int = 200_000) -> None:
+    def __init__(
+        self,
+        distributions: Mapping[str, BaseDistribution],
+        fits: Callable[[dict], bool] | None,
+        seed: int | None = None,
+        max_draws: int = 200_000,
+    ) -> None:
         self._distributions = dict(distributions)
         self._fits = fits
         self._rng = random.Random(seed)
@@ -57,7 +62,10 @@ def make_sampler(
     so a resumed search proposes exactly what an uninterrupted one would."""
     if name == "tpe":
         return optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True,
+            seed=seed,
+            n_startup_trials=10,
+            multivariate=True,
+            constant_liar=True,
         )
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)

@@ -3,6 +3,8 @@ for several machines). SQLite is refused with several workers (SPEC 5)."""
 
 from __future__ import annotations
 
+import json
+import time
 import warnings
 from pathlib import Path
 
@@ -33,14 +35,24 @@ def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.st
             "crashed workers, trials left RUNNING); use the default journal file or a PostgreSQL URL"
         )
     if not scheme.startswith(("sqlite", "postgresql", "mysql")):
-        raise StorageError(f"--storage {_redact(spec)}: expected a journal file path or a sqlite/postgresql/mysql URL")
+        raise StorageError(
+            f"--storage {_redact(spec)}: expected a journal file path or a sqlite/postgresql/mysql URL"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            kwargs = {} if scheme.startswith("sqlite") else {
-                "heartbeat_interval": 30, "grace_period": 120,
-                "engine_kwargs": {"pool_pre_ping": True, "connect_args": _connect_args(scheme)},
-            }
+            kwargs = (
+                {}
+                if scheme.startswith("sqlite")
+                else {
+                    "heartbeat_interval": 30,
+                    "grace_period": 120,
+                    "engine_kwargs": {
+                        "pool_pre_ping": True,
+                        "connect_args": _connect_args(scheme),
+                    },
+                }
+            )
             return optuna.storages.RDBStorage(spec, **kwargs)
     except Exception as e:  # sqlalchemy / driver errors: one line, no traceback
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -54,6 +66,8 @@ def _connect_args(scheme: str) -> dict:
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+    if path.is_file():
+        check_journal(path)  # appending after a cut line would corrupt every later record
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
@@ -61,8 +75,10 @@ def _journal(path: Path) -> optuna.storages.BaseStorage:
     except PermissionError:
         raise StorageError(f"{path}: cannot write the study journal (permission denied)") from None
     except (ValueError, KeyError, UnicodeDecodeError) as e:
-        raise StorageError(f"{path}: damaged or truncated study journal ({type(e).__name__}); "
-                           "move it away to start the search afresh") from None
+        raise StorageError(
+            f"{path}: damaged or truncated study journal ({type(e).__name__}); "
+            "move it away to start the search afresh"
+        ) from None
 
 
 def _redact(url: str) -> str:
@@ -73,3 +89,45 @@ def _redact(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}"
     return url
+
+
+def check_journal(path: Path, retry_s: float = 0.5) -> None:
+    """Refuse a truncated or garbled journal file in one line.
+
+    Optuna silently drops a last line cut mid-way (it may be a write in progress), so a
+    truncated file would otherwise give a report of partial studies. A write in progress is
+    given ``retry_s`` to finish.
+    """
+    for attempt in range(2):
+        data = path.read_bytes()
+        problem = _journal_problem(data)
+        if problem is None:
+            return
+        if attempt == 0 and problem[1] == "partial":
+            time.sleep(retry_s)
+            continue
+        line, what = problem
+        raise StorageError(
+            f"{path}: damaged or truncated study journal (line {line}: {what}); "
+            "restore it or move it away and search again"
+        )
+
+
+def _journal_problem(data: bytes) -> tuple[int, str] | None:
+    if not data:
+        return None
+    lines = data.split(b"\n")
+    for i, raw in enumerate(lines[:-1], start=1):
+        if not raw.strip():
+            continue
+        try:
+            rec = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return i, "not UTF-8 text"
+        except ValueError:
+            return i, "not a JSON record"
+        if not isinstance(rec, dict) or "op_code" not in rec:
+            return i, "not an Optuna journal record"
+    if lines[-1].strip():
+        return len(lines), "partial"
+    return None

@@ -41,7 +41,7 @@ class StudySpec:
     seed: int
     evaluations: int
     budget: Budget | None = None
-    budget_macs: int | None = None   # None: multi-objective (MACs, UPEM)
+    budget_macs: int | None = None  # None: multi-objective (MACs, UPEM)
 
     @property
     def multi_objective(self) -> bool:
@@ -58,7 +58,7 @@ def worker_id() -> str:
 
 
 def counts(trials) -> tuple[int, int]:
-    """(UPEM evaluations finished, trials finished) in a study."""
+    """(configurations scored for this study, trials finished): ``--trials`` counts the first."""
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     return sum(bool(t.user_attrs.get("evaluated")) for t in done), len(done)
 
@@ -71,9 +71,15 @@ def fail_dead_trials(study: optuna.Study) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.system_attrs.get("worker", "")
         h, _, pid = owner.partition(":")
-        dead = (h == host and pid.isdigit() and not _alive(int(pid))) or (
-            h != host and t.datetime_start is not None and now - t.datetime_start.timestamp() > STALE_SECONDS
-        ) or not owner
+        dead = (
+            (h == host and pid.isdigit() and not _alive(int(pid)))
+            or (
+                h != host
+                and t.datetime_start is not None
+                and now - t.datetime_start.timestamp() > STALE_SECONDS
+            )
+            or not owner
+        )
         if dead:
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
             failed += 1
@@ -126,44 +132,58 @@ class StudyWorker:
 
     def step(self) -> None:
         spec = self.spec
-        number = len(self.study.get_trials(deepcopy=False))
-        seed = (spec.seed * 1_000_003 + self.rank * 7919 + number) % 2**31  # same history, same proposal
+        trials = self.study.get_trials(deepcopy=False)
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        # The seed depends on how many proposals finished, not on trial numbers: a trial lost to
+        # a kill leaves a number behind, and the resumed search must propose what it would have.
+        seed = (spec.seed * 1_000_003 + self.rank * 7919 + len(finished)) % 2**31
         name = spec.sampler
-        if name == "tpe" and not spec.multi_objective and counts(self.study.get_trials(deepcopy=False))[0] < TPE_STARTUP:
+        if name == "tpe" and not spec.multi_objective and counts(finished)[0] < TPE_STARTUP:
             # TPE's own start-up trials are uniform over the whole space: at 1/64 almost none
             # fit. Starting from feasible random configurations gives it something to model.
             name = "random"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.sampler = make_sampler(name, seed, self.dists, self.fits, spec.multi_objective)
+            self.study.sampler = make_sampler(
+                name, seed, self.dists, self.fits, spec.multi_objective
+            )
             trial = self.study.ask(self.dists)
-        storage = self.study._storage
-        storage.set_trial_system_attr(trial._trial_id, "worker", worker_id())
+        self.study._storage.set_trial_system_attr(trial._trial_id, "worker", worker_id())
         indices = [trial.params[u] for u in self.units]
         config = self.space.from_indices(indices)
         macs, params = self.cost.macs(config), self.cost.params(config)
-        for k, v in (("config", config), ("macs", macs), ("params", params), ("sampler", spec.sampler),
-                     ("proposer", name)):
+        key = config_key(indices)
+        for k, v in (
+            ("config", config),
+            ("macs", macs),
+            ("params", params),
+            ("sampler", spec.sampler),
+            ("proposer", name),
+            ("key", key),
+        ):
             trial.set_user_attr(k, v)
         if not spec.multi_objective:
             trial.set_constraint("macs", float(macs - spec.budget_macs))
             if macs > spec.budget_macs:
                 self._tell(trial, math.inf, macs)
                 return
-        key = config_key(indices)
-        cached = self.cache.get(key)
-        if cached is not None:
-            trial.set_user_attr("upem", cached.upem)
+        seen = {t.user_attrs.get("key") for t in finished if t.user_attrs.get("evaluated")}
+        if key in seen:  # proposed again in this study: reuse, costs nothing, does not count
+            score = self.cache.get(key)
+            trial.set_user_attr("upem", score.upem)
             trial.set_user_attr("duplicate", True)
-            self._tell(trial, cached.value, macs)
+            self._tell(trial, score.value, macs)
             return
         if not self._slot_free(trial.number):
             trial.set_user_attr("overflow", True)  # N evaluations already exist or run elsewhere
             self.study.tell(trial, state=TrialState.FAIL)
             time.sleep(0.2)
             return
-        score = self.score(config)
-        self.cache.put(key, score)
+        score = self.cache.get(key)  # scored before by another study, or before a kill
+        trial.set_user_attr("cached", score is not None)
+        if score is None:
+            score = self.score(config)
+            self.cache.put(key, score)
         trial.set_user_attr("upem", score.upem)
         trial.set_user_attr("seconds", score.seconds)
         trial.set_user_attr("evaluated", True)
@@ -180,6 +200,8 @@ class StudyWorker:
         for t in self.study.get_trials(deepcopy=False):
             if t.number >= number:
                 continue
-            if t.state == TrialState.RUNNING or (t.state == TrialState.COMPLETE and t.user_attrs.get("evaluated")):
+            if t.state == TrialState.RUNNING or (
+                t.state == TrialState.COMPLETE and t.user_attrs.get("evaluated")
+            ):
                 before += 1
         return before < self.spec.evaluations

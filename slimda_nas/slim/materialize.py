@@ -25,13 +25,21 @@ from slimda_nas.slim.ops import (
 
 
 @torch.no_grad()
-def trace_channels(model: nn.Module, example: Tensor, heads: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+def trace_channels(
+    model: nn.Module, example: Tensor, heads: Sequence[str] | None = None
+) -> dict[str, tuple[int, int]]:
     """(input channels, output channels) of every slimmable layer at the current widths."""
     seen: dict[str, tuple[int, int]] = {}
     hooks = []
     for name, m in model.named_modules():
         if isinstance(m, SLIM_LAYERS):
-            hooks.append(m.register_forward_hook(lambda mod, x, y, name=name: seen.__setitem__(name, (x[0].shape[1] if x[0].dim() > 1 else x[0].shape[0], y.shape[1]))))
+            hooks.append(
+                m.register_forward_hook(
+                    lambda mod, x, y, name=name: seen.__setitem__(
+                        name, (x[0].shape[1] if x[0].dim() > 1 else x[0].shape[0], y.shape[1])
+                    )
+                )
+            )
     was_training = model.training
     model.eval()
     try:
@@ -50,8 +58,15 @@ def _plain(module: nn.Module, c_in: int, c_out: int) -> nn.Module:
     if isinstance(module, SlimConv2d):
         _, out, groups = module.active_shape(c_in)
         conv = nn.Conv2d(
-            c_in, out, module.kernel_size, module.stride, module.padding, module.dilation,
-            groups, module.bias is not None, module.padding_mode,
+            c_in,
+            out,
+            module.kernel_size,
+            module.stride,
+            module.padding,
+            module.dilation,
+            groups,
+            module.bias is not None,
+            module.padding_mode,
         )
         conv.weight.copy_(module.weight[:out, : c_in // groups])
         if module.bias is not None:

@@ -3,4 +3,12 @@
 from slimda_nas.space._load import load_config, load_space, space_from_dict
 from slimda_nas.space._model import Config, SearchSpace, Unit, make_divisible
 
-__all__ = ["Config", "SearchSpace", "Unit", "load_config", "load_space", "make_divisible", "space_from_dict"]
+__all__ = [
+    "Config",
+    "SearchSpace",
+    "Unit",
+    "load_config",
+    "load_space",
+    "make_divisible",
+    "space_from_dict",
+]

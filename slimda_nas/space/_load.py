@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +112,9 @@ class _Validator:
             raise self.fail(f"expected a mapping at the top level, got {_kind(raw)}")
         for key in raw:
             if key not in _TOP_FIELDS:
-                raise self.fail(f"unknown field {key!r} (expected one of: {', '.join(_TOP_FIELDS)})")
+                raise self.fail(
+                    f"unknown field {key!r} (expected one of: {', '.join(_TOP_FIELDS)})"
+                )
         backbone = self.backbone(raw.get("backbone"))
         args = raw.get("backbone_args") or {}
         if not isinstance(args, dict):
@@ -121,13 +122,19 @@ class _Validator:
         in_channels, input_size = self.input(raw.get("input"))
         defaults = self.defaults(raw.get("defaults"))
         try:
-            layers, ties = _structure(backbone, json.dumps(args, sort_keys=True), in_channels, input_size)
+            layers, ties = _structure(
+                backbone, json.dumps(args, sort_keys=True), in_channels, input_size
+            )
         except (TypeError, ValueError) as e:
             raise self.fail(f"field 'backbone_args': {backbone} refused them: {e}") from None
         units_raw = raw.get("units")
         if not isinstance(units_raw, dict) or not units_raw:
-            raise self.fail(f"field 'units': expected a non-empty mapping of units, got {_kind(units_raw)}")
-        units = [self.unit(name, spec, defaults, layers, backbone) for name, spec in units_raw.items()]
+            raise self.fail(
+                f"field 'units': expected a non-empty mapping of units, got {_kind(units_raw)}"
+            )
+        units = [
+            self.unit(name, spec, defaults, layers, backbone) for name, spec in units_raw.items()
+        ]
         self.check_coverage(units, layers, ties)
         return SearchSpace(
             backbone=backbone,
@@ -142,7 +149,9 @@ class _Validator:
         from slimda_nas.backbones import list_backbones
 
         if value is None:
-            raise self.fail("field 'backbone': missing (expected one of: " + ", ".join(list_backbones()) + ")")
+            raise self.fail(
+                "field 'backbone': missing (expected one of: " + ", ".join(list_backbones()) + ")"
+            )
         if value not in list_backbones():
             raise self.fail(
                 f"field 'backbone': unknown backbone {value!r} (expected one of: {', '.join(list_backbones())})"
@@ -151,7 +160,9 @@ class _Validator:
 
     def input(self, value: Any) -> tuple[int, int]:
         if not isinstance(value, dict):
-            raise self.fail(f"field 'input': expected a mapping with channels and size, got {_kind(value)}")
+            raise self.fail(
+                f"field 'input': expected a mapping with channels and size, got {_kind(value)}"
+            )
         for key in value:
             if key not in ("channels", "size"):
                 raise self.fail(f"field 'input.{key}': unknown (expected channels, size)")
@@ -190,7 +201,9 @@ class _Validator:
             raise self.fail(f"{where}: expected a mapping of fields, got {_kind(spec)}")
         for key in spec:
             if key not in _UNIT_FIELDS:
-                raise self.fail(f"{where}: unknown field {key!r} (expected one of: {', '.join(_UNIT_FIELDS)})")
+                raise self.fail(
+                    f"{where}: unknown field {key!r} (expected one of: {', '.join(_UNIT_FIELDS)})"
+                )
         if "widths" in spec and "channels" in spec:
             raise self.fail(f"{where}: give widths or channels, not both")
         merged = {k: v for k, v in defaults.items() if k not in ("widths", "channels")}
@@ -201,8 +214,14 @@ class _Validator:
         unit_layers = merged.get("layers", [name])
         if isinstance(unit_layers, str):
             unit_layers = [unit_layers]
-        if not isinstance(unit_layers, list) or not unit_layers or not all(isinstance(x, str) for x in unit_layers):
-            raise self.fail(f"{where}: field 'layers': expected a non-empty list of layer names, got {unit_layers!r}")
+        if (
+            not isinstance(unit_layers, list)
+            or not unit_layers
+            or not all(isinstance(x, str) for x in unit_layers)
+        ):
+            raise self.fail(
+                f"{where}: field 'layers': expected a non-empty list of layer names, got {unit_layers!r}"
+            )
         for layer in unit_layers:
             if layer not in layers:
                 sample = ", ".join(list(layers)[:5])
@@ -221,26 +240,39 @@ class _Validator:
 
         divisor = merged.get("divisor", 1)
         if not _is_int(divisor) or divisor <= 0:
-            raise self.fail(f"{where}: field 'divisor': expected a positive integer, got {divisor!r}")
+            raise self.fail(
+                f"{where}: field 'divisor': expected a positive integer, got {divisor!r}"
+            )
         min_channels = merged.get("min_channels", 1)
         if not _is_int(min_channels) or min_channels <= 0:
-            raise self.fail(f"{where}: field 'min_channels': expected a positive integer, got {min_channels!r}")
+            raise self.fail(
+                f"{where}: field 'min_channels': expected a positive integer, got {min_channels!r}"
+            )
         if min_channels > full:
-            raise self.fail(f"{where}: field 'min_channels': {min_channels} is above the full width {full}")
+            raise self.fail(
+                f"{where}: field 'min_channels': {min_channels} is above the full width {full}"
+            )
 
         if "channels" in merged:
-            kind, choices = "channels", self.channel_choices(where, merged["channels"], full, divisor, min_channels)
+            kind, choices = (
+                "channels",
+                self.channel_choices(where, merged["channels"], full, divisor, min_channels),
+            )
         elif "widths" in merged:
             kind, choices = "widths", self.width_choices(where, merged["widths"])
         else:
-            raise self.fail(f"{where}: no width choices (set widths or channels here or in defaults)")
+            raise self.fail(
+                f"{where}: no width choices (set widths or channels here or in defaults)"
+            )
         unit = Unit(name, tuple(unit_layers), full, kind, choices, divisor, min_channels)
         self.check_rounding(where, unit)
         return unit
 
     def width_choices(self, where: str, value: Any) -> tuple[float, ...]:
         if not isinstance(value, list) or not value:
-            raise self.fail(f"{where}: field 'widths': expected a non-empty list of ratios in (0, 1], got {value!r}")
+            raise self.fail(
+                f"{where}: field 'widths': expected a non-empty list of ratios in (0, 1], got {value!r}"
+            )
         for v in value:
             if not _is_number(v):
                 raise self.fail(f"{where}: field 'widths': expected numbers, got {v!r}")
@@ -249,30 +281,46 @@ class _Validator:
             if not v > 0:  # also catches NaN
                 raise self.fail(f"{where}: field 'widths': width {v} is not above 0")
         if any(b <= a for a, b in zip(value, value[1:])):
-            raise self.fail(f"{where}: field 'widths': expected ascending ratios in (0, 1], got {value}")
+            raise self.fail(
+                f"{where}: field 'widths': expected ascending ratios in (0, 1], got {value}"
+            )
         return tuple(float(v) for v in value)
 
-    def channel_choices(self, where: str, value: Any, full: int, divisor: int, minimum: int) -> tuple[int, ...]:
+    def channel_choices(
+        self, where: str, value: Any, full: int, divisor: int, minimum: int
+    ) -> tuple[int, ...]:
         if not isinstance(value, list) or not value:
-            raise self.fail(f"{where}: field 'channels': expected a non-empty list of channel counts, got {value!r}")
+            raise self.fail(
+                f"{where}: field 'channels': expected a non-empty list of channel counts, got {value!r}"
+            )
         for v in value:
             if not _is_int(v) or v <= 0:
-                raise self.fail(f"{where}: field 'channels': expected positive integers, got {v!r}")
+                raise self.fail(
+                    f"{where}: field 'channels': expected positive integers, got {v!r}"
+                )
             if v > full:
-                raise self.fail(f"{where}: field 'channels': {v} is above the layer's full width {full}")
+                raise self.fail(
+                    f"{where}: field 'channels': {v} is above the layer's full width {full}"
+                )
             if v < minimum:
                 raise self.fail(f"{where}: field 'channels': {v} is below min_channels {minimum}")
             if v % divisor and v != full:
-                raise self.fail(f"{where}: field 'channels': {v} is not a multiple of divisor {divisor}")
+                raise self.fail(
+                    f"{where}: field 'channels': {v} is not a multiple of divisor {divisor}"
+                )
         if any(b <= a for a, b in zip(value, value[1:])):
-            raise self.fail(f"{where}: field 'channels': expected ascending channel counts, got {value}")
+            raise self.fail(
+                f"{where}: field 'channels': expected ascending channel counts, got {value}"
+            )
         return tuple(int(v) for v in value)
 
     def check_rounding(self, where: str, unit: Unit) -> None:
         chans = unit.channel_choices
         for (a, ca), (b, cb) in zip(zip(unit.choices, chans), zip(unit.choices[1:], chans[1:])):
             if cb < ca:
-                raise self.fail(f"{where}: field 'widths': {a} and {b} round to {ca} > {cb} channels")
+                raise self.fail(
+                    f"{where}: field 'widths': {a} and {b} round to {ca} > {cb} channels"
+                )
             if cb == ca:
                 raise self.fail(
                     f"{where}: field 'widths': {a} and {b} both round to {ca} channels "
@@ -285,7 +333,9 @@ class _Validator:
         for u in units:
             for layer in u.layers:
                 if layer in owner:
-                    raise self.fail(f"unit {u.name!r}: field 'layers': {layer!r} is already in unit {owner[layer]!r}")
+                    raise self.fail(
+                        f"unit {u.name!r}: field 'layers': {layer!r} is already in unit {owner[layer]!r}"
+                    )
                 owner[layer] = u.name
         for layer in layers:
             if layer not in owner:

@@ -9,11 +9,11 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Union
+from typing import Literal
 
 from slimda_nas.errors import ConfigError
 
-Width = Union[float, int]
+Width = float | int
 Config = dict[str, Width]
 """A configuration: unit name -> a value from that unit's choices (a ratio or a channel count)."""
 
@@ -42,7 +42,9 @@ class Unit:
         """Channel count of a choice value."""
         if self.kind == "channels":
             return int(value)
-        return min(self.full, make_divisible(float(value) * self.full, self.divisor, self.min_channels))
+        return min(
+            self.full, make_divisible(float(value) * self.full, self.divisor, self.min_channels)
+        )
 
     @property
     def channel_choices(self) -> tuple[int, ...]:
@@ -98,7 +100,9 @@ class SearchSpace:
         (its smallest choice where none is)."""
         out: Config = {}
         for u in self.units:
-            fitting = [v for v, c in zip(u.choices, u.channel_choices) if c <= ratio * u.full + 1e-9]
+            fitting = [
+                v for v, c in zip(u.choices, u.channel_choices) if c <= ratio * u.full + 1e-9
+            ]
             out[u.name] = fitting[-1] if fitting else u.choices[0]
         return out
 
@@ -123,7 +127,9 @@ class SearchSpace:
     def check_config(self, config: Mapping[str, object], origin: str = "configuration") -> Config:
         """Validate a configuration and return it with values normalised to the declared choices."""
         if not isinstance(config, Mapping):
-            raise ConfigError(f"{origin}: expected a mapping unit -> width, got {type(config).__name__}")
+            raise ConfigError(
+                f"{origin}: expected a mapping unit -> width, got {type(config).__name__}"
+            )
         missing = [n for n in self.unit_names if n not in config]
         unknown = [k for k in config if k not in self.unit_names]
         if unknown:
@@ -175,8 +181,12 @@ class SearchSpace:
             "backbone_args": dict(self.backbone_args),
             "input": {"channels": self.input_channels, "size": self.input_size},
             "units": {
-                u.name: {"layers": list(u.layers), u.kind: list(u.choices), "divisor": u.divisor,
-                         "min_channels": u.min_channels}
+                u.name: {
+                    "layers": list(u.layers),
+                    u.kind: list(u.choices),
+                    "divisor": u.divisor,
+                    "min_channels": u.min_channels,
+                }
                 for u in self.units
             },
         }

@@ -45,7 +45,9 @@ def default_space_yaml(backbone: str, input_size: int | None = None, in_channels
     return "\n".join(lines) + "\n"
 
 
-def _distinct_widths(widths: list[float], full: int, divisor: int, min_channels: int) -> list[float]:
+def _distinct_widths(
+    widths: list[float], full: int, divisor: int, min_channels: int
+) -> list[float]:
     """The default widths minus those that round to the channel count of a wider one."""
     keep: dict[int, float] = {}
     for w in widths:

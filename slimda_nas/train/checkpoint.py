@@ -41,7 +41,11 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path}: unreadable or truncated checkpoint ({type(e).__name__}); re-run training or restore it"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT or any(k not in state for k in REQUIRED):
+    if (
+        not isinstance(state, dict)
+        or state.get("format") != FORMAT
+        or any(k not in state for k in REQUIRED)
+    ):
         raise CheckpointError(f"{path}: not a slimda-nas checkpoint (expected format {FORMAT})")
     if backbone is not None and state["backbone"] != backbone:
         raise CheckpointError(

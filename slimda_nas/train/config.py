@@ -25,7 +25,7 @@ class OptimizerConfig:
     nesterov: bool = True
     weight_decay: float = 1e-4
     backbone_lr_mult: float = 1.0  # 0.1 for pretrained backbones: heads learn 10x faster
-    schedule: str = "inv"          # inv | constant | cosine
+    schedule: str = "inv"  # inv | constant | cosine
     gamma: float = 10.0
     power: float = 0.75
 
@@ -36,7 +36,7 @@ class DistillationConfig:
 
     temperature: float = 0.5
     weight: float = 1.0
-    confidence: str = "max"        # max | entropy
+    confidence: str = "max"  # max | entropy
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,16 @@ class RunConfig:
     def training_hash(self) -> str:
         """Identity of what is trained: every field except where files live and how often we log."""
         d = self.to_dict()
-        for key in ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every",
-                    "eval_images", "calibration_images"):
+        for key in (
+            "out",
+            "data_root",
+            "device",
+            "checkpoint_every",
+            "log_every",
+            "eval_every",
+            "eval_images",
+            "calibration_images",
+        ):
             d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -85,7 +93,11 @@ class RunConfig:
         """A checked copy with ``changes``; nested sections may be given as partial mappings."""
         raw = self.to_dict()
         for key, value in changes.items():
-            raw[key] = {**raw[key], **value} if isinstance(value, dict) and isinstance(raw.get(key), dict) else value
+            raw[key] = (
+                {**raw[key], **value}
+                if isinstance(value, dict) and isinstance(raw.get(key), dict)
+                else value
+            )
         return _build(raw, "<overrides>")
 
 
@@ -107,7 +119,10 @@ def resolve_space_path(value: str, relative_to: Path | None = None) -> Path:
         candidates.append(relative_to / p)
     candidates.append(p)
     if p.suffix == "" and len(p.parts) == 1:
-        candidates += [Path("search_spaces") / f"{value}.yaml", PACKAGE_ROOT / "search_spaces" / f"{value}.yaml"]
+        candidates += [
+            Path("search_spaces") / f"{value}.yaml",
+            PACKAGE_ROOT / "search_spaces" / f"{value}.yaml",
+        ]
     for c in candidates:
         if c.is_file():
             return c
@@ -119,7 +134,9 @@ def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     path = Path(path)
     raw = read_yaml(path, ConfigError)
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}"
+        )
     raw = dict(raw)
     for key, value in overrides.items():
         if value is not None:
@@ -128,7 +145,9 @@ def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     cfg = _build(raw, str(path))
     space = resolve_space_path(cfg.space, path.parent)
     if not space.is_file():
-        raise ConfigError(f"{path}: field 'space': {cfg.space!r} not found (a YAML path or a shipped name like digits_cnn)")
+        raise ConfigError(
+            f"{path}: field 'space': {cfg.space!r} not found (a YAML path or a shipped name like digits_cnn)"
+        )
     return dataclasses.replace(cfg, space=str(space))
 
 
@@ -142,7 +161,9 @@ def _build(raw: dict, src: str) -> RunConfig:
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     for key, value in raw.items():
         if key not in fields:
-            raise ConfigError(f"{src}: unknown field {key!r} (expected one of: {', '.join(fields)})")
+            raise ConfigError(
+                f"{src}: unknown field {key!r} (expected one of: {', '.join(fields)})"
+            )
         if key in nested:
             if value is None:
                 continue
@@ -153,8 +174,12 @@ def _build(raw: dict, src: str) -> RunConfig:
             sub_fields = {f.name: f for f in dataclasses.fields(nested[key])}
             for sub in value:
                 if sub not in sub_fields:
-                    raise ConfigError(f"{src}: field '{key}.{sub}': unknown (expected one of: {', '.join(sub_fields)})")
-            sub_kwargs = {k: _coerce(f"{key}.{k}", v, sub_fields[k].type, src) for k, v in value.items()}
+                    raise ConfigError(
+                        f"{src}: field '{key}.{sub}': unknown (expected one of: {', '.join(sub_fields)})"
+                    )
+            sub_kwargs = {
+                k: _coerce(f"{key}.{k}", v, sub_fields[k].type, src) for k, v in value.items()
+            }
             kwargs[key] = nested[key](**sub_kwargs)
         else:
             kwargs[key] = _coerce(key, value, fields[key].type, src)
@@ -182,8 +207,14 @@ def _coerce(name: str, value: Any, annotation: str, src: str) -> Any:
             try:
                 value = float(value)  # YAML reads 1e-4 as a string
             except ValueError:
-                raise ConfigError(f"{src}: field {name!r}: expected a number, got {value!r}") from None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(
+                    f"{src}: field {name!r}: expected a number, got {value!r}"
+                ) from None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise ConfigError(f"{src}: field {name!r}: expected a finite number, got {value!r}")
         value = float(value)
     elif base == "str":
@@ -197,11 +228,24 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
         return ConfigError(f"{src}: field {name!r}: expected {expected}, got {got!r}")
 
     for name, choices in _CHOICES.items():
-        obj, attr = (cfg, name) if "." not in name else (getattr(cfg, name.split(".")[0]), name.split(".")[1])
+        obj, attr = (
+            (cfg, name)
+            if "." not in name
+            else (getattr(cfg, name.split(".")[0]), name.split(".")[1])
+        )
         if getattr(obj, attr) not in choices:
-            raise bad(name, "one of " + ", ".join(str(c) for c in choices if c), getattr(obj, attr))
-    for name in ("iterations", "batch_size", "models_per_step", "checkpoint_every", "log_every",
-                 "calibration_images", "eval_images"):
+            raise bad(
+                name, "one of " + ", ".join(str(c) for c in choices if c), getattr(obj, attr)
+            )
+    for name in (
+        "iterations",
+        "batch_size",
+        "models_per_step",
+        "checkpoint_every",
+        "log_every",
+        "calibration_images",
+        "eval_images",
+    ):
         if getattr(cfg, name) < 1:
             raise bad(name, "a positive integer", getattr(cfg, name))
     if cfg.eval_every < 0:
@@ -214,9 +258,14 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
     for name, value in (("optimizer.lr", o.lr), ("distillation.temperature", d.temperature)):
         if value <= 0:
             raise bad(name, "a number above 0", value)
-    for name, value in (("optimizer.momentum", o.momentum), ("optimizer.weight_decay", o.weight_decay),
-                        ("optimizer.backbone_lr_mult", o.backbone_lr_mult), ("distillation.weight", d.weight),
-                        ("optimizer.gamma", o.gamma), ("optimizer.power", o.power)):
+    for name, value in (
+        ("optimizer.momentum", o.momentum),
+        ("optimizer.weight_decay", o.weight_decay),
+        ("optimizer.backbone_lr_mult", o.backbone_lr_mult),
+        ("distillation.weight", d.weight),
+        ("optimizer.gamma", o.gamma),
+        ("optimizer.power", o.power),
+    ):
         if value < 0:
             raise bad(name, "a number at least 0", value)
     if "/" in cfg.name or cfg.name.startswith("."):

@@ -38,9 +38,8 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        if name == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            name = f"cuda:{local}"
+        if name == "cuda":  # one process per GPU under torchrun
+            name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(torch.device(name))
     return torch.device(name)
 

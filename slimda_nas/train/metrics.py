@@ -17,8 +17,11 @@ class MetricsLog:
         if self.path.exists():
             # Lines written after the checkpoint we resume from describe steps that will be redone.
             keep = [
-                line for line in self.path.read_text().splitlines()
-                if line.strip() and _iteration(line) is not None and _iteration(line) <= resume_iteration
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip()
+                and _iteration(line) is not None
+                and _iteration(line) <= resume_iteration
             ]
             write_text(self.path, "".join(line + "\n" for line in keep))
 

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 
 class TrainProgress:
-    def __init__(self, start: int, total: int, enabled: bool = True, title: str = "training") -> None:
+    def __init__(
+        self, start: int, total: int, enabled: bool = True, title: str = "training"
+    ) -> None:
         self.enabled = enabled
         self.console = Console(stderr=True)
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=self.console, disable=not enabled, transient=False,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            disable=not enabled,
+            transient=False,
         )
         self._task = self._progress.add_task(title, total=total, completed=start, loss="-")
 

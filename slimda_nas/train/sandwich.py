@@ -7,7 +7,9 @@ import random
 from slimda_nas.space import Config, SearchSpace
 
 
-def sample_model_batch(space: SearchSpace, m: int, seed: int, iteration: int, sandwich: bool = True) -> list[Config]:
+def sample_model_batch(
+    space: SearchSpace, m: int, seed: int, iteration: int, sandwich: bool = True
+) -> list[Config]:
     """``m`` configurations for one step: with the sandwich rule the largest, the smallest and
     ``m - 2`` random ones (``m = 1``: the largest only); without it, ``m`` random ones.
 

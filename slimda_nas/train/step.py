@@ -23,7 +23,12 @@ class BankStep(nn.Module):
         self.channels_last = channels_last
 
     def forward(
-        self, x_src: Tensor, y_src: Tensor, x_tgt: Tensor | None, widths: Sequence[dict[str, int]], progress: float
+        self,
+        x_src: Tensor,
+        y_src: Tensor,
+        x_tgt: Tensor | None,
+        widths: Sequence[dict[str, int]],
+        progress: float,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         n_src = x_src.shape[0]
         x = x_src if x_tgt is None or not self.method.uses_target else torch.cat([x_src, x_tgt])
@@ -35,7 +40,9 @@ class BankStep(nn.Module):
             set_widths(self.model, w)
             # Source and target share one forward, as in SymNet: BN sees both domains.
             f = self.model.forward_features(x)
-            model_terms, state = self.method.model_terms(self.model, f[:n_src], f[n_src:], y_src, progress)
+            model_terms, state = self.method.model_terms(
+                self.model, f[:n_src], f[n_src:], y_src, progress
+            )
             states.append(state)
             for k, v in model_terms.items():
                 terms[k] = terms[k] + v if k in terms else v

@@ -59,7 +59,9 @@ def test_errors_are_one_line_exit_2(argv, needle, capsys):
 
 def test_bad_yaml_file(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
-    bad.write_text((SPACES / "digits_cnn.yaml").read_text().replace("conv3: {}", "conv3: {widths: [1.5]}"))
+    bad.write_text(
+        (SPACES / "digits_cnn.yaml").read_text().replace("conv3: {}", "conv3: {widths: [1.5]}")
+    )
     assert main(["space", "validate", str(bad)]) == 2
     assert "unit 'conv3': field 'widths': width 1.5 is above 1.0" in capsys.readouterr().err
 
@@ -67,8 +69,12 @@ def test_bad_yaml_file(tmp_path, capsys):
 def test_console_entry_points():
     script = Path(sys.executable).parent / "slimda-nas"
     for exe in ([str(script)], [sys.executable, "-m", "slimda_nas"]):
-        r = subprocess.run(exe + ["space", "validate", "nope.yaml"], capture_output=True, text=True, cwd=REPO)
+        r = subprocess.run(
+            exe + ["space", "validate", "nope.yaml"], capture_output=True, text=True, cwd=REPO
+        )
         assert r.returncode == 2
         assert r.stderr.strip().count("\n") == 0 and "nope.yaml: file not found" in r.stderr
-        r = subprocess.run(exe + ["space", "--bogus-flag"], capture_output=True, text=True, cwd=REPO)
+        r = subprocess.run(
+            exe + ["space", "--bogus-flag"], capture_output=True, text=True, cwd=REPO
+        )
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0

@@ -59,7 +59,9 @@ def _conv_linear_macs(model: nn.Module, shape) -> int:
         else:
             total += y.numel() * m.in_features
 
-    hooks = [m.register_forward_hook(hook) for m in model.modules() if type(m) in (nn.Conv2d, nn.Linear)]
+    hooks = [
+        m.register_forward_hook(hook) for m in model.modules() if type(m) in (nn.Conv2d, nn.Linear)
+    ]
     with torch.no_grad():
         model(torch.zeros(1, *shape))
     for h in hooks:

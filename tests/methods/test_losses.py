@@ -85,5 +85,8 @@ def test_seed_target_is_detached_and_soft_ce():
     target = seed_target([p], temperature=0.5)
     assert not target.requires_grad
     logits = torch.tensor([[0.0, 1.0]])
-    expected = -(target[0, 0] * math.log(_softmax([0.0, 1.0])[0]) + target[0, 1] * math.log(_softmax([0.0, 1.0])[1]))
+    expected = -(
+        target[0, 0] * math.log(_softmax([0.0, 1.0])[0])
+        + target[0, 1] * math.log(_softmax([0.0, 1.0])[1])
+    )
     assert soft_cross_entropy(target, logits).item() == pytest.approx(expected.item(), rel=1e-6)

@@ -24,7 +24,9 @@ def _grads(model, loss):
     model.zero_grad(set_to_none=True)
     loss.backward()
     has = lambda prefix: any(  # noqa: E731
-        p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters() if n.startswith(prefix)
+        p.grad is not None and p.grad.abs().sum() > 0
+        for n, p in model.named_parameters()
+        if n.startswith(prefix)
     )
     return {"backbone": has("conv"), "cs": has("cs."), "ct": has("ct."), "ca": has("ca.")}
 
@@ -32,7 +34,12 @@ def _grads(model, loss):
 def test_classifier_side_reaches_heads_only():
     model, x, y = _setup()
     f = model.forward_features(x)
-    logits = [head_only(model.cs, f[:4]), head_only(model.ct, f[:4]), head_only(model.cs, f[4:]), head_only(model.ct, f[4:])]
+    logits = [
+        head_only(model.cs, f[:4]),
+        head_only(model.ct, f[:4]),
+        head_only(model.cs, f[4:]),
+        head_only(model.ct, f[4:]),
+    ]
     terms = symnet_classifier_loss(*logits, y)
     g = _grads(model, sum(terms.values()))
     assert g == {"backbone": False, "cs": True, "ct": True, "ca": False}
@@ -41,8 +48,12 @@ def test_classifier_side_reaches_heads_only():
 def test_feature_side_reaches_backbone_only():
     model, x, y = _setup()
     f = model.forward_features(x)
-    logits = [features_only(model.cs, f[:4]), features_only(model.ct, f[:4]),
-              features_only(model.cs, f[4:]), features_only(model.ct, f[4:])]
+    logits = [
+        features_only(model.cs, f[:4]),
+        features_only(model.ct, f[:4]),
+        features_only(model.cs, f[4:]),
+        features_only(model.ct, f[4:]),
+    ]
     terms = symnet_feature_loss(*logits, y, lam=1.0)
     g = _grads(model, sum(terms.values()))
     assert g == {"backbone": True, "cs": False, "ct": False, "ca": False}

@@ -17,7 +17,15 @@ from slimda_nas.slim.ops import (
 
 
 def _dense_conv(slim: SlimConv2d, c_in: int, c_out: int, groups: int) -> nn.Conv2d:
-    dense = nn.Conv2d(c_in, c_out, slim.kernel_size, slim.stride, slim.padding, groups=groups, bias=slim.bias is not None)
+    dense = nn.Conv2d(
+        c_in,
+        c_out,
+        slim.kernel_size,
+        slim.stride,
+        slim.padding,
+        groups=groups,
+        bias=slim.bias is not None,
+    )
     with torch.no_grad():
         dense.weight.copy_(slim.weight[:c_out, : c_in // groups])
         if slim.bias is not None:
@@ -106,7 +114,9 @@ def test_batchnorm_cumulative_average_with_momentum_none():
 
 
 def test_set_widths_is_explicit_and_checked():
-    model = nn.Sequential(SlimConv2d(3, 8, 1), SlimBatchNorm2d(8), SlimConv2d(8, 8, 1, groups=8), SlimLinear(8, 4))
+    model = nn.Sequential(
+        SlimConv2d(3, 8, 1), SlimBatchNorm2d(8), SlimConv2d(8, 8, 1, groups=8), SlimLinear(8, 4)
+    )
     set_widths(model, {"0": 5})
     assert active_widths(model) == {"0": 5, "3": 4}
     assert model[0](torch.zeros(1, 3, 2, 2)).shape[1] == 5

@@ -76,34 +76,103 @@ BAD = {
     "missing backbone": (GOOD.replace("backbone: digits_cnn\n", ""), "field 'backbone': missing"),
     "unknown backbone": (_replace("digits_cnn", "lenet9"), "unknown backbone 'lenet9'"),
     "input not mapping": (_replace("{channels: 3, size: 32}", "32"), "field 'input'"),
-    "input size text": (_replace("size: 32", "size: big"), "field 'input.size': expected a positive integer"),
+    "input size text": (
+        _replace("size: 32", "size: big"),
+        "field 'input.size': expected a positive integer",
+    ),
     "input size zero": (_replace("size: 32", "size: 0"), "field 'input.size'"),
     "input channels negative": (_replace("channels: 3", "channels: -3"), "field 'input.channels'"),
     "input unknown key": (_replace("size: 32}", "size: 32, depth: 3}"), "field 'input.depth'"),
-    "no units": (GOOD.split("units:")[0] + "units: {}\n", "field 'units': expected a non-empty mapping"),
+    "no units": (
+        GOOD.split("units:")[0] + "units: {}\n",
+        "field 'units': expected a non-empty mapping",
+    ),
     "unit not mapping": (_replace("conv1: {}", "conv1: 5"), "unit 'conv1': expected a mapping"),
-    "unknown unit field": (_replace("conv1: {}", "conv1: {width: [1.0]}"), "unit 'conv1': unknown field 'width'"),
-    "width above one": (_replace("conv2: {}", "conv2: {widths: [0.5, 1.5]}"), "unit 'conv2': field 'widths': width 1.5 is above 1.0"),
-    "width zero": (_replace("conv2: {}", "conv2: {widths: [0, 1.0]}"), "unit 'conv2': field 'widths': width 0 is not above 0"),
-    "width descending": (_replace("conv2: {}", "conv2: {widths: [0.5, 0.25]}"), "expected ascending ratios in (0, 1], got [0.5, 0.25]"),
-    "width text": (_replace("conv2: {}", "conv2: {widths: [half, 1.0]}"), "unit 'conv2': field 'widths': expected numbers"),
-    "widths empty": (_replace("conv2: {}", "conv2: {widths: []}"), "unit 'conv2': field 'widths': expected a non-empty list"),
-    "widths and channels": (_replace("conv2: {}", "conv2: {widths: [1.0], channels: [64]}"), "unit 'conv2': give widths or channels"),
-    "channels above full": (_replace("conv2: {}", "conv2: {channels: [32, 80]}"), "unit 'conv2': field 'channels': 80 is above the layer's full width 64"),
-    "channels not divisible": (_replace("conv2: {}", "conv2: {channels: [30, 64], divisor: 8}"), "30 is not a multiple of divisor 8"),
-    "channels below minimum": (_replace("conv2: {}", "conv2: {channels: [4, 64], min_channels: 8}"), "4 is below min_channels 8"),
-    "divisor zero": (_replace("conv2: {}", "conv2: {divisor: 0}"), "unit 'conv2': field 'divisor': expected a positive integer"),
-    "min channels above full": (_replace("conv1: {}", "conv1: {min_channels: 64}"), "unit 'conv1': field 'min_channels': 64 is above the full width 32"),
-    "rounding collision": (_replace("conv1: {}", "conv1: {widths: [0.25, 0.26, 1.0]}"), "0.25 and 0.26 both round to 8 channels"),
-    "unknown layer": (_replace("conv1: {}", "conv1: {layers: [conv9]}"), "unit 'conv1': field 'layers': 'conv9' is not a slimmable layer of digits_cnn"),
-    "head is not searchable": (_replace("conv1: {}", "conv1: {}\n  fc: {}"), "unit 'fc': field 'layers': 'fc' is not a slimmable layer"),
-    "layer in two units": (_replace("fc1: {}", "fc1: {}\n  again: {layers: [fc1]}"), "unit 'again': field 'layers': 'fc1' is already in unit 'fc1'"),
+    "unknown unit field": (
+        _replace("conv1: {}", "conv1: {width: [1.0]}"),
+        "unit 'conv1': unknown field 'width'",
+    ),
+    "width above one": (
+        _replace("conv2: {}", "conv2: {widths: [0.5, 1.5]}"),
+        "unit 'conv2': field 'widths': width 1.5 is above 1.0",
+    ),
+    "width zero": (
+        _replace("conv2: {}", "conv2: {widths: [0, 1.0]}"),
+        "unit 'conv2': field 'widths': width 0 is not above 0",
+    ),
+    "width descending": (
+        _replace("conv2: {}", "conv2: {widths: [0.5, 0.25]}"),
+        "expected ascending ratios in (0, 1], got [0.5, 0.25]",
+    ),
+    "width text": (
+        _replace("conv2: {}", "conv2: {widths: [half, 1.0]}"),
+        "unit 'conv2': field 'widths': expected numbers",
+    ),
+    "widths empty": (
+        _replace("conv2: {}", "conv2: {widths: []}"),
+        "unit 'conv2': field 'widths': expected a non-empty list",
+    ),
+    "widths and channels": (
+        _replace("conv2: {}", "conv2: {widths: [1.0], channels: [64]}"),
+        "unit 'conv2': give widths or channels",
+    ),
+    "channels above full": (
+        _replace("conv2: {}", "conv2: {channels: [32, 80]}"),
+        "unit 'conv2': field 'channels': 80 is above the layer's full width 64",
+    ),
+    "channels not divisible": (
+        _replace("conv2: {}", "conv2: {channels: [30, 64], divisor: 8}"),
+        "30 is not a multiple of divisor 8",
+    ),
+    "channels below minimum": (
+        _replace("conv2: {}", "conv2: {channels: [4, 64], min_channels: 8}"),
+        "4 is below min_channels 8",
+    ),
+    "divisor zero": (
+        _replace("conv2: {}", "conv2: {divisor: 0}"),
+        "unit 'conv2': field 'divisor': expected a positive integer",
+    ),
+    "min channels above full": (
+        _replace("conv1: {}", "conv1: {min_channels: 64}"),
+        "unit 'conv1': field 'min_channels': 64 is above the full width 32",
+    ),
+    "rounding collision": (
+        _replace("conv1: {}", "conv1: {widths: [0.25, 0.26, 1.0]}"),
+        "0.25 and 0.26 both round to 8 channels",
+    ),
+    "unknown layer": (
+        _replace("conv1: {}", "conv1: {layers: [conv9]}"),
+        "unit 'conv1': field 'layers': 'conv9' is not a slimmable layer of digits_cnn",
+    ),
+    "head is not searchable": (
+        _replace("conv1: {}", "conv1: {}\n  fc: {}"),
+        "unit 'fc': field 'layers': 'fc' is not a slimmable layer",
+    ),
+    "layer in two units": (
+        _replace("fc1: {}", "fc1: {}\n  again: {layers: [fc1]}"),
+        "unit 'again': field 'layers': 'fc1' is already in unit 'fc1'",
+    ),
     "layer in no unit": (GOOD.replace("  conv5: {}\n", ""), "layer 'conv5' is in no unit"),
-    "mixed full widths": (_replace("conv1: {}", "conv1: {layers: [conv1, conv2]}").replace("  conv2: {}\n", ""), "layers of one unit need the same full width"),
-    "layers not list": (_replace("conv1: {}", "conv1: {layers: 7}"), "unit 'conv1': field 'layers': expected a non-empty list"),
-    "defaults unknown": (_replace("min_channels: 2}", "min_channels: 2, step: 3}"), "field 'defaults.step': unknown"),
-    "no choices anywhere": (_replace("widths: [0.25, 0.5, 1.0], ", ""), "unit 'conv1': no width choices"),
-    "extends missing": ("extends: nowhere.yaml\n" + GOOD, "field 'extends': 'nowhere.yaml' not found"),
+    "mixed full widths": (
+        _replace("conv1: {}", "conv1: {layers: [conv1, conv2]}").replace("  conv2: {}\n", ""),
+        "layers of one unit need the same full width",
+    ),
+    "layers not list": (
+        _replace("conv1: {}", "conv1: {layers: 7}"),
+        "unit 'conv1': field 'layers': expected a non-empty list",
+    ),
+    "defaults unknown": (
+        _replace("min_channels: 2}", "min_channels: 2, step: 3}"),
+        "field 'defaults.step': unknown",
+    ),
+    "no choices anywhere": (
+        _replace("widths: [0.25, 0.5, 1.0], ", ""),
+        "unit 'conv1': no width choices",
+    ),
+    "extends missing": (
+        "extends: nowhere.yaml\n" + GOOD,
+        "field 'extends': 'nowhere.yaml' not found",
+    ),
     "bool width": (_replace("conv2: {}", "conv2: {widths: [true]}"), "expected numbers"),
     "nan width": (_replace("conv2: {}", "conv2: {widths: [.nan]}"), "width nan is not above 0"),
 }
@@ -139,7 +208,9 @@ def test_extends_cycle(tmp_path):
 
 def test_residual_ties_must_share_a_unit():
     # resnet50's stage outputs are added together: splitting them is refused.
-    space_text = (SPACES / "resnet50.yaml").read_text() if (SPACES / "resnet50.yaml").exists() else None
+    space_text = (
+        (SPACES / "resnet50.yaml").read_text() if (SPACES / "resnet50.yaml").exists() else None
+    )
     if space_text is None:
         pytest.skip("resnet50 space not shipped")
     raw = yaml.safe_load(space_text)
@@ -169,8 +240,14 @@ def test_configuration_round_trips_yaml_and_json(tmp_path):
     [
         ({"conv1": 0.5}, "unit 'conv2': missing"),
         ({"conv7": 1.0}, "unit 'conv7' is not in space"),
-        ({**{u: 1.0 for u in ("conv1", "conv2", "conv3", "conv4", "conv5")}, "fc1": 0.3}, "width 0.3 is not one of"),
-        ({**{u: 1.0 for u in ("conv1", "conv2", "conv3", "conv4", "conv5")}, "fc1": "wide"}, "expected a number"),
+        (
+            {**{u: 1.0 for u in ("conv1", "conv2", "conv3", "conv4", "conv5")}, "fc1": 0.3},
+            "width 0.3 is not one of",
+        ),
+        (
+            {**{u: 1.0 for u in ("conv1", "conv2", "conv3", "conv4", "conv5")}, "fc1": "wide"},
+            "expected a number",
+        ),
     ],
 )
 def test_bad_configuration(config, expected):

@@ -16,7 +16,16 @@ from tests.conftest import REPO, tiny_run_config
 
 def _torchrun(cfg, nproc=2, timeout=240):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), str(Path(__file__).with_name("ddp_worker.py")), json.dumps(cfg.to_dict())]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        str(nproc),
+        str(Path(__file__).with_name("ddp_worker.py")),
+        json.dumps(cfg.to_dict()),
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=REPO)
 
 

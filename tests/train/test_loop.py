@@ -47,8 +47,11 @@ def test_resume_after_kill_reproduces_weights_exactly(tmp_path, tiny_task):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
-    steps = [json.loads(x)["iteration"] for x in (killed.run_dir / "metrics.jsonl").read_text().splitlines()
-             if "loss" in x]
+    steps = [
+        json.loads(x)["iteration"]
+        for x in (killed.run_dir / "metrics.jsonl").read_text().splitlines()
+        if "loss" in x
+    ]
     assert steps == [2, 4, 6, 8]  # the redone step is logged once
 
 

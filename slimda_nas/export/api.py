@@ -1,0 +1,367 @@
+"""``export_model``: cut the chosen sub-network out of the bank (after the same BN re-estimation
+the search scored it with), write it as a standalone model, verify the written file, and record
+everything a deployment needs in ``model.json``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from slimda_nas._io import write_json, write_yaml
+from slimda_nas.evaluate.bn_recal import preserved_bn_stats, recalibrate_bn
+from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.upem import METRICS, upem_scores
+from slimda_nas.export import select
+from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
+from slimda_nas.export.staging import staging
+from slimda_nas.export.verify import (
+    accuracy_check,
+    failures,
+    full_fp32,
+    limited,
+    logits_check,
+    macs_check,
+    upem_check,
+)
+from slimda_nas.report.provenance import versions
+from slimda_nas.report.studies import open_run_storage, read_results, settings_from_record
+from slimda_nas.run import TrainedRun, load_run
+from slimda_nas.search.storage import describe
+
+TOLERANCE = 1e-4  # of the largest logit (at least 1)
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    label: str
+    files: dict[str, Path]
+    record: dict
+    seconds: dict[str, float] = field(default_factory=dict)  # per format: write + verify
+
+
+def export_model(
+    run: str | Path | TrainedRun | Evaluator,
+    *,
+    budget: str | None = None,
+    sampler: str | None = None,
+    study: str | None = None,
+    trial: int | None = None,
+    config_file: str | Path | None = None,
+    largest: bool = False,
+    formats: str | list[str] = "torchscript",
+    out: str | Path | None = None,
+    settings: EvalSettings | None = None,
+    storage: str | None = None,
+    tolerance: float = TOLERANCE,
+    device: str = "auto",
+    data_root: str | None = None,
+) -> ExportResult:
+    """Export one configuration of a run's bank; see ``docs/export.md``.
+
+    Pick it with exactly one of ``budget`` (the chosen model in ``search/results.json``, best UPEM
+    over samplers or of ``sampler``), ``study`` + ``trial``, ``config_file`` or ``largest``.
+    ``run`` may be an :class:`Evaluator` already built with the scoring settings; otherwise the
+    settings the search recorded are used (``settings`` overrides them). A failed verification
+    raises :class:`ExportError` and leaves nothing behind.
+    """
+    fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    evaluator, run = _split(run, device, data_root)
+    chosen = choose(
+        run,
+        budget=budget,
+        sampler=sampler,
+        study=study,
+        trial=trial,
+        config_file=config_file,
+        largest=largest,
+        storage=storage,
+        metric=evaluator.settings.metric if evaluator else None,
+    )
+    evaluator = evaluator or Evaluator(run, settings or _recorded(chosen, run.run_dir))
+    target = Path(out) if out is not None else run.run_dir / "export" / chosen.label
+    return write_export(evaluator, chosen, fmts, target, tolerance)
+
+
+def export_pareto(
+    run: str | Path | TrainedRun | Evaluator,
+    *,
+    formats: str | list[str] = "torchscript",
+    out: str | Path | None = None,
+    settings: EvalSettings | None = None,
+    storage: str | None = None,
+    tolerance: float = TOLERANCE,
+    device: str = "auto",
+    data_root: str | None = None,
+) -> list[ExportResult]:
+    """Export every configuration on the run's MACs/UPEM Pareto front into ``out/<label>/``."""
+    fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    evaluator, run = _split(run, device, data_root)
+    picks = select.pareto(run.run_dir, run.space, run.checkpoint_hash, storage)
+    evaluator = evaluator or Evaluator(run, settings or _recorded(picks[0], run.run_dir))
+    base = Path(out) if out is not None else run.run_dir / "export"
+    return [write_export(evaluator, p, fmts, base / p.label, tolerance) for p in picks]
+
+
+def _split(run, device: str, data_root: str | None) -> tuple[Evaluator | None, TrainedRun]:
+    if isinstance(run, Evaluator):
+        return run, run.run
+    return None, run if isinstance(run, TrainedRun) else load_run(
+        run, device=device, data_root=data_root
+    )
+
+
+def choose(
+    run: TrainedRun,
+    *,
+    budget=None,
+    sampler=None,
+    study=None,
+    trial=None,
+    config_file=None,
+    largest=False,
+    storage=None,
+    metric=None,
+) -> select.Selection:
+    """The configuration the arguments name (exactly one way of naming it)."""
+    given = [
+        n
+        for n, v in (
+            ("budget", budget),
+            ("trial", trial),
+            ("config_file", config_file),
+            ("largest", largest or None),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise ExportError(
+            "export: name the configuration in exactly one way: --budget, --trial with --study, "
+            f"--config-file, --largest or --pareto (got {', '.join(given) or 'none'})"
+        )
+    if sampler is not None and budget is None:
+        raise ExportError("--sampler: only with --budget")
+    if study is not None and trial is None:
+        raise ExportError("--study: only with --trial N")
+    if budget is not None:
+        return select.by_budget(run.run_dir, budget, sampler, metric)
+    if trial is not None:
+        if not study:
+            raise ExportError("--trial: needs --study NAME (see the studies table of the report)")
+        return select.by_trial(
+            open_run_storage(storage, run.run_dir),
+            study,
+            int(trial),
+            describe(storage, run.run_dir),
+        )
+    if config_file is not None:
+        return select.from_file(Path(config_file), run.space)
+    return select.largest(run.space)
+
+
+def recorded_settings(
+    run_dir: str | Path, study: str | None = None, storage: str | None = None
+) -> dict | None:
+    """The scoring settings the search recorded (``Evaluator.record()``): those of ``study`` in
+    the storage, else those of ``search/results.json``; None where no search ran."""
+    run_dir = Path(run_dir)
+    if study:
+        import optuna
+
+        try:
+            return optuna.load_study(
+                study_name=study, storage=open_run_storage(storage, run_dir)
+            ).user_attrs.get("settings")
+        except KeyError:
+            return None  # an unknown study is reported by the selection, with the list of names
+    return read_results(run_dir).get("settings")
+
+
+def _recorded(chosen: select.Selection, run_dir: Path) -> EvalSettings:
+    record = chosen.settings or recorded_settings(run_dir)
+    return settings_from_record(record) if record else EvalSettings()
+
+
+@torch.no_grad()
+def calibrated_plain(evaluator: Evaluator, config: dict) -> nn.Module:
+    """The materialized sub-network with BN statistics re-estimated exactly as the search did
+    (on the bank, over the evaluator's calibration batches), on the CPU, in eval mode."""
+    bank, model = evaluator.bank, evaluator.bank.model
+    was_training = model.training
+    with bank.use(config), preserved_bn_stats(model):
+        if evaluator.settings.recalibrate_bn:
+            recalibrate_bn(model, evaluator.calibration, forward=model.forward_features)
+        model.eval()
+        plain = bank.materialize(config, evaluator.head)
+    model.train(was_training)
+    return plain.cpu().eval()
+
+
+def write_export(
+    evaluator: Evaluator,
+    chosen: select.Selection,
+    formats: list[str],
+    out: Path,
+    tolerance: float = TOLERANCE,
+) -> ExportResult:
+    """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically)."""
+    from slimda_nas.data import eval_batches
+    from slimda_nas.search.outputs import ground_truth, has_labels
+
+    run, space = evaluator.run, evaluator.run.space
+    config = space.check_config(chosen.config, origin=chosen.label)
+    # UPEM as the search computed it (default numerics); the exported model and the logits it
+    # is compared with in true fp32 (see full_fp32)
+    upem = upem_scores(evaluator.anchor_log_p, evaluator.logits(config), METRICS)
+    with full_fp32():
+        plain = calibrated_plain(evaluator, config)
+        reference = evaluator.logits(config).cpu()
+    scoring = [x.cpu() for x in evaluator.scoring]
+    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), chosen.macs)
+    labels = has_labels(evaluator)
+    data = run.data()
+    test_n = len(data.target_test) if labels else 0
+    bank_acc = ground_truth(evaluator, [config])[0] if labels else None
+    example = torch.zeros(2, *space.input_shape)
+
+    def test_batches(limit=None):
+        return limited(
+            eval_batches(data.target_test, evaluator.settings.batch_size, with_labels=True), limit
+        )
+
+    files, seconds, checks = {}, {}, {}
+    with staging(out) as tmp:
+        for name in formats:
+            fmt = FORMATS[name]
+            t0 = time.perf_counter()
+            path = tmp / fmt.file
+            fmt.save(plain, example, path)
+            t_save = time.perf_counter() - t0
+            runner = (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path)
+            limit = fmt.max_images()
+            check = {
+                "format": name,
+                "runtime": fmt.runtime(),
+                "bytes": path.stat().st_size,
+                "logits": logits_check(runner, scoring, reference, tolerance, limit),
+            }
+            if labels:
+                n = test_n if limit is None else min(limit, test_n)
+                if n == test_n:
+                    bank = bank_acc
+                else:
+                    with full_fp32():
+                        bank = _bank_accuracy(evaluator, config, test_batches(n))
+                check["accuracy"] = accuracy_check(runner, test_batches(n), bank, n)
+            seconds[name] = time.perf_counter() - t0
+            check["seconds"] = {
+                "write": round(t_save, 3),
+                "write_and_verify": round(seconds[name], 3),
+            }
+            checks[fmt.file] = check
+            files[name] = out / fmt.file
+        verification = {
+            "macs": macs_rec,
+            "upem": upem_check(upem, chosen, evaluator),
+            "files": checks,
+        }
+        verification["passed"] = not failures(verification)
+        record = _record(
+            evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
+        )
+        write_yaml(tmp / "config.yaml", dict(config))
+        write_json(tmp / "model.json", record)
+        problems = failures(verification)
+        if problems:
+            raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
+    return ExportResult(out, chosen.label, files, record, seconds)
+
+
+def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
+    """The architecture at ``config`` to load a state_dict into (its weights are overwritten)."""
+    return evaluator.bank.materialize(config, evaluator.head).cpu()
+
+
+def _bank_accuracy(evaluator: Evaluator, config: dict, labelled) -> float:
+    xs, ys = zip(*labelled, strict=False)
+    device = evaluator.run.device
+    predicted = evaluator.logits(config, [x.to(device) for x in xs]).argmax(1).cpu()
+    return float((predicted == torch.cat(ys)).float().mean())
+
+
+def _record(
+    evaluator: Evaluator,
+    chosen: select.Selection,
+    config: dict,
+    plain: nn.Module,
+    upem: dict,
+    accuracy: float | None,
+    anchor_macs: int,
+    verification: dict,
+    formats: list[str],
+) -> dict:
+    run, space = evaluator.run, evaluator.run.space
+    data = run.data()
+    macs = verification["macs"]["thop"]
+    searched = chosen.upem or {}
+    return {
+        "label": chosen.label,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": {FORMATS[f].file: f for f in formats},
+        "input": {
+            "shape": [1, *space.input_shape],
+            "batch": "dynamic (any size >= 1)",
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "normalization": {
+                "mean": list(data.mean),
+                "std": list(data.std),
+                "formula": "(pixel / 255 - mean) / std, per channel",
+            },
+            "preprocess": _preprocess(data),
+        },
+        "output": {"logits": len(run.bank.classes), "head": evaluator.head},
+        "classes": list(run.bank.classes),
+        "config": dict(config),
+        "channels": space.unit_channels(config),
+        "macs": macs,
+        "params": verification["macs"]["params"],
+        "anchor_macs": anchor_macs,
+        "fraction_of_anchor": macs / anchor_macs,
+        "budget": chosen.budget,
+        "budget_macs": chosen.budget_macs,
+        "upem": upem,
+        "upem_search": searched or None,
+        "metric": evaluator.settings.metric,
+        "accuracy": accuracy,
+        "origin": chosen.origin,
+        "run": {
+            "run": str(run.run_dir),
+            "task": run.task,
+            "method": run.method,
+            "checkpoint": run.checkpoint_hash,
+            "space": {"name": space.name, "hash": space.hash},
+            "backbone": space.backbone,
+        },
+        "settings": evaluator.record(),
+        "verification": verification,
+        "versions": versions(),
+    }
+
+
+def _preprocess(data) -> str:
+    from slimda_nas.data.transforms import CropTransform, resize_size
+
+    s = data.input_size
+    if isinstance(data.target_test.transform, CropTransform):
+        return (
+            f"resize the shorter side to {resize_size(s)} px (bilinear, antialiased), centre-crop "
+            f"{s}x{s}, then normalise"
+        )
+    return f"{s}x{s} RGB (grey digits replicated to 3 channels, bilinear resize), then normalise"

@@ -1,0 +1,209 @@
+"""Export formats: how a plain sub-network is written, and how the written file is run again
+(with torch alone, or an ONNX runtime) so that it can be verified."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from slimda_nas._io import atomic_write
+from slimda_nas.errors import UserError
+
+Runner = Callable[[Tensor], Tensor]
+
+
+class ExportError(UserError):
+    """An export cannot be written, or the written model fails its verification."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """One way to write a model. ``save`` writes the file; ``load`` returns a function from an
+    input batch (on the CPU) to logits, running the file as a user would (None: the file holds
+    weights only and is loaded into a rebuilt architecture, see :func:`state_dict_loader`)."""
+
+    name: str
+    file: str
+    save: Callable[[nn.Module, Tensor, Path], None]
+    load: Callable[[Path], Runner] | None
+    runtime: Callable[[], str]
+    #: images a verification may run through this runtime (None: all); the ONNX reference
+    #: evaluator is pure numpy, far too slow for a whole test split.
+    max_images: Callable[[], int | None] = lambda: None
+    #: raises a one-line ExportError when the exporter is missing (checked before any work)
+    check: Callable[[], None] = lambda: None
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """torch 2.14 deprecates torch.jit with a FutureWarning on every call: silence it here only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, message=r".*torch\.jit.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+# -- TorchScript --------------------------------------------------------------------------------
+def _save_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
+    with _quiet_jit(), torch.no_grad():
+        traced = torch.jit.trace(model, example, check_trace=False)
+        atomic_write(path, lambda f: torch.jit.save(traced, f))
+
+
+def _load_torchscript(path: Path) -> Runner:
+    with _quiet_jit():
+        module = torch.jit.load(str(path), map_location="cpu")
+    module.eval()
+    return lambda x: module(x)
+
+
+# -- torch.export (.pt2) -------------------------------------------------------------------------
+def _save_pt2(model: nn.Module, example: Tensor, path: Path) -> None:
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    name = _input_name(model)
+    with torch.no_grad():
+        program = torch.export.export(model, (example,), dynamic_shapes={name: {0: batch}})
+    atomic_write(path, lambda f: torch.export.save(program, f))
+
+
+def _load_pt2(path: Path) -> Runner:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*buffer is not writable.*")  # torch 2.11
+        module = torch.export.load(str(path)).module()
+    return lambda x: module(x)
+
+
+def _input_name(model: nn.Module) -> str:
+    import inspect
+
+    return next(iter(inspect.signature(model.forward).parameters))
+
+
+# -- ONNX ----------------------------------------------------------------------------------------
+def _onnx_available() -> None:
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        raise ExportError(
+            "--format onnx: the ONNX exporter is not installed "
+            "(pip install onnx onnxscript, or slimda-nas[onnx])"
+        ) from None
+
+
+def _save_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
+    _onnx_available()
+    batch = torch.export.Dim("batch", min=1, max=1 << 16)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_shapes={_input_name(model): {0: batch}},
+            verbose=False,
+        )
+    atomic_write(path, lambda f: f.write(program.model_proto.SerializeToString()))
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError:
+        return None
+    return onnxruntime
+
+
+def _load_onnx(path: Path) -> Runner:
+    ort = _ort()
+    if ort is not None:
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    session = ReferenceEvaluator(onnx.load(str(path)))
+    name = session.input_names[0]
+    return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
+
+
+def _onnx_runtime() -> str:
+    ort = _ort()
+    return (
+        f"onnxruntime {ort.__version__}" if ort else "onnx.reference (onnxruntime not installed)"
+    )
+
+
+# -- state_dict ----------------------------------------------------------------------------------
+def _save_state_dict(model: nn.Module, example: Tensor, path: Path) -> None:
+    state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def state_dict_loader(build: Callable[[], nn.Module]) -> Callable[[Path], Runner]:
+    """A state_dict needs its architecture: ``build`` makes an empty one to load it into."""
+
+    def load(path: Path) -> Runner:
+        module = build()
+        module.load_state_dict(
+            torch.load(str(path), map_location="cpu", weights_only=True), strict=True
+        )
+        module.eval()
+        return lambda x: module(x)
+
+    return load
+
+
+FORMATS: dict[str, Format] = {
+    "torchscript": Format(
+        "torchscript",
+        "model.ts",
+        _save_torchscript,
+        _load_torchscript,
+        lambda: f"torch.jit {torch.__version__}",
+    ),
+    "pt2": Format(
+        "pt2", "model.pt2", _save_pt2, _load_pt2, lambda: f"torch.export {torch.__version__}"
+    ),
+    "onnx": Format(
+        "onnx",
+        "model.onnx",
+        _save_onnx,
+        _load_onnx,
+        _onnx_runtime,
+        lambda: None if _ort() else 1000,
+        _onnx_available,
+    ),
+    "state_dict": Format(
+        "state_dict",
+        "state_dict.pt",
+        _save_state_dict,
+        None,
+        lambda: f"torch.load {torch.__version__}",
+    ),
+}
+
+
+def parse_formats(text: str) -> list[str]:
+    """``torchscript``, or several separated by commas (``torchscript,pt2``)."""
+    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
+    bad = [n for n in names if n not in FORMATS]
+    if bad or not names:
+        raise ExportError(
+            f"--format: expected one or more of {', '.join(FORMATS)} separated by commas, "
+            f"got {text!r}"
+        )
+    names = list(dict.fromkeys(names))
+    for n in names:
+        FORMATS[n].check()
+    return names

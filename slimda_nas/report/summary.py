@@ -1,0 +1,156 @@
+"""The report for machines: ``summary.json`` (everything the page shows) and ``summary.csv``
+(one row per budget and sampler)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict
+from datetime import datetime, timezone
+
+from slimda_nas.report.collect import Pick, ReportData
+from slimda_nas.report.provenance import run_record, search_commands, versions
+from slimda_nas.report.studies import Point
+
+
+def summary(data: ReportData) -> dict:
+    return _finite(
+        {
+            "generated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "run": run_record(data.run),
+            "storage": data.storage,
+            "settings": data.settings,
+            "metric": data.metric,
+            "anchor_macs": data.anchor_macs,
+            "budgets": [
+                {
+                    "budget": text,
+                    "budget_macs": macs,
+                    "fraction": macs / data.anchor_macs,
+                    "chosen": next(
+                        (_pick(k, data) for k in data.picks_at(macs) if k.chosen), None
+                    ),
+                    "samplers": [_pick(k, data) for k in data.picks_at(macs)],
+                }
+                for text, macs in data.budgets
+            ],
+            "pareto_front": [_point(p, data) for p in data.front],
+            "full_width_accuracy": data.largest_accuracy,
+            "reference": None
+            if data.reference is None
+            else {"name": data.reference[0], "accuracy": data.reference[1]},
+            "correlations": None
+            if data.ranking is None
+            else {
+                "source": data.ranking.source,
+                "metric": data.ranking.metric,
+                "n": len(data.ranking.upem),
+                "pearson": data.ranking.pearson,
+                "spearman": data.ranking.spearman,
+                "kendall": data.ranking.kendall,
+            },
+            "efficiency": [asdict(c) for c in data.curves],
+            "studies": [
+                {
+                    "name": s.name,
+                    "sampler": s.sampler,
+                    "seed": s.seed,
+                    "budget": s.budget,
+                    "budget_macs": s.budget_macs,
+                    "trials": s.trials,
+                    "evaluations": s.evaluations,
+                    "configurations": len({p.key for p in s.points}),
+                }
+                for s in data.studies
+            ],
+            "reproduce": search_commands(data.run, data.studies, data.settings),
+            "notes": data.notes,
+            "versions": versions(),
+        }
+    )
+
+
+def _point(p: Point, data: ReportData) -> dict:
+    return {
+        "macs": p.macs,
+        "fraction": p.macs / data.anchor_macs,
+        "params": p.params,
+        "upem": p.upem,
+        "value": p.value,
+        "accuracy": data.accuracy.get(p.key),
+        "config": p.config,
+        "channels": data.run.space.unit_channels(p.config),
+        "study": p.study,
+        "trial": p.number,
+        "sampler": p.sampler,
+    }
+
+
+def _pick(k: Pick, data: ReportData) -> dict:
+    return {
+        **_point(k.point, data),
+        "sampler": k.sampler,
+        "accuracy": k.accuracy,
+        "chosen": k.chosen,
+        "seeds": len(k.seed_values),
+        "seed_values": k.seed_values,
+    }
+
+
+def summary_csv(data: ReportData) -> str:
+    metrics = sorted({m for k in data.picks for m in k.point.upem})
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(
+        [
+            "budget",
+            "budget_macs",
+            "sampler",
+            "chosen",
+            "seeds",
+            "study",
+            "trial",
+            "macs",
+            "fraction",
+            "params",
+            *[f"upem_{m}" for m in metrics],
+            "accuracy",
+            "channels",
+        ]
+    )
+    for k in data.picks:
+        p = k.point
+        w.writerow(
+            [
+                k.budget,
+                k.budget_macs,
+                k.sampler,
+                int(k.chosen),
+                len(k.seed_values),
+                p.study,
+                p.number,
+                p.macs,
+                f"{p.macs / data.anchor_macs:.6f}",
+                p.params,
+                *[_num(p.upem.get(m)) for m in metrics],
+                _num(k.accuracy),
+                "-".join(str(c) for c in k.channels.values()),
+            ]
+        )
+    return buf.getvalue()
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None or not math.isfinite(v) else f"{v:.6g}"
+
+
+def _finite(obj):
+    """NaN and infinities are not JSON: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,113 @@
+"""Candidate evaluation: BN re-estimation, UPEM against the anchor, the anchor cache."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+
+from slimda_nas.data import LabelAccessError
+from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.upem import METRICS, discrepancy
+from slimda_nas.run import load_run
+from slimda_nas.train.checkpoint import load_checkpoint, save_checkpoint
+from tests.conftest import copy_run
+
+SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=4)
+
+
+@pytest.fixture
+def run_dir(tiny_run_dir, tmp_path):
+    return copy_run(tiny_run_dir, tmp_path / "run")
+
+
+def test_bn_reestimation_leaves_bank_statistics_untouched(run_dir):
+    run = load_run(run_dir, device="cpu")
+    before = {k: v.clone() for k, v in run.bank.model.state_dict().items()}
+    ev = Evaluator(run, SMALL)
+    for config in (run.space.smallest(), run.space.sample(random.Random(0))):
+        ev.score(config)
+        ev.accuracy(config)
+    after = run.bank.model.state_dict()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k
+
+
+def test_same_config_same_upem_and_anchor_scores_zero(run_dir):
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    config = ev.run.space.sample(random.Random(1))
+    a, b = ev.score(config), ev.score(config)
+    assert a.upem == b.upem
+    anchor = ev.score(ev.anchor_config)
+    for metric in METRICS:
+        assert anchor.upem[metric] == pytest.approx(0.0, abs=1e-6)
+    assert a.macs < anchor.macs
+
+
+def test_bn_reestimation_changes_the_score(run_dir):
+    run = load_run(run_dir, device="cpu")
+    on = Evaluator(run, SMALL).score(run.space.smallest())
+    off = Evaluator(
+        run, EvalSettings(calibration_images=10, scoring_images=10, recalibrate_bn=False)
+    ).score(run.space.smallest())
+    assert on.upem != off.upem
+
+
+def test_upem_never_reads_a_label(run_dir, monkeypatch):
+    from slimda_nas.data.imageset import ImageSet
+
+    def refuse(self):
+        raise LabelAccessError(f"{self.name}: labels read")
+
+    monkeypatch.setattr(ImageSet, "labels", property(refuse))
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    score = ev.score(ev.run.space.smallest())
+    assert score.upem["kl"] >= 0
+    with pytest.raises(LabelAccessError):
+        ev.accuracy(ev.run.space.smallest())  # accuracy does need labels: proof the patch bites
+
+
+def test_anchor_cache_is_used_and_invalidated_when_checkpoint_changes(run_dir):
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    files = list((run_dir / "cache").glob("anchor-*.pt"))
+    assert len(files) == 1
+    # a cached anchor is read back, not recomputed: poison it and see it come back
+    stored = torch.load(files[0], weights_only=True)
+    stored["log_p"] = torch.zeros_like(stored["log_p"])
+    torch.save(stored, files[0])
+    assert torch.equal(
+        Evaluator(load_run(run_dir, device="cpu"), SMALL).anchor_log_p, stored["log_p"]
+    )
+    # a changed checkpoint never uses that file
+    state = load_checkpoint(run_dir / "checkpoint.pt")
+    state["model"]["conv1.weight"] += 0.01
+    save_checkpoint(run_dir / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+    fresh = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    assert fresh.cache_key()["checkpoint"] != ev.cache_key()["checkpoint"]
+    assert not torch.equal(fresh.anchor_log_p, stored["log_p"])
+    assert len(list((run_dir / "cache").glob("anchor-*.pt"))) == 2
+
+
+def test_discrepancy_metrics_by_hand():
+    p = torch.tensor([[0.5, 0.5]]).log()
+    q = torch.tensor([[0.9, 0.1]]).log()
+    import math
+
+    assert discrepancy(p, q, "kl").item() == pytest.approx(
+        0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
+    )
+    assert discrepancy(p, q, "tv").item() == pytest.approx(0.4)
+    assert discrepancy(p, q, "disagreement").item() == 0.0
+    m = [0.7, 0.3]
+    js = 0.5 * sum(a * math.log(a / b) for a, b in zip([0.5, 0.5], m)) + 0.5 * sum(
+        a * math.log(a / b) for a, b in zip([0.9, 0.1], m)
+    )
+    assert discrepancy(p, q, "js").item() == pytest.approx(js)
+
+
+def test_settings_are_recorded(run_dir):
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    rec = ev.record()
+    assert rec["subsets"]["calibration"] == 8 and rec["subsets"]["scoring"] == 8
+    assert rec["head"] == "ca" and rec["recalibrate_bn"] is True

@@ -1,0 +1,216 @@
+"""The search: constraint honoured, infeasible proposals free, duplicates cached, seeded runs
+repeat, several processes share one study, a killed search resumes without repeats."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.macs import thop_profile
+from slimda_nas.run import load_run
+from slimda_nas.search.budget import parse_budget, parse_budgets
+from slimda_nas.search.runner import SearchOptions, run_search
+from slimda_nas.search.storage import open_storage
+from tests.conftest import REPO, copy_run
+
+SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
+
+
+@pytest.fixture
+def run_dir(tiny_run_dir, tmp_path):
+    return copy_run(tiny_run_dir, tmp_path / "run")
+
+
+class CountingEvaluator(Evaluator):
+    calls: list
+
+    def score(self, config):
+        self.calls.append(dict(config))
+        return super().score(config)
+
+
+def _evaluator(run_dir):
+    ev = CountingEvaluator(load_run(run_dir, device="cpu"), SMALL)
+    ev.calls = []
+    return ev
+
+
+def _trials(run_dir, name):
+    storage = open_storage(None, run_dir)
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random", "uniform", "greedy"])
+def test_every_sampler_honours_the_budget(run_dir, sampler):
+    ev = _evaluator(run_dir)
+    budgets = parse_budgets("1/4,1/16")
+    result = run_search(ev, SearchOptions(budgets, sampler, evaluations=8, settings=SMALL))
+    assert len(result.choices) == 2
+    for choice in result.choices:
+        plain = ev.run.bank.materialize(choice.config)
+        macs, _ = thop_profile(plain, ev.run.space.input_shape)
+        assert macs == choice.macs <= choice.budget_macs
+    for s in result.studies:
+        evaluated = [t for t in _trials(run_dir, s.name) if t.user_attrs.get("evaluated")]
+        assert len(evaluated) <= 8
+        if sampler != "greedy":  # greedy slimming scores the wider models on its path by design
+            # infeasible proposals never cost a UPEM evaluation
+            assert all(t.user_attrs["macs"] <= s.budget_macs for t in evaluated)
+    # each UPEM evaluation is a distinct feasible configuration
+    keys = [json.dumps(c, sort_keys=True) for c in ev.calls]
+    assert len(keys) == len(set(keys))
+
+
+def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
+    ev = _evaluator(run_dir)
+    opts = SearchOptions([parse_budget("1/16")], "nsga2", evaluations=10, settings=SMALL)
+    result = run_search(ev, opts)
+    trials = [t for t in _trials(run_dir, result.studies[0].name) if t.state.name == "COMPLETE"]
+    infeasible = [t for t in trials if t.constraints["macs"] > 0]
+    assert infeasible, "expected some infeasible NSGA-II proposals at 1/16"
+    assert all(
+        not t.user_attrs.get("evaluated") and "upem" not in t.user_attrs for t in infeasible
+    )
+    assert len(ev.calls) == sum(bool(t.user_attrs.get("evaluated")) for t in trials) == 10
+    assert 0 < result.studies[0].feasible_fraction < 1
+
+
+def test_unreachable_budget_fails_at_once(run_dir):
+    from slimda_nas.errors import BudgetError
+
+    ev = _evaluator(run_dir)
+    with pytest.raises(BudgetError, match=r"below the smallest model's 1/\d+"):
+        run_search(
+            ev, SearchOptions([parse_budget("1/10000")], "tpe", evaluations=5, settings=SMALL)
+        )
+    assert ev.calls == []
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "random", "nsga2"])
+def test_seeded_runs_repeat(tiny_run_dir, tmp_path, sampler):
+    picks = []
+    for copy in ("a", "b"):
+        ev = _evaluator(copy_run(tiny_run_dir, tmp_path / copy))
+        run_search(
+            ev,
+            SearchOptions([parse_budget("1/4")], sampler, evaluations=12, seed=3, settings=SMALL),
+        )
+        picks.append(ev.calls)
+    assert picks[0] == picks[1]
+
+
+def test_sqlite_refused_with_several_workers(run_dir):
+    from slimda_nas.errors import UserError
+
+    with pytest.raises(UserError, match="SQLite breaks with several worker processes"):
+        open_storage(f"sqlite:///{run_dir}/s.db", run_dir, workers=2)
+
+
+def _cli(args, run_dir, env_extra=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
+    cmd = [
+        sys.executable,
+        "-m",
+        "slimda_nas",
+        "search",
+        "--run",
+        str(run_dir),
+        "--calibration-images",
+        "8",
+        "--scoring-images",
+        "8",
+        "--no-report",
+        *args,
+    ]
+    return subprocess.Popen(
+        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def _study_name(run_dir):
+    names = optuna.get_all_study_names(open_storage(None, run_dir))
+    assert len(names) == 1
+    return names[0]
+
+
+def test_four_processes_share_one_journal_exactly(run_dir):
+    # the same command four times: one study, ranks from the environment
+    procs = [
+        _cli(
+            ["--budget", "1/4", "--sampler", "random", "--trials", "10"],
+            run_dir,
+            env_extra={"SLIMDA_NAS_WORKER_RANK": str(k)},
+        )
+        for k in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+    trials = _trials(run_dir, _study_name(run_dir))
+    numbers = [t.number for t in trials]
+    assert len(numbers) == len(set(numbers))
+    evaluated = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("evaluated")]
+    assert len(evaluated) == 10
+    assert len({json.dumps(t.user_attrs["config"], sort_keys=True) for t in evaluated}) == 10
+
+
+def test_workers_option_shares_one_study(run_dir):
+    p = _cli(["--budget", "1/4", "--sampler", "tpe", "--trials", "12", "--workers", "3"], run_dir)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    evaluated = [
+        t for t in _trials(run_dir, _study_name(run_dir)) if t.user_attrs.get("evaluated")
+    ]
+    assert len(evaluated) == 12
+
+
+def test_killed_search_resumes_without_losing_or_repeating(run_dir):
+    args = ["--budget", "1/4", "--sampler", "random", "--trials", "14", "--seed", "5"]
+    p = _cli(args, run_dir)
+    cache = run_dir / "cache"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once a few evaluations are on disk
+        files = list(cache.glob("scores-*.jsonl"))
+        if files and files[0].read_text().count("\n") >= 5:
+            break
+        time.sleep(0.05)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    before = {json.loads(x)["key"] for x in files[0].read_text().splitlines() if x.strip()}
+    assert 5 <= len(before) < 14
+    p = _cli(args, run_dir)
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    lines = [json.loads(x)["key"] for x in files[0].read_text().splitlines() if x.strip()]
+    assert len(lines) == len(set(lines)) == 14  # nothing scored twice, nothing lost
+    assert before <= set(lines)
+    trials = _trials(run_dir, _study_name(run_dir))
+    assert (
+        sum(bool(t.user_attrs.get("evaluated")) for t in trials if t.state.name == "COMPLETE")
+        == 14
+    )
+    # the result equals an uninterrupted run with the same seed (the random sampler is deterministic)
+    fresh = run_dir.parent / "fresh"
+    copy_run(run_dir, fresh)
+    import shutil
+
+    (
+        shutil.rmtree(fresh / "cache"),
+        (fresh / "study.journal").unlink(),
+        shutil.rmtree(fresh / "search", ignore_errors=True),
+    )
+    q = _cli(args, fresh)
+    q.communicate(timeout=300)
+    fresh_keys = [
+        json.loads(x)["key"]
+        for x in next((fresh / "cache").glob("scores-*.jsonl")).read_text().splitlines()
+    ]
+    assert sorted(fresh_keys) == sorted(lines)
