@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"slimda-nas {args.command}: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:  # the file system said no: a read-only folder, a full disk...
+        if debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"slimda-nas {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(
             f"slimda-nas {args.command}: interrupted; re-run the same command to resume",

@@ -25,7 +25,9 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
         "--scoring-images", type=int, default=1000, help="target images UPEM is measured on"
     )
     g.add_argument("--subset-seed", type=int, default=0, help="seed of the fixed target subsets")
-    g.add_argument("--batch-size", type=int, default=500, help="images per forward pass when scoring")
+    g.add_argument(
+        "--batch-size", type=int, default=500, help="images per forward pass when scoring"
+    )
     g.add_argument(
         "--anchor", type=Path, help="anchor configuration file (default: the largest model)"
     )

@@ -11,7 +11,14 @@ from rich.table import Table
 from slimda_nas.cli.eval import add_eval_options
 
 #: Scoring options left unset on the command line take the values the search recorded.
-_FROM_SEARCH = ("metric", "calibration_images", "scoring_images", "subset_seed", "batch_size", "head")
+_FROM_SEARCH = (
+    "metric",
+    "calibration_images",
+    "scoring_images",
+    "subset_seed",
+    "batch_size",
+    "head",
+)
 
 
 def register(sub) -> None:

@@ -50,7 +50,6 @@ class EvalSettings:
                     f"{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}"
                 )
 
-
     @classmethod
     def from_record(cls, record: dict) -> EvalSettings:
         """The settings that reproduce a recorded :meth:`Evaluator.record` (e.g. for exports)."""

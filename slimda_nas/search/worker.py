@@ -127,7 +127,10 @@ class StudyWorker:
             evaluated, _ = counts(self.study.get_trials(deepcopy=False))
             if evaluated >= n:
                 return
-            self.step()
+            try:
+                self.step()
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another worker judged this trial dead and closed it: propose again
             proposals += 1
 
     def step(self) -> None:

@@ -183,7 +183,7 @@ def _build(raw: dict, src: str) -> RunConfig:
             kwargs[key] = nested[key](**sub_kwargs)
         else:
             kwargs[key] = _coerce(key, value, fields[key].type, src)
-    for required in ("task", "space"):
+    for required in ("name", "task", "space"):
         if required not in kwargs:
             raise ConfigError(f"{src}: field {required!r}: missing")
     return _check(RunConfig(**kwargs), src)

@@ -13,7 +13,7 @@ from torch import nn
 
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas.bank import ModelBank
-from slimda_nas.errors import CheckpointError, ConfigError, TrainingDiverged
+from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
 from slimda_nas.methods import HEADS, build_method
 from slimda_nas.space import load_space
 from slimda_nas.train import distributed as D
@@ -149,10 +149,16 @@ def train_bank(
             )
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        src.load_state_dict(state["loaders"]["source"])
+        if len(state["ranks"]) != dist.world_size:
+            raise CheckpointError(
+                f"{ckpt_path}: written by {len(state['ranks'])} process(es); resume with the same number "
+                f"(now {dist.world_size}) so every data stream continues where it stopped"
+            )
+        mine = state["ranks"][dist.rank]
+        src.load_state_dict(mine["loaders"]["source"])
         if tgt is not None:
-            tgt.load_state_dict(state["loaders"]["target"])
-        restore_rng(state["rng"][dist.rank] if isinstance(state["rng"], list) else state["rng"])
+            tgt.load_state_dict(mine["loaders"]["target"])
+        restore_rng(mine["rng"])
         start = int(state["iteration"])
     elif resume:
         raise CheckpointError(f"{ckpt_path}: no checkpoint to resume from")
@@ -196,22 +202,22 @@ def train_bank(
 
     def checkpoint(iteration: int) -> None:
         D.sync_buffers(dist, model)  # BN statistics: rank 0's, as DDP does at each forward
-        rng = capture_rng()
+        # Each rank has its own data streams and RNG: keep all of them, resume each its own.
+        local = {
+            "rng": capture_rng(),
+            "loaders": {"source": src.state_dict(), "target": tgt.state_dict() if tgt else None},
+        }
+        ranks = [local]
         if dist.enabled:
-            gathered = [None] * dist.world_size
-            torch.distributed.all_gather_object(gathered, rng)
-            rng = gathered
+            ranks = [None] * dist.world_size
+            torch.distributed.all_gather_object(ranks, local)
         if dist.is_main:
             save_checkpoint(
                 ckpt_path,
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
-                    "loaders": {
-                        "source": src.state_dict(),
-                        "target": tgt.state_dict() if tgt else None,
-                    },
-                    "rng": rng,
+                    "ranks": ranks,
                     "iteration": iteration,
                     "config": cfg.to_dict(),
                     "config_hash": cfg.training_hash(),
@@ -240,58 +246,73 @@ def train_bank(
     t0, t_log = time.time(), time.time()
     result = TrainResult(run_dir, ckpt_path, start, 0.0, resumed_from=start, bank=bank)
     model.train()
-    with progress:
-        for it in range(start, end):
-            p = it / cfg.iterations
-            for g in optimizer.param_groups:
-                g["lr"] = g["base_lr"] * lr_factor(cfg.optimizer, p)
-            widths = [
-                space.layer_widths(c)
-                for c in sample_model_batch(space, cfg.models_per_step, cfg.seed, it, cfg.sandwich)
-            ]
-            x_src, y_src = next(src)
-            x_tgt = next(tgt).to(device, non_blocking=True) if tgt else None
-            optimizer.zero_grad(set_to_none=True)
-            with autocast:
-                total, terms = step(
-                    x_src.to(device, non_blocking=True), y_src.to(device), x_tgt, widths, p
-                )
-            loss_value = float(total.detach())
-            if not D.all_ok(dist, math.isfinite(loss_value), device):
-                bad = next((k for k, v in terms.items() if not math.isfinite(float(v))), "total")
-                raise TrainingDiverged(
-                    f"iteration {it + 1}: loss term {bad!r} is {float(terms.get(bad, total))}; stopped, "
-                    f"the last good checkpoint is {ckpt_path} (try a lower optimizer.lr)"
-                )
-            total.backward()
-            optimizer.step()
-            done = it + 1
-            progress.update(done, loss_value)
-            if metrics and (done % cfg.log_every == 0 or done == cfg.iterations):
-                now = time.time()
-                steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
-                metrics.write(
-                    {
-                        "iteration": done,
-                        "loss": loss_value,
-                        **{k: float(v) for k, v in terms.items()},
-                        "lambda": _lambda(p),
-                        "lr": optimizer.param_groups[1]["lr"],
-                        "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
-                        "time": now - t0,
-                    }
-                )
-                t_log = now
-            if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-                if dist.is_main:
-                    result.accuracy = evaluate()
-                    metrics.write({"iteration": done, "eval": result.accuracy})
-                    progress.note(_acc_text(done, result.accuracy, deploy_head))
-                    model.train()
-                D.barrier(dist)
-            if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-                checkpoint(done)
-            result.iterations = done
+    try:
+        with progress:
+            for it in range(start, end):
+                p = it / cfg.iterations
+                for g in optimizer.param_groups:
+                    g["lr"] = g["base_lr"] * lr_factor(cfg.optimizer, p)
+                widths = [
+                    space.layer_widths(c)
+                    for c in sample_model_batch(
+                        space, cfg.models_per_step, cfg.seed, it, cfg.sandwich
+                    )
+                ]
+                x_src, y_src = next(src)
+                x_tgt = next(tgt).to(device, non_blocking=True) if tgt else None
+                optimizer.zero_grad(set_to_none=True)
+                with autocast:
+                    total, terms = step(
+                        x_src.to(device, non_blocking=True), y_src.to(device), x_tgt, widths, p
+                    )
+                loss_value = float(total.detach())
+                if not D.all_ok(dist, math.isfinite(loss_value), device):
+                    bad = next(
+                        (k for k, v in terms.items() if not math.isfinite(float(v))), "total"
+                    )
+                    raise TrainingDiverged(
+                        f"iteration {it + 1}: loss term {bad!r} is {float(terms.get(bad, total))}; stopped, "
+                        f"the last good checkpoint is {ckpt_path} (try a lower optimizer.lr)"
+                    )
+                total.backward()
+                optimizer.step()
+                done = it + 1
+                progress.update(done, loss_value)
+                if metrics and (done % cfg.log_every == 0 or done == cfg.iterations):
+                    now = time.time()
+                    steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
+                    metrics.write(
+                        {
+                            "iteration": done,
+                            "loss": loss_value,
+                            **{k: float(v) for k, v in terms.items()},
+                            "lambda": _lambda(p),
+                            "lr": optimizer.param_groups[1]["lr"],
+                            "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
+                            "time": now - t0,
+                        }
+                    )
+                    t_log = now
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
+                    if dist.is_main:
+                        result.accuracy = evaluate()
+                        metrics.write({"iteration": done, "eval": result.accuracy})
+                        progress.note(_acc_text(done, result.accuracy, deploy_head))
+                        model.train()
+                    D.barrier(dist)
+                if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
+                    checkpoint(done)
+                result.iterations = done
+    except RuntimeError as e:
+        if not dist.enabled:
+            raise
+        # A peer died (killed, out of memory...): stop this rank with a clear line, not a hang.
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"rank {dist.rank}: lost another training process ({reason}); the last checkpoint is "
+            f"{ckpt_path}: run the same command again to resume"
+        ) from None
+
     result.seconds = time.time() - t0
     if dist.is_main and result.iterations == cfg.iterations:
         write_json(

@@ -1,0 +1,399 @@
+"""Bad input, table-driven: each case exits with code 2, prints one line that names the input
+and what was expected, shows no traceback, and leaves every existing file byte-identical."""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from slimda_nas.cli import main
+from tests.conftest import SPACES, copy_run, make_folder_domains
+from tests.reliability.conftest import tree_hashes
+
+
+@dataclass
+class World:
+    root: Path
+    run: Path
+    config: Path
+    space: Path
+    data: Path
+
+    def write(self, name: str, text: str) -> str:
+        p = self.root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        return str(p)
+
+    def config_with(self, **changes) -> str:
+        raw = yaml.safe_load(self.config.read_text())
+        for k, v in changes.items():
+            if v is None:
+                raw.pop(k, None)
+            else:
+                raw[k] = v
+        return self.write(f"cfg_{len(list(self.root.glob('cfg_*')))}.yaml", yaml.safe_dump(raw))
+
+    def space_with(self, old: str, new: str) -> str:
+        text = self.space.read_text()
+        assert old in text
+        return self.write(
+            f"space_{len(list(self.root.glob('space_*')))}.yaml", text.replace(old, new)
+        )
+
+
+@pytest.fixture
+def world(tmp_path, tiny_run_dir) -> World:
+    run = copy_run(tiny_run_dir, tmp_path / "run")
+    data = make_folder_domains(tmp_path / "data")
+    space = tmp_path / "space.yaml"
+    space.write_text((SPACES / "digits_cnn.yaml").read_text())
+    cfg = {
+        "name": "bad",
+        "task": f"folder:{data / 'A'}->folder:{data / 'B'}",
+        "space": str(space),
+        "iterations": 2,
+        "batch_size": 4,
+        "device": "cpu",
+        "out": str(tmp_path / "newrun"),
+        "eval_every": 0,
+        "calibration_images": 8,
+        "eval_images": 8,
+    }
+    config = tmp_path / "good.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+    return World(tmp_path, run, config, space, data)
+
+
+def _search(w, *extra):
+    return [
+        "search",
+        "--run",
+        str(w.run),
+        "--calibration-images",
+        "8",
+        "--scoring-images",
+        "8",
+        "--no-report",
+        *extra,
+    ]
+
+
+CASES = {
+    # -- search-space YAML ------------------------------------------------------------------------
+    "space: missing file": (
+        lambda w: ["space", "validate", str(w.root / "nope.yaml")],
+        "nope.yaml: file not found",
+    ),
+    "space: invalid YAML": (
+        lambda w: ["space", "validate", w.write("s.yaml", "units: [\n")],
+        "invalid YAML",
+    ),
+    "space: width above 1": (
+        lambda w: ["space", "validate", w.space_with("conv3: {}", "conv3: {widths: [1.5]}")],
+        "unit 'conv3': field 'widths': width 1.5 is above 1.0",
+    ),
+    "space: unknown backbone": (
+        lambda w: ["space", "validate", w.space_with("backbone: digits_cnn", "backbone: vgg")],
+        "unknown backbone 'vgg'",
+    ),
+    "space: duplicate key": (
+        lambda w: [
+            "space",
+            "validate",
+            w.space_with("units:", "input: {channels: 3, size: 32}\nunits:"),
+        ],
+        "duplicate key 'input'",
+    ),
+    "space: layer in no unit": (
+        lambda w: ["space", "validate", w.space_with("  conv5: {}", "")],
+        "layer 'conv5' is in no unit",
+    ),
+    "space: empty file": (lambda w: ["space", "validate", w.write("e.yaml", "")], "file is empty"),
+    "space: descending widths": (
+        lambda w: ["space", "validate", w.space_with("fc1: {}", "fc1: {widths: [1.0, 0.5]}")],
+        "expected ascending ratios",
+    ),
+    "space: channels above full": (
+        lambda w: ["space", "validate", w.space_with("conv1: {}", "conv1: {channels: [8, 64]}")],
+        "64 is above the layer's full width 32",
+    ),
+    "space: bad budget on show": (
+        lambda w: ["space", "show", str(w.space), "--budget", "1/0"],
+        "division by zero",
+    ),
+    # -- run configs --------------------------------------------------------------------------------
+    "config: unknown field": (
+        lambda w: ["train", "--config", w.config_with(epochs=3)],
+        "unknown field 'epochs'",
+    ),
+    "config: missing task": (
+        lambda w: ["train", "--config", w.config_with(task=None)],
+        "field 'task': missing",
+    ),
+    "config: unknown method": (
+        lambda w: ["train", "--config", w.config_with(method="dann")],
+        "field 'method'",
+    ),
+    "config: negative lr": (
+        lambda w: ["train", "--config", w.config_with(optimizer={"lr": -0.1})],
+        "field 'optimizer.lr': expected a number above 0",
+    ),
+    "config: zero iterations": (
+        lambda w: ["train", "--config", w.config_with(iterations=0)],
+        "field 'iterations': expected a positive integer",
+    ),
+    "config: text batch size": (
+        lambda w: ["train", "--config", w.config_with(batch_size="big")],
+        "field 'batch_size': expected an integer",
+    ),
+    "config: unknown device": (
+        lambda w: ["train", "--config", w.config_with(device="tpu")],
+        "field 'device'",
+    ),
+    "config: unknown precision": (
+        lambda w: ["train", "--config", w.config_with(precision="fp16")],
+        "field 'precision'",
+    ),
+    "config: missing space": (
+        lambda w: ["train", "--config", w.config_with(space="nowhere.yaml")],
+        "field 'space': 'nowhere.yaml' not found",
+    ),
+    "config: top-level list": (
+        lambda w: ["train", "--config", w.write("l.yaml", "- 1\n- 2\n")],
+        "expected a mapping of fields",
+    ),
+    "config: sandwich not bool": (
+        lambda w: ["train", "--config", w.config_with(sandwich="yes")],
+        "field 'sandwich': expected true or false",
+    ),
+    "config: malformed task": (
+        lambda w: ["train", "--config", w.config_with(task="usps=>mnist")],
+        "usps=>mnist",
+    ),
+    "config: unknown domain": (
+        lambda w: ["train", "--config", w.config_with(task="usps->svhn")],
+        "svhn",
+    ),
+    "config: missing data root": (
+        lambda w: [
+            "train",
+            "--config",
+            w.config_with(task="usps->mnist"),
+            "--data-root",
+            str(w.root / "no_data"),
+        ],
+        "no_data",
+    ),
+    "data: empty domain folder": (
+        lambda w: [
+            "train",
+            "--config",
+            w.config_with(
+                task=f"folder:{w.data / 'A'}->folder:{(w.root / 'empty').mkdir() or w.root / 'empty'}"
+            ),
+        ],
+        "empty",
+    ),
+    "data: every image of a class corrupt": (
+        lambda w: [
+            "train",
+            "--config",
+            w.config_with(task=f"folder:{_corrupt_class(w)}->folder:{w.data / 'B'}"),
+        ],
+        "class0",
+    ),
+    # -- budgets and search options -----------------------------------------------------------------
+    "budget 0": (lambda w: _search(w, "--budget", "0"), "budget '0': must be above 0"),
+    "budget 1/0": (lambda w: _search(w, "--budget", "1/0"), "budget '1/0': division by zero"),
+    "budget -1/4": (lambda w: _search(w, "--budget=-1/4"), "budget '-1/4': must be above 0"),
+    "budget 2": (lambda w: _search(w, "--budget", "2"), "budget '2': a fraction above 1"),
+    "budget abc": (
+        lambda w: _search(w, "--budget", "abc"),
+        "budget 'abc': expected a fraction like 1/64",
+    ),
+    "budget 1e999": (
+        lambda w: _search(w, "--budget", "1e999"),
+        "budget '1e999': not a finite number",
+    ),
+    "budget unreachable": (
+        lambda w: _search(w, "--budget", "1/100000"),
+        "is below the smallest model's",
+    ),
+    "search: zero trials": (
+        lambda w: _search(w, "--trials", "0"),
+        "--trials: expected a positive integer",
+    ),
+    "search: zero workers": (
+        lambda w: _search(w, "--workers", "0"),
+        "--workers: expected a positive integer",
+    ),
+    "search: unknown sampler": (
+        lambda w: _search(w, "--sampler", "cmaes"),
+        "argument --sampler: invalid choice",
+    ),
+    "search: sqlite with workers": (
+        lambda w: _search(w, "--storage", f"sqlite:///{w.root / 's.db'}", "--workers", "2"),
+        "SQLite breaks with several worker processes",
+    ),
+    "search: unreachable storage": (
+        lambda w: _search(w, "--storage", "postgresql+psycopg2://nobody@127.0.0.1:1/none"),
+        "cannot connect",
+    ),
+    "search: storage scheme": (
+        lambda w: _search(w, "--storage", "redis://127.0.0.1/0"),
+        "expected a journal file path or a sqlite/postgresql/mysql URL",
+    ),
+    "search: garbage journal": (
+        lambda w: _search(w, "--storage", w.write("j.journal", "{not json}\n{}\n")),
+        "damaged or truncated study journal",
+    ),
+    "search: bad worker rank": (
+        lambda w: (_search(w, "--budget", "1/4"), {"SLIMDA_NAS_WORKER_RANK": "abc"}),
+        "SLIMDA_NAS_WORKER_RANK: expected a non-negative integer",
+    ),
+    "search: bad metric": (
+        lambda w: _search(w, "--metric", "l2"),
+        "argument --metric: invalid choice",
+    ),
+    # -- eval / export / report ---------------------------------------------------------------------
+    "eval: uniform above 1": (
+        lambda w: [
+            "eval",
+            "--run",
+            str(w.run),
+            "--uniform",
+            "2",
+            "--calibration-images",
+            "8",
+            "--scoring-images",
+            "8",
+        ],
+        "--uniform: expected a width ratio in (0, 1]",
+    ),
+    "eval: missing config file": (
+        lambda w: [
+            "eval",
+            "--run",
+            str(w.run),
+            "--config-file",
+            str(w.root / "c.yaml"),
+            "--calibration-images",
+            "8",
+            "--scoring-images",
+            "8",
+        ],
+        "c.yaml: file not found",
+    ),
+    "eval: config with unknown unit": (
+        lambda w: [
+            "eval",
+            "--run",
+            str(w.run),
+            "--config-file",
+            w.write("c.yaml", "conv9: 1.0\n"),
+            "--calibration-images",
+            "8",
+            "--scoring-images",
+            "8",
+        ],
+        "unit 'conv9' is not in space",
+    ),
+    "eval: no options": (lambda w: ["eval", "--run", str(w.run)], "one of the arguments"),
+    "export: budget never searched": (
+        lambda w: ["export", "--run", str(w.run), "--budget", "1/3"],
+        "1/3",
+    ),
+    "report: missing journal": (lambda w: ["report", "--run", str(w.run)], "no study journal"),
+    # -- runs and checkpoints -----------------------------------------------------------------------
+    "run: missing folder": (
+        lambda w: ["eval", "--run", str(w.root / "ghost"), "--largest"],
+        "no such run folder",
+    ),
+    "run: truncated checkpoint": (
+        lambda w: ["eval", "--run", _truncated(w), "--largest"],
+        "unreadable or truncated checkpoint",
+    ),
+    "run: foreign checkpoint": (
+        lambda w: ["eval", "--run", _foreign(w), "--largest"],
+        "not a slimda-nas checkpoint",
+    ),
+    "run: checkpoint of another space": (
+        lambda w: [
+            "train",
+            "--config",
+            w.config_with(
+                out=str(w.run), space=w.space_with("fc1: {}", "fc1: {widths: [0.5, 1.0]}")
+            ),
+        ],
+        "not this one",
+    ),
+    "run: read-only run folder": (
+        lambda w: _read_only(w, _search(w, "--budget", "1/4", "--trials", "2")),
+        "cannot write",
+    ),
+}
+
+
+def _corrupt_class(w: World) -> Path:
+    bad = w.root / "corrupt"
+    for c in ("class0", "class1", "class2"):
+        (bad / c).mkdir(parents=True)
+        for i in range(3):
+            src = w.data / "A" / c / f"{i}.png"
+            (bad / c / f"{i}.png").write_bytes(b"not a png" if c == "class0" else src.read_bytes())
+    return bad
+
+
+def _truncated(w: World) -> str:
+    ckpt = w.run / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    return str(w.run)
+
+
+def _foreign(w: World) -> str:
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, w.run / "checkpoint.pt")
+    return str(w.run)
+
+
+def _read_only(w: World, argv: list[str]) -> list[str]:
+    r = subprocess.run(["chattr", "-R", "+i", str(w.run)], capture_output=True)
+    if r.returncode:
+        pytest.skip("chattr +i unavailable here (needs root on ext4)")
+    w.read_only = True
+    return argv
+
+
+def test_at_least_forty_cases():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name, world, capsys, monkeypatch):
+    make, expected = CASES[name]
+    made = make(world)
+    argv, env = made if isinstance(made, tuple) else (made, {})
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    before = tree_hashes(world.root)
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse
+        code = e.code
+    finally:
+        if getattr(world, "read_only", False):
+            subprocess.run(["chattr", "-R", "-i", str(world.run)], check=True)
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert expected in lines[0], lines[0]
+    after = tree_hashes(world.root)
+    changed = [p for p, h in before.items() if after.get(p) != h]
+    assert not changed, f"files changed or removed: {changed}"
