@@ -75,7 +75,7 @@ def test_training_survives_sigkill_at_random_points(tmp_path, tiny_task):
         p = _popen(["train", "--config", str(cfg), "--quiet"])
         start = max(_iteration(run_dir), 0)
         target = start + rng.choice([1, 2, 3])  # a random point after the next checkpoint
-        if not _wait_for(lambda: _iteration(run_dir) >= min(target, 11) or p.poll() is not None):
+        if not _wait_for(lambda t=target, q=p: _iteration(run_dir) >= min(t, 11) or q.poll() is not None):
             pytest.fail("training made no progress")
         time.sleep(rng.random() * 0.3)
         if p.poll() is None:
@@ -130,7 +130,7 @@ def test_search_survives_sigkill_at_random_points(tiny_run_dir, tmp_path):
     for _ in range(3):
         target = len(scored()) + rng.choice([2, 3, 4])
         p = _popen(args)
-        _wait_for(lambda: len(scored()) >= target or p.poll() is not None, timeout=180)
+        _wait_for(lambda t=target, q=p: len(scored()) >= t or q.poll() is not None, timeout=180)
         time.sleep(rng.random() * 0.2)
         if p.poll() is None:
             p.send_signal(signal.SIGKILL)
