@@ -43,17 +43,18 @@ def register(sub) -> None:
 
 
 def _init(args: argparse.Namespace) -> int:
+    import yaml
+
     from slimda_nas._io import write_text
     from slimda_nas.backbones import get_builder
     from slimda_nas.space import space_from_dict
-    from slimda_nas.space._yaml import read_yaml  # noqa: F401  (same parser as load_space)
     from slimda_nas.space.template import default_space_yaml
 
     get_builder(args.backbone)  # one-line error for an unknown backbone
     text = default_space_yaml(args.backbone, input_size=args.input_size)
-    import yaml
-
-    space_from_dict(yaml.safe_load(text), source=f"<default space for {args.backbone}>")
+    space_from_dict(
+        yaml.safe_load(text), source=f"<default space for {args.backbone}>"
+    )  # never write a bad one
     if args.out is None:
         print(text, end="")
         return 0

@@ -53,7 +53,8 @@ def complete_trials(study: optuna.Study) -> list[FrozenTrial]:
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
 
 
-def upem_of(t: FrozenTrial, metric_value: bool = True) -> float:
+def upem_of(t: FrozenTrial) -> float:
+    """A trial's UPEM objective (the second value in multi-objective studies)."""
     if isinstance(t.values, list) and len(t.values) == 2:
         return t.values[1]
     return t.value if t.value is not None else math.inf

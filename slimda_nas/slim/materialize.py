@@ -31,15 +31,16 @@ def trace_channels(
     """(input channels, output channels) of every slimmable layer at the current widths."""
     seen: dict[str, tuple[int, int]] = {}
     hooks = []
+
+    def record(name: str):
+        def hook(module, inputs, output):
+            seen[name] = (inputs[0].shape[1], output.shape[1])
+
+        return hook
+
     for name, m in model.named_modules():
         if isinstance(m, SLIM_LAYERS):
-            hooks.append(
-                m.register_forward_hook(
-                    lambda mod, x, y, name=name: seen.__setitem__(
-                        name, (x[0].shape[1] if x[0].dim() > 1 else x[0].shape[0], y.shape[1])
-                    )
-                )
-            )
+            hooks.append(m.register_forward_hook(record(name)))
     was_training = model.training
     model.eval()
     try:

@@ -1,0 +1,74 @@
+"""Why BN re-estimation is there: UPEM vs ground-truth accuracy over N configurations across the
+MACs range, with and without re-estimating BN statistics on target images.
+
+    python benchmarks/ranking_bn.py --run runs/usps_mnist --n 120
+
+"Deployable accuracy" is the accuracy after BN re-estimation (what an exported model gets).
+Writes benchmarks/results/ranking_bn_<run>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.ranking import correlations, sample_across_macs
+from slimda_nas.run import load_run
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--run", type=Path, default=Path("runs/usps_mnist"))
+    p.add_argument("--n", type=int, default=120)
+    p.add_argument("--scoring-images", type=int, default=1000)
+    args = p.parse_args()
+    run = load_run(args.run)
+    on = Evaluator(run, EvalSettings(scoring_images=args.scoring_images))
+    off = Evaluator(run, EvalSettings(scoring_images=args.scoring_images, recalibrate_bn=False))
+    rows = []
+    t0 = time.time()
+    for config in sample_across_macs(run.space, args.n, seed=0):
+        s_on, s_off = on.score(config), off.score(config)
+        rows.append(
+            {
+                "config": config,
+                "macs": s_on.macs,
+                "upem_recal": s_on.value,
+                "upem_no_recal": s_off.value,
+                "seconds_recal": s_on.seconds,
+                "accuracy_recal": on.accuracy(config),
+                "accuracy_no_recal": off.accuracy(config),
+            }
+        )
+    acc = [r["accuracy_recal"] for r in rows]
+    out = {
+        "run": str(args.run),
+        "n": len(rows),
+        "seconds": time.time() - t0,
+        "upem_recal_vs_deployable_accuracy": correlations([r["upem_recal"] for r in rows], acc),
+        "upem_no_recal_vs_deployable_accuracy": correlations(
+            [r["upem_no_recal"] for r in rows], acc
+        ),
+        "upem_no_recal_vs_no_recal_accuracy": correlations(
+            [r["upem_no_recal"] for r in rows], [r["accuracy_no_recal"] for r in rows]
+        ),
+        "macs_vs_deployable_accuracy": correlations([-r["macs"] for r in rows], acc),
+        "mean_accuracy_recal": sum(acc) / len(acc),
+        "mean_accuracy_no_recal": sum(r["accuracy_no_recal"] for r in rows) / len(rows),
+        "rows": rows,
+    }
+    for k, v in out.items():
+        if k != "rows":
+            print(k, v)
+    path = REPO / "benchmarks/results" / f"ranking_bn_{args.run.name}.json"
+    path.write_text(json.dumps(out, indent=2))
+    print(f"written {path}")
+
+
+if __name__ == "__main__":
+    main()
