@@ -1,6 +1,6 @@
 """Training-loader throughput on Office-31 amazon (not a test; run by hand).
 
-    /work/venv/bin/python tests/data/bench_loader.py [--data-root ../shared/data] [--size 224]
+    python benchmarks/loader_throughput.py [--data-root ../shared/data] [--size 224]
 
 Prints images/s for the first epoch including decoding, and for later epochs (steady state).
 """
@@ -20,7 +20,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--data-root",
-        default=os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"),
+        default=os.environ.get("SLIMDA_NAS_DATA")
+        or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
     )
     parser.add_argument("--task", default="office31:amazon->amazon")
     parser.add_argument("--size", type=int, default=224)
