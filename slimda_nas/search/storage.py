@@ -4,6 +4,7 @@ for several machines). SQLite is refused with several workers (SPEC 5)."""
 from __future__ import annotations
 
 import json
+import random
 import time
 import warnings
 from pathlib import Path
@@ -38,25 +39,40 @@ def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.st
         raise StorageError(
             f"--storage {_redact(spec)}: expected a journal file path or a sqlite/postgresql/mysql URL"
         )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            kwargs = (
-                {}
-                if scheme.startswith("sqlite")
-                else {
-                    "heartbeat_interval": 30,
-                    "grace_period": 120,
-                    "engine_kwargs": {
-                        "pool_pre_ping": True,
-                        "connect_args": _connect_args(scheme),
-                    },
-                }
-            )
-            return optuna.storages.RDBStorage(spec, **kwargs)
-    except Exception as e:  # sqlalchemy / driver errors: one line, no traceback
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StorageError(f"--storage {_redact(spec)}: cannot connect ({reason[:200]})") from None
+    kwargs = (
+        {}
+        if scheme.startswith("sqlite")
+        else {
+            "heartbeat_interval": 30,
+            "grace_period": 120,
+            "engine_kwargs": {"pool_pre_ping": True, "connect_args": _connect_args(scheme)},
+        }
+    )
+    for attempt in range(_SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return optuna.storages.RDBStorage(spec, **kwargs)
+        except Exception as e:  # sqlalchemy / driver errors: one line, no traceback
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if _is_schema_race(reason) and attempt + 1 < _SCHEMA_ATTEMPTS:
+                time.sleep(0.2 + random.random() * (attempt + 1))
+                continue
+            raise StorageError(
+                f"--storage {_redact(spec)}: cannot connect ({reason[:200]})"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+# Workers that open a fresh database at the same moment all run CREATE TABLE; PostgreSQL lets
+# one win and fails the others on its catalogue's unique indexes. The tables then exist, so
+# the losers only need to open the storage again.
+_SCHEMA_ATTEMPTS = 6
+_SCHEMA_RACE = ("already exists", "duplicate key value", "pg_type_typname_nsp_index")
+
+
+def _is_schema_race(reason: str) -> bool:
+    return any(s in reason for s in _SCHEMA_RACE)
 
 
 def _connect_args(scheme: str) -> dict:

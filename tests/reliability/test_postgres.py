@@ -88,3 +88,40 @@ def test_four_workers_pareto_front_matches_the_study(postgres_url, tiny_run_dir,
     ours = {(t.values[0], t.values[1]) for t in front}
     theirs = {(t.values[0], t.values[1]) for t in s.best_trials}
     assert ours == theirs
+
+
+_OPEN = """
+import sys, time
+from pathlib import Path
+from slimda_nas.search.storage import open_storage
+while time.time() < float(sys.argv[2]):  # start together: the schema race needs it
+    pass
+open_storage(sys.argv[1], Path("."), workers=4)
+"""
+
+
+def test_workers_opening_a_fresh_database_together_all_connect(postgres_url):
+    """All workers create Optuna's tables at once on a new database; every one must connect."""
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    for _ in range(3):
+        name = f"fresh_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as c:
+            c.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+        url = postgres_url.rsplit("/", 1)[0] + "/" + name
+        start = f"{__import__('time').time() + 3:.3f}"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _OPEN, url, start],
+                cwd=REPO,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(6)
+        ]
+        for p in procs:
+            _, err = p.communicate(timeout=120)
+            assert p.returncode == 0, err[-1500:]
+    admin.dispose()
