@@ -36,7 +36,12 @@ def budgets_for(ev: Evaluator) -> list[Budget]:
     for text in BUDGETS:
         b = parse_budget(text)
         if b.macs(largest) < smallest:
-            out.append(Budget(f"{format_fraction(smallest / largest)} (smallest)", fraction=smallest / largest + 1e-9))
+            out.append(
+                Budget(
+                    f"{format_fraction(smallest / largest)} (smallest)",
+                    fraction=smallest / largest + 1e-9,
+                )
+            )
             break
         out.append(b)
     return out

@@ -75,7 +75,9 @@ def test_training_survives_sigkill_at_random_points(tmp_path, tiny_task):
         p = _popen(["train", "--config", str(cfg), "--quiet"])
         start = max(_iteration(run_dir), 0)
         target = start + rng.choice([1, 2, 3])  # a random point after the next checkpoint
-        if not _wait_for(lambda t=target, q=p: _iteration(run_dir) >= min(t, 11) or q.poll() is not None):
+        if not _wait_for(
+            lambda t=target, q=p: _iteration(run_dir) >= min(t, 11) or q.poll() is not None
+        ):
             pytest.fail("training made no progress")
         time.sleep(rng.random() * 0.3)
         if p.poll() is None:
