@@ -1,7 +1,10 @@
 """Why BN re-estimation is there: UPEM vs ground-truth accuracy over N configurations across the
 MACs range, with and without re-estimating BN statistics on target images.
 
-    python benchmarks/ranking_bn.py --run runs/usps_mnist --n 120
+    python benchmarks/ranking_bn.py --run runs/usps_mnist --n 120 [--reuse]
+
+Also correlates within MACs quartiles: a budgeted search only compares models of similar size,
+where MACs alone say little. ``--reuse`` recomputes the summary from the last result file.
 
 "Deployable accuracy" is the accuracy after BN re-estimation (what an exported model gets).
 Writes benchmarks/results/ranking_bn_<run>.json.
@@ -26,12 +29,22 @@ def main() -> None:
     p.add_argument("--run", type=Path, default=Path("runs/usps_mnist"))
     p.add_argument("--n", type=int, default=120)
     p.add_argument("--scoring-images", type=int, default=1000)
+    p.add_argument("--reuse", action="store_true", help="rows from the last result file")
     args = p.parse_args()
+    path = REPO / "benchmarks/results" / f"ranking_bn_{args.run.name}.json"
+    if args.reuse:
+        last = json.loads(path.read_text())
+        return report(args.run, last["rows"], last["seconds"], path)
+    t0 = time.time()
+    rows = measure(args)
+    report(args.run, rows, time.time() - t0, path)
+
+
+def measure(args) -> list[dict]:
     run = load_run(args.run)
     on = Evaluator(run, EvalSettings(scoring_images=args.scoring_images))
     off = Evaluator(run, EvalSettings(scoring_images=args.scoring_images, recalibrate_bn=False))
     rows = []
-    t0 = time.time()
     for config in sample_across_macs(run.space, args.n, seed=0):
         s_on, s_off = on.score(config), off.score(config)
         rows.append(
@@ -45,11 +58,32 @@ def main() -> None:
                 "accuracy_no_recal": off.accuracy(config),
             }
         )
+    return rows
+
+
+def by_macs_quartile(rows: list[dict]) -> list[dict]:
+    rows = sorted(rows, key=lambda r: r["macs"])
+    out = []
+    for q in range(4):
+        part = rows[q * len(rows) // 4 : (q + 1) * len(rows) // 4]
+        acc = [r["accuracy_recal"] for r in part]
+        out.append(
+            {
+                "macs": [part[0]["macs"], part[-1]["macs"]],
+                "accuracy": [min(acc), max(acc)],
+                "upem": correlations([r["upem_recal"] for r in part], acc),
+                "macs_alone": correlations([-r["macs"] for r in part], acc),
+            }
+        )
+    return out
+
+
+def report(run_dir: Path, rows: list[dict], seconds: float, path: Path) -> None:
     acc = [r["accuracy_recal"] for r in rows]
     out = {
-        "run": str(args.run),
+        "run": str(run_dir),
         "n": len(rows),
-        "seconds": time.time() - t0,
+        "seconds": seconds,
         "upem_recal_vs_deployable_accuracy": correlations([r["upem_recal"] for r in rows], acc),
         "upem_no_recal_vs_deployable_accuracy": correlations(
             [r["upem_no_recal"] for r in rows], acc
@@ -58,6 +92,7 @@ def main() -> None:
             [r["upem_no_recal"] for r in rows], [r["accuracy_no_recal"] for r in rows]
         ),
         "macs_vs_deployable_accuracy": correlations([-r["macs"] for r in rows], acc),
+        "by_macs_quartile": by_macs_quartile(rows),
         "mean_accuracy_recal": sum(acc) / len(acc),
         "mean_accuracy_no_recal": sum(r["accuracy_no_recal"] for r in rows) / len(rows),
         "rows": rows,
@@ -65,7 +100,6 @@ def main() -> None:
     for k, v in out.items():
         if k != "rows":
             print(k, v)
-    path = REPO / "benchmarks/results" / f"ranking_bn_{args.run.name}.json"
     path.write_text(json.dumps(out, indent=2))
     print(f"written {path}")
 

@@ -137,16 +137,20 @@ def _ranking(args, run, evaluator, console) -> int:
     with Progress(console=Console(stderr=True)) as progress:
         task = progress.add_task("scoring UPEM and accuracy", total=len(configs))
         result = ranking_check(evaluator, configs, lambda i: progress.update(task, completed=i))
-    suffix = "" if evaluator.settings.recalibrate_bn else "-no-bn-recal"
+    # kl with BN re-estimation is what the search uses (and the report shows): ranking.json
+    suffix = "" if result.metric == "kl" else f"-{result.metric}"
+    suffix += "" if evaluator.settings.recalibrate_bn else "-no-bn-recal"
     out = write_json(
         run.run_dir / f"ranking{suffix}.json", {**result.to_dict(), "settings": evaluator.record()}
     )
-    t = Table(
-        title=f"UPEM ({result.metric}) vs target accuracy over {len(configs)} configurations"
-    )
-    for col in ("Pearson", "Spearman", "Kendall"):
+    t = Table(title=f"score vs target accuracy over {len(configs)} configurations")
+    for col in ("score", "Pearson", "Spearman", "Kendall"):
         t.add_column(col, justify="right")
-    t.add_row(f"{result.pearson:.3f}", f"{result.spearman:.3f}", f"{result.kendall:.3f}")
+    for name, (p, s, k) in result.by_score().items():
+        label = "MACs alone" if name == "macs" else f"UPEM {name}"
+        if name == result.metric:
+            label += " (searched)"
+        t.add_row(label, f"{p:.3f}", f"{s:.3f}", f"{k:.3f}")
     console.print(t)
     mean_s = sum(s.seconds for s in result.scores) / len(result.scores)
     console.print(

@@ -39,6 +39,17 @@ class RankingResult:
     kendall: float = float("nan")
     metric: str = "kl"
 
+    def by_score(self) -> dict[str, tuple[float, float, float]]:
+        """(Pearson, Spearman, Kendall) for every UPEM metric, and for MACs alone (positive:
+        larger models are more accurate), the baseline UPEM must beat to tell more than size."""
+        accuracy = [s.accuracy for s in self.scores]
+        out = {
+            m: correlations([s.upem[m] for s in self.scores], accuracy)
+            for m in (self.scores[0].upem if self.scores else ())
+        }
+        out["macs"] = correlations([-float(s.macs) for s in self.scores], accuracy)
+        return out
+
     def to_dict(self) -> dict:
         return {
             "metric": self.metric,
@@ -46,6 +57,10 @@ class RankingResult:
             "pearson": self.pearson,
             "spearman": self.spearman,
             "kendall": self.kendall,
+            "by_score": {
+                k: dict(zip(("pearson", "spearman", "kendall"), v))
+                for k, v in self.by_score().items()
+            },
             "candidates": [s.to_dict() for s in self.scores],
         }
 

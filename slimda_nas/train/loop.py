@@ -142,6 +142,12 @@ def train_bank(
                 f"{run_dir}: already holds a trained run; choose another name or resume it"
             )
         state = load_checkpoint(ckpt_path, space_hash=space.hash, backbone=space.backbone)
+        missing = [k for k in ("config_hash", "optimizer", "ranks") if k not in state]
+        if missing:
+            raise CheckpointError(
+                f"{ckpt_path}: holds no training state to resume ({', '.join(missing)} missing; "
+                "an older or exported checkpoint); use another run name to train afresh"
+            )
         if state["config_hash"] != cfg.training_hash():
             raise CheckpointError(
                 f"{ckpt_path}: was trained with a different config ({_diff(state['config'], cfg.to_dict())}); "

@@ -111,3 +111,33 @@ def test_settings_are_recorded(run_dir):
     rec = ev.record()
     assert rec["subsets"]["calibration"] == 8 and rec["subsets"]["scoring"] == 8
     assert rec["head"] == "ca" and rec["recalibrate_bn"] is True
+
+
+def test_ranking_check_reports_every_metric_and_the_macs_baseline(run_dir, capsys):
+    import json
+
+    from scipy import stats
+
+    from slimda_nas.cli import main
+    from slimda_nas.evaluate.ranking import correlations
+
+    assert correlations([1.0, 2.0, 3.0], [0.9, 0.8, 0.1]) == pytest.approx(
+        (0.9177, 1.0, 1.0), abs=1e-3
+    )  # by hand
+    args = ["eval", "--run", str(run_dir), "--ranking", "6", "--device", "cpu"]
+    args += ["--calibration-images", "8", "--scoring-images", "8", "--batch-size", "4"]
+    assert main(args) == 0
+    assert main([*args, "--metric", "js"]) == 0  # its own file: ranking.json stays the kl one
+    out = capsys.readouterr().out
+    assert "MACs alone" in out and "UPEM kl (searched)" in out
+    record = json.loads((run_dir / "ranking.json").read_text())
+    assert record["metric"] == "kl" and record["n"] == 6
+    assert json.loads((run_dir / "ranking-js.json").read_text())["metric"] == "js"
+    assert set(record["by_score"]) == {*METRICS, "macs"}
+    accuracy = [c["accuracy"] for c in record["candidates"]]
+    for metric in METRICS:
+        upem = [-c["upem"][metric] for c in record["candidates"]]
+        expected = stats.spearmanr(upem, accuracy)[0] if len(set(accuracy)) > 1 else None
+        if expected is not None:
+            assert record["by_score"][metric]["spearman"] == pytest.approx(expected)
+    assert record["by_score"]["kl"]["spearman"] == pytest.approx(record["spearman"], nan_ok=True)

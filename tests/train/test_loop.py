@@ -75,6 +75,19 @@ def test_checkpoint_of_another_space_is_refused(tmp_path, tiny_task):
         load_checkpoint(cfg.run_dir / "checkpoint.pt", backbone="resnet50")
 
 
+def test_checkpoint_without_resume_state_is_refused(tmp_path, tiny_task):
+    cfg = tiny_run_config(tmp_path, tiny_task, iterations=2)
+    train_bank(cfg, show_progress=False)
+    path = cfg.run_dir / "checkpoint.pt"
+    state = torch.load(path, weights_only=True)
+    del state["ranks"]
+    torch.save(state, path)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"no training state to resume \(ranks missing"):
+        train_bank(cfg, show_progress=False)
+    assert path.read_bytes() == before
+
+
 def test_resume_flag_needs_a_checkpoint(tmp_path, tiny_task):
     with pytest.raises(CheckpointError, match="no checkpoint to resume from"):
         train_bank(tiny_run_config(tmp_path, tiny_task), show_progress=False, resume=True)
