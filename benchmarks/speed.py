@@ -4,7 +4,7 @@ search wall time with 1, 2 and 4 worker processes on one study.
 
     python benchmarks/speed.py --run runs/usps_mnist [--sections macs,candidates,steps,overhead,workers]
 
-Run it on an otherwise idle machine; writes benchmarks/results/speed_<machine>.json.
+Run it on an otherwise idle machine; writes benchmarks/results/speed_cpu.json.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def main() -> None:
     p.add_argument("--sections", default="macs,candidates,steps,overhead,workers")
     args = p.parse_args()
     torch.set_num_threads(2)
-    out = REPO / "benchmarks/results" / f"speed_{platform.node() or 'cpu'}.json"
+    out = REPO / "benchmarks/results" / "speed_cpu.json"
     results = json.loads(out.read_text()) if out.exists() else {}
     results.update(
         {
