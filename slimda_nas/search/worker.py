@@ -71,18 +71,20 @@ def fail_dead_trials(study: optuna.Study) -> int:
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = t.system_attrs.get("worker", "")
         h, _, pid = owner.partition(":")
-        dead = (
+        age = now - t.datetime_start.timestamp() if t.datetime_start else math.inf
+        # Ownerless: killed between ``ask`` and writing its owner, or asked a moment ago by a
+        # live worker, which then meets UpdateFinishedTrialError before scoring and asks again.
+        # Failing it at once is cheap either way; a dead one left RUNNING would hold a slot.
+        dead = not owner or (
             (h == host and pid.isdigit() and not _alive(int(pid)))
-            or (
-                h != host
-                and t.datetime_start is not None
-                and now - t.datetime_start.timestamp() > STALE_SECONDS
-            )
-            or not owner
+            or (h != host and age > STALE_SECONDS)
         )
         if dead:
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-            failed += 1
+            try:
+                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+                failed += 1
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # its worker was alive after all and finished it meanwhile
     return failed
 
 

@@ -214,3 +214,16 @@ def test_killed_search_resumes_without_losing_or_repeating(run_dir):
         for x in next((fresh / "cache").glob("scores-*.jsonl")).read_text().splitlines()
     ]
     assert sorted(fresh_keys) == sorted(lines)
+
+
+def test_a_trial_finished_while_judged_dead_is_left_finished(monkeypatch):
+    """A starting worker sees an ownerless RUNNING trial that its live worker then finishes."""
+    from slimda_nas.search import worker
+
+    study = optuna.create_study()
+    trial = study.ask()
+    stale = study.get_trials(deepcopy=True)  # seen RUNNING ...
+    study.tell(trial, 1.0)  # ... then finished by its worker
+    monkeypatch.setattr(study, "get_trials", lambda **_: stale)
+    assert worker.fail_dead_trials(study) == 0
+    assert study._storage.get_trial(trial._trial_id).state.name == "COMPLETE"
