@@ -149,6 +149,14 @@ def _run(args: argparse.Namespace) -> int:
         "* accuracy on the labelled target test split: ground truth, never seen by the search. "
         f"Results: {path} (+ .yaml); study storage: {result.storage}"
     )
+    for s in result.studies:
+        if s.short:
+            console.print(
+                f"[yellow]note[/]: {s.sampler} @ {s.budget or 'Pareto front'}: {s.evaluations} of "
+                f"{s.requested} evaluations; it kept proposing configurations over the budget or "
+                f"already scored ({s.duplicates} repeats). Re-run the command to continue, or try "
+                "another --sampler."
+            )
     if not args.no_report:
         _write_report(run.run_dir, args, console)
     return 0

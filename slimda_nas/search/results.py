@@ -41,7 +41,13 @@ class StudySummary:
     duplicates: int
     feasible_fraction: float | None
     seconds: float
+    requested: int | None = None  # evaluations asked of an Optuna sampler (baselines: None)
     choices: list[Choice] = field(default_factory=list)
+
+    @property
+    def short(self) -> bool:
+        """Fewer evaluations than requested: the sampler ran out of new feasible proposals."""
+        return self.requested is not None and self.evaluations < self.requested
 
     def to_dict(self) -> dict:
         d = asdict(self)

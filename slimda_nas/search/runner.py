@@ -233,6 +233,7 @@ def _summarize(
         sum(bool(t.user_attrs.get("duplicate")) for t in trials),
         None if spec.multi_objective else feasible_fraction(study),
         round(seconds, 2),
+        spec.evaluations if spec.sampler in OPTUNA_SAMPLERS else None,
     )
     budgets = opts.budgets if spec.multi_objective else [spec.budget]
     for b in budgets:

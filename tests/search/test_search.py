@@ -81,6 +81,30 @@ def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
     )
     assert len(ev.calls) == sum(bool(t.user_attrs.get("evaluated")) for t in trials) == 10
     assert 0 < result.studies[0].feasible_fraction < 1
+    assert result.studies[0].requested == 10 and not result.studies[0].short
+
+
+def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
+    from slimda_nas.search.budget import Budget
+
+    ev = _evaluator(run_dir)
+    smallest = ev.cost.macs(ev.run.space.smallest())
+    only_smallest = Budget("smallest", absolute=smallest)  # one feasible configuration
+    opts = SearchOptions([only_smallest], "nsga2", evaluations=3, settings=SMALL)
+    study = run_search(ev, opts).studies[0]
+    assert study.evaluations < 3 and study.short
+
+
+def test_the_cli_says_when_a_sampler_fell_short(run_dir, capsys):
+    from slimda_nas.cli import main
+
+    smallest = _evaluator(run_dir).cost.macs(load_run(run_dir).space.smallest())
+    args = ["search", "--run", str(run_dir), "--budget", f"{smallest / 1000}K", "--no-report"]
+    args += ["--sampler", "nsga2", "--trials", "3", "--device", "cpu"]
+    args += ["--calibration-images", "8", "--scoring-images", "8", "--batch-size", "4"]
+    assert main(args) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: nsga2 @" in out and "of 3 evaluations" in out
 
 
 def test_unreachable_budget_fails_at_once(run_dir):
