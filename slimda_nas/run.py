@@ -71,9 +71,8 @@ def load_run(
             f"{ckpt}: training stopped at iteration {state['iteration']} of {config.iterations}; "
             f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
         )
-    space = space_from_dict(
-        state["space"], source=config.space
-    )  # as trained, even if the file changed since
+    # as trained, even if the file changed since
+    space = space_from_dict(state["space"], source=config.space)
     if space.hash != state["space_hash"]:
         raise RunError(f"{ckpt}: the stored search space does not match its hash")
     bank = ModelBank.build(

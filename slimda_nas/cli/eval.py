@@ -57,13 +57,14 @@ def register(sub) -> None:
     p.set_defaults(handler=_run)
 
 
-def build_evaluator(args: argparse.Namespace):
+def build_evaluator(args: argparse.Namespace, anchor: dict | None = None):
+    """The run and its Evaluator from the scoring options; ``--anchor`` overrides ``anchor``."""
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
     from slimda_nas.run import load_run
     from slimda_nas.space import load_config
 
     run = load_run(args.run, device=args.device, data_root=args.data_root)
-    anchor = load_config(args.anchor, run.space) if args.anchor else None
+    anchor = load_config(args.anchor, run.space) if args.anchor else anchor
     settings = EvalSettings(
         calibration_images=args.calibration_images,
         scoring_images=args.scoring_images,
@@ -146,7 +147,7 @@ def _ranking(args, run, evaluator, console) -> int:
     t = Table(title=f"score vs target accuracy over {len(configs)} configurations")
     for col in ("score", "Pearson", "Spearman", "Kendall"):
         t.add_column(col, justify="right")
-    for name, (p, s, k) in result.by_score().items():
+    for name, (p, s, k) in result.by_score.items():
         label = "MACs alone" if name == "macs" else f"UPEM {name}"
         if name == result.metric:
             label += " (searched)"

@@ -65,10 +65,8 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dataclasses import replace
 
     from slimda_nas.cli.eval import build_evaluator
-    from slimda_nas.evaluate.evaluator import Evaluator
     from slimda_nas.export import (
         ExportError,
         export_model,
@@ -94,10 +92,7 @@ def _run(args: argparse.Namespace) -> int:
         or {}
     )
     _fill_from_search(args, recorded)
-    run, evaluator = build_evaluator(args)
-    anchor = recorded.get("anchor")
-    if args.anchor is None and anchor and anchor != run.space.largest():
-        evaluator = Evaluator(run, replace(evaluator.settings, anchor=anchor))
+    _, evaluator = build_evaluator(args, anchor=recorded.get("anchor"))
     common = dict(formats=formats, out=args.out, storage=args.storage, tolerance=args.tolerance)
     if args.pareto:
         results = export_pareto(evaluator, **common)
@@ -110,7 +105,7 @@ def _run(args: argparse.Namespace) -> int:
                 study=args.study,
                 trial=args.trial,
                 config_file=args.config_file,
-                largest=args.largest or None,
+                largest=args.largest,
                 **common,
             )
         ]
@@ -136,19 +131,13 @@ def _preflight(args: argparse.Namespace, select) -> None:
 
 def _fill_from_search(args: argparse.Namespace, recorded: dict) -> None:
     """Score exactly as the search did unless an option says otherwise."""
-    subsets = recorded.get("subsets") or {}
-    search = {
-        "metric": recorded.get("metric", "kl"),
-        "calibration_images": subsets.get("calibration", 1000),
-        "scoring_images": subsets.get("scoring", 1000),
-        "subset_seed": subsets.get("seed", 0),
-        "batch_size": subsets.get("batch_size", 500),
-        "head": recorded.get("head"),
-    }
+    from slimda_nas.evaluate.evaluator import EvalSettings
+
+    search = EvalSettings.from_record(recorded)
     for name in _FROM_SEARCH:
         if getattr(args, name) is None:
-            setattr(args, name, search[name])
-    if recorded.get("recalibrate_bn") is False:
+            setattr(args, name, getattr(search, name))
+    if not search.recalibrate_bn:
         args.no_bn_recal = True
 
 

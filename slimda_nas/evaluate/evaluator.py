@@ -7,10 +7,11 @@ and one scoring pass. The anchor's outputs are cached on disk per (checkpoint, s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -132,21 +133,30 @@ class Evaluator:
         self._test: list | None = None
 
     # -- scoring -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def logits(
-        self, config: Mapping, batches: Iterable[torch.Tensor] | None = None
-    ) -> torch.Tensor:
-        """Deployed-head logits at ``config`` after BN re-estimation (bank left unchanged)."""
+    @contextlib.contextmanager
+    def calibrated(self, config: Mapping) -> Iterator[torch.nn.Module]:
+        """The bank's model at ``config``, BN statistics re-estimated as scoring does, in eval
+        mode; widths, statistics and mode are restored afterwards."""
         model = self.bank.model
         was_training = model.training
         with self.bank.use(config), preserved_bn_stats(model):
             if self.settings.recalibrate_bn:
                 recalibrate_bn(model, self.calibration, forward=model.forward_features)
             model.eval()
+            try:
+                yield model
+            finally:
+                model.train(was_training)
+
+    @torch.no_grad()
+    def logits(
+        self, config: Mapping, batches: Iterable[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Deployed-head logits at ``config`` after BN re-estimation (bank left unchanged)."""
+        with self.calibrated(config) as model:
             out = torch.cat(
                 [model(x, heads=[self.head])[self.head] for x in (batches or self.scoring)]
             )
-        model.train(was_training)
         return out.float()
 
     def score(self, config: Mapping) -> CandidateScore:
@@ -167,17 +177,23 @@ class Evaluator:
         return [self.score(c) for c in configs]
 
     # -- ground truth --------------------------------------------------------------------------
-    def accuracy(self, config: Mapping) -> float:
-        """Top-1 accuracy on the labelled target test split, after the same BN re-estimation.
+    def accuracy(
+        self,
+        config: Mapping,
+        labelled: Iterable[tuple[torch.Tensor, torch.Tensor]] | None = None,
+    ) -> float:
+        """Top-1 accuracy on the labelled target test split (or the ``labelled`` batches), after
+        the same BN re-estimation.
 
-        For reports and ranking checks only: the search never calls it.
+        For reports, exports and ranking checks only: the search never calls it.
         """
         labels: list[torch.Tensor] = []
+        device = self.run.device
 
         def images():
-            for x, y in self._test_batches():
+            for x, y in self._test_batches() if labelled is None else labelled:
                 labels.append(y)
-                yield x
+                yield x.to(device)
 
         predicted = self.logits(self.run.space.check_config(config), images()).argmax(1).cpu()
         return float((predicted == torch.cat(labels)).float().mean())

@@ -29,26 +29,41 @@ def sample_across_macs(space: SearchSpace, n: int, seed: int = 0) -> list[Config
     return configs
 
 
+_NAN3 = (float("nan"), float("nan"), float("nan"))
+
+
 @dataclass
 class RankingResult:
-    """Correlations of -UPEM (higher is better) with accuracy over the scored configurations."""
+    """Correlations of -UPEM (higher is better) with accuracy over the scored configurations.
 
-    scores: list[CandidateScore] = field(default_factory=list)
-    pearson: float = float("nan")
-    spearman: float = float("nan")
-    kendall: float = float("nan")
+    ``by_score`` holds (Pearson, Spearman, Kendall) for every UPEM metric, and for MACs alone
+    (positive: larger models are more accurate), the baseline UPEM must beat to tell more
+    than size does; ``pearson`` and friends are those of the searched ``metric``.
+    """
+
+    scores: list[CandidateScore]
     metric: str = "kl"
+    by_score: dict[str, tuple[float, float, float]] = field(init=False)
 
-    def by_score(self) -> dict[str, tuple[float, float, float]]:
-        """(Pearson, Spearman, Kendall) for every UPEM metric, and for MACs alone (positive:
-        larger models are more accurate), the baseline UPEM must beat to tell more than size."""
+    def __post_init__(self) -> None:
         accuracy = [s.accuracy for s in self.scores]
-        out = {
+        self.by_score = {
             m: correlations([s.upem[m] for s in self.scores], accuracy)
             for m in (self.scores[0].upem if self.scores else ())
         }
-        out["macs"] = correlations([-float(s.macs) for s in self.scores], accuracy)
-        return out
+        self.by_score["macs"] = correlations([-float(s.macs) for s in self.scores], accuracy)
+
+    @property
+    def pearson(self) -> float:
+        return self.by_score.get(self.metric, _NAN3)[0]
+
+    @property
+    def spearman(self) -> float:
+        return self.by_score.get(self.metric, _NAN3)[1]
+
+    @property
+    def kendall(self) -> float:
+        return self.by_score.get(self.metric, _NAN3)[2]
 
     def to_dict(self) -> dict:
         return {
@@ -59,7 +74,7 @@ class RankingResult:
             "kendall": self.kendall,
             "by_score": {
                 k: dict(zip(("pearson", "spearman", "kendall"), v))
-                for k, v in self.by_score().items()
+                for k, v in self.by_score.items()
             },
             "candidates": [s.to_dict() for s in self.scores],
         }
@@ -83,14 +98,11 @@ def ranking_check(
     on_progress: Callable[[int], None] | None = None,
 ) -> RankingResult:
     """Score UPEM and ground-truth accuracy of ``configs`` and correlate them."""
-    result = RankingResult(metric=evaluator.settings.metric)
+    scores = []
     for i, config in enumerate(configs):
         score = evaluator.score(config)
         score.accuracy = evaluator.accuracy(config)
-        result.scores.append(score)
+        scores.append(score)
         if on_progress:
             on_progress(i + 1)
-    result.pearson, result.spearman, result.kendall = correlations(
-        [s.value for s in result.scores], [s.accuracy for s in result.scores]
-    )
-    return result
+    return RankingResult(scores, evaluator.settings.metric)

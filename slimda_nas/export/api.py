@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from slimda_nas._io import write_json, write_yaml
-from slimda_nas.evaluate.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.upem import METRICS, upem_scores
 from slimda_nas.export import select
@@ -29,7 +28,7 @@ from slimda_nas.export.verify import (
     upem_check,
 )
 from slimda_nas.report.provenance import versions
-from slimda_nas.report.studies import open_run_storage, read_results, settings_from_record
+from slimda_nas.report.studies import open_run_storage, read_results
 from slimda_nas.run import TrainedRun, load_run
 from slimda_nas.search.storage import describe
 
@@ -184,21 +183,15 @@ def recorded_settings(
 
 def _recorded(chosen: select.Selection, run_dir: Path) -> EvalSettings:
     record = chosen.settings or recorded_settings(run_dir)
-    return settings_from_record(record) if record else EvalSettings()
+    return EvalSettings.from_record(record or {})
 
 
 @torch.no_grad()
 def calibrated_plain(evaluator: Evaluator, config: dict) -> nn.Module:
     """The materialized sub-network with BN statistics re-estimated exactly as the search did
     (on the bank, over the evaluator's calibration batches), on the CPU, in eval mode."""
-    bank, model = evaluator.bank, evaluator.bank.model
-    was_training = model.training
-    with bank.use(config), preserved_bn_stats(model):
-        if evaluator.settings.recalibrate_bn:
-            recalibrate_bn(model, evaluator.calibration, forward=model.forward_features)
-        model.eval()
-        plain = bank.materialize(config, evaluator.head)
-    model.train(was_training)
+    with evaluator.calibrated(config):
+        plain = evaluator.bank.materialize(config, evaluator.head)
     return plain.cpu().eval()
 
 
@@ -257,7 +250,7 @@ def write_export(
                     bank = bank_acc
                 else:
                     with full_fp32():
-                        bank = _bank_accuracy(evaluator, config, test_batches(n))
+                        bank = evaluator.accuracy(config, test_batches(n))
                 check["accuracy"] = accuracy_check(runner, test_batches(n), bank, n)
             seconds[name] = time.perf_counter() - t0
             check["seconds"] = {
@@ -271,13 +264,13 @@ def write_export(
             "upem": upem_check(upem, chosen, evaluator),
             "files": checks,
         }
-        verification["passed"] = not failures(verification)
+        problems = failures(verification)
+        verification["passed"] = not problems
         record = _record(
             evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
         )
         write_yaml(tmp / "config.yaml", dict(config))
         write_json(tmp / "model.json", record)
-        problems = failures(verification)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
     return ExportResult(out, chosen.label, files, record, seconds)
@@ -286,13 +279,6 @@ def write_export(
 def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
     """The architecture at ``config`` to load a state_dict into (its weights are overwritten)."""
     return evaluator.bank.materialize(config, evaluator.head).cpu()
-
-
-def _bank_accuracy(evaluator: Evaluator, config: dict, labelled) -> float:
-    xs, ys = zip(*labelled, strict=False)
-    device = evaluator.run.device
-    predicted = evaluator.logits(config, [x.to(device) for x in xs]).argmax(1).cpu()
-    return float((predicted == torch.cat(ys)).float().mean())
 
 
 def _record(

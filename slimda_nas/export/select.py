@@ -4,7 +4,7 @@ trial of one study, the largest model, a configuration file, or every Pareto-fro
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
@@ -29,7 +29,6 @@ class Selection:
     settings: dict | None = None  # the scoring settings the search used, where known
     budget: str | None = None
     budget_macs: int | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def slug(text: str) -> str:

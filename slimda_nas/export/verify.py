@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from slimda_nas.evaluate.macs import thop_profile
 from slimda_nas.export.formats import Runner
+from slimda_nas.report.studies import same_settings
 
 
 @contextlib.contextmanager
@@ -97,7 +98,7 @@ def upem_check(upem: Mapping[str, float], chosen, evaluator) -> dict | None:
         return None
     metric = evaluator.settings.metric
     ours, theirs = float(upem[metric]), float(chosen.upem.get(metric, math.nan))
-    same = chosen.settings is None or _same_settings(chosen.settings, evaluator.record())
+    same = chosen.settings is None or same_settings(chosen.settings, evaluator.record())
     return {
         "metric": metric,
         "export": ours,
@@ -105,12 +106,6 @@ def upem_check(upem: Mapping[str, float], chosen, evaluator) -> dict | None:
         "relative_difference": abs(ours - theirs) / max(abs(theirs), 1e-12),
         "same_settings": same,
     }
-
-
-def _same_settings(a: Mapping, b: Mapping) -> bool:
-    import json
-
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def accuracy_check(

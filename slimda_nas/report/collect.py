@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimda_nas.errors import RunError, UserError
-from slimda_nas.evaluate.evaluator import Evaluator
+from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ranking import correlations
 from slimda_nas.report.efficiency import Curve, curves, sampler_label
 from slimda_nas.report.studies import (
@@ -20,7 +20,6 @@ from slimda_nas.report.studies import (
     open_run_storage,
     primary_settings,
     read_results,
-    settings_from_record,
     split_studies,
 )
 from slimda_nas.run import TrainedRun, load_run
@@ -246,7 +245,7 @@ def _ground_truth(
     from slimda_nas.search.outputs import ground_truth, has_labels
 
     try:
-        evaluator = Evaluator(data.run, settings_from_record(settings))
+        evaluator = Evaluator(data.run, EvalSettings.from_record(settings))
         data.has_labels = has_labels(evaluator)
     except DataError as e:
         data.notes.append(f"accuracy not shown: the task's data cannot be read ({e})")
@@ -279,7 +278,7 @@ def _reference_accuracy(path: Path, data: ReportData, settings: dict) -> tuple[s
             f"--reference {path}: task {ref.task!r} differs from this run's {data.run.task!r}"
         )
     ref._data = data.run._data  # same task: decode the images once
-    base = settings_from_record(settings)
+    base = EvalSettings.from_record(settings)
     evaluator = Evaluator(ref, replace(base, head=None, anchor=None))
     acc = ground_truth(evaluator, [ref.space.largest()])[0]
     return f"{ref.run_dir.name} ({ref.method}, full width)", acc

@@ -79,17 +79,20 @@ def search_commands(run: TrainedRun, studies: list[Study], settings: dict) -> li
 
 
 def _scoring_options(settings: dict, deploy_head: str | None) -> str:
+    from slimda_nas.evaluate.evaluator import EvalSettings
+
+    default = EvalSettings()
     subsets = settings.get("subsets") or {}
     parts = []
     if settings.get("head") not in (None, deploy_head):
         parts.append(f"--head {settings['head']}")
-    if settings.get("metric", "kl") != "kl":
+    if settings.get("metric", default.metric) != default.metric:
         parts.append(f"--metric {settings['metric']}")
-    if subsets.get("calibration", 1000) != 1000:
+    if subsets.get("calibration", default.calibration_images) != default.calibration_images:
         parts.append(f"--calibration-images {subsets['calibration']}")
-    if subsets.get("scoring", 1000) != 1000:
+    if subsets.get("scoring", default.scoring_images) != default.scoring_images:
         parts.append(f"--scoring-images {subsets['scoring']}")
-    if subsets.get("seed", 0) != 0:
+    if subsets.get("seed", default.subset_seed) != default.subset_seed:
         parts.append(f"--subset-seed {subsets['seed']}")
     if settings.get("recalibrate_bn") is False:
         parts.append("--no-bn-recal")

@@ -8,6 +8,7 @@ import json
 import math
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,9 +16,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimda_nas.errors import RunError
-from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.search.results import upem_of
-from slimda_nas.search.storage import JOURNAL, StorageError, check_journal, open_storage
+from slimda_nas.search.storage import JOURNAL, StorageError, open_storage
 from slimda_nas.space import SearchSpace
 
 RESULTS = Path("search") / "results.json"
@@ -69,8 +69,7 @@ def open_run_storage(spec: str | None, run_dir: Path) -> optuna.storages.BaseSto
             raise RunError(
                 f"{path}: no study journal (run `slimda-nas search --run {run_dir}` first)"
             )
-        check_journal(path)
-    return open_storage(spec, run_dir)
+    return open_storage(spec, run_dir)  # checks the journal for damage before Optuna reads it
 
 
 def load_studies(
@@ -165,17 +164,12 @@ def read_results(run_dir: Path) -> dict:
     return data
 
 
-def settings_from_record(record: dict) -> EvalSettings:
-    """The :class:`EvalSettings` that reproduce a recorded ``Evaluator.record()``."""
-    return EvalSettings.from_record(record)
-
-
 def primary_settings(studies: list[Study], results: dict, checkpoint: str) -> dict | None:
     """The scoring settings the report is about: those of ``results.json`` when a study of this
     bank used them, else the ones most studies of this bank used."""
     ours = [s for s in studies if s.checkpoint in (None, checkpoint) and s.settings]
     recorded = results.get("settings")
-    if recorded and any(_same(s.settings, recorded) for s in ours):
+    if recorded and any(same_settings(s.settings, recorded) for s in ours):
         return recorded
     counts: dict[str, tuple[int, dict]] = {}
     for s in ours:
@@ -184,7 +178,8 @@ def primary_settings(studies: list[Study], results: dict, checkpoint: str) -> di
     return max(counts.values(), key=lambda c: c[0])[1] if counts else recorded
 
 
-def _same(a: dict, b: dict) -> bool:
+def same_settings(a: Mapping, b: Mapping) -> bool:
+    """Two recorded scoring settings are the same (key order aside)."""
     return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
@@ -198,7 +193,7 @@ def split_studies(
             notes.append(
                 f"study {s.name} left out: it searched another bank (checkpoint {s.checkpoint})"
             )
-        elif settings is not None and s.settings and not _same(s.settings, settings):
+        elif settings is not None and s.settings and not same_settings(s.settings, settings):
             notes.append(f"study {s.name} left out: scored with other evaluation settings")
         elif not s.points:
             notes.append(f"study {s.name} left out: no scored configuration yet")

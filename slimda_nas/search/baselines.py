@@ -115,9 +115,8 @@ def run_greedy(
         if not moves:
             break
         unscored = sum(config_key(nxt) not in rec.recorded for nxt, _ in moves)
-        if (
-            rec.evaluations + unscored < spec.evaluations
-        ):  # keep one evaluation for the final model
+        # keep one evaluation for the final model
+        if rec.evaluations + unscored < spec.evaluations:
             ranked = []
             for nxt, saved in moves:
                 s = rec.score(tuple(nxt))

@@ -48,20 +48,20 @@ def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.st
             "engine_kwargs": {"pool_pre_ping": True, "connect_args": _connect_args(scheme)},
         }
     )
-    for attempt in range(_SCHEMA_ATTEMPTS):
+    attempt = 0
+    while True:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return optuna.storages.RDBStorage(spec, **kwargs)
         except Exception as e:  # sqlalchemy / driver errors: one line, no traceback
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            if _is_schema_race(reason) and attempt + 1 < _SCHEMA_ATTEMPTS:
-                time.sleep(0.2 + random.random() * (attempt + 1))
-                continue
-            raise StorageError(
-                f"--storage {_redact(spec)}: cannot connect ({reason[:200]})"
-            ) from None
-    raise AssertionError("unreachable")
+            attempt += 1
+            if not _is_schema_race(reason) or attempt == _SCHEMA_ATTEMPTS:
+                raise StorageError(
+                    f"--storage {_redact(spec)}: cannot connect ({reason[:200]})"
+                ) from None
+            time.sleep(0.2 + random.random() * attempt)
 
 
 # Workers that open a fresh database at the same moment all run CREATE TABLE; PostgreSQL lets

@@ -35,9 +35,8 @@ class TrainResult:
     iterations: int
     seconds: float
     resumed_from: int = 0
-    accuracy: dict[str, dict[str, float]] = field(
-        default_factory=dict
-    )  # "largest"/"smallest" -> head -> acc
+    # "largest"/"smallest" -> head -> accuracy
+    accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     bank: ModelBank | None = None
 
 
