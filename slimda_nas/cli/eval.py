@@ -69,6 +69,7 @@ def build_evaluator(args: argparse.Namespace, anchor: dict | None = None):
         calibration_images=args.calibration_images,
         scoring_images=args.scoring_images,
         subset_seed=args.subset_seed,
+        batch_size=args.batch_size,
         head=args.head,
         metric=args.metric,
         recalibrate_bn=not args.no_bn_recal,

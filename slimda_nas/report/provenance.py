@@ -94,6 +94,8 @@ def _scoring_options(settings: dict, deploy_head: str | None) -> str:
         parts.append(f"--scoring-images {subsets['scoring']}")
     if subsets.get("seed", default.subset_seed) != default.subset_seed:
         parts.append(f"--subset-seed {subsets['seed']}")
+    if subsets.get("batch_size", default.batch_size) != default.batch_size:
+        parts.append(f"--batch-size {subsets['batch_size']}")
     if settings.get("recalibrate_bn") is False:
         parts.append("--no-bn-recal")
     return "".join(f" {p}" for p in parts)

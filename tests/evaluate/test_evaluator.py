@@ -132,6 +132,7 @@ def test_ranking_check_reports_every_metric_and_the_macs_baseline(run_dir, capsy
     assert "MACs alone" in out and "UPEM kl (searched)" in out
     record = json.loads((run_dir / "ranking.json").read_text())
     assert record["metric"] == "kl" and record["n"] == 6
+    assert record["settings"]["subsets"]["batch_size"] == 4  # --batch-size is honoured
     assert json.loads((run_dir / "ranking-js.json").read_text())["metric"] == "js"
     assert set(record["by_score"]) == {*METRICS, "macs"}
     accuracy = [c["accuracy"] for c in record["candidates"]]

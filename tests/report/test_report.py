@@ -264,3 +264,11 @@ def test_page_renders_in_headless_chromium(two_samplers, tmp_path):
     # the figures were drawn: the sampler colours of the plots appear in the screenshot
     tpe_blue = sum(n for n, (r, g, b) in colours if b > 150 and r < 90 and 90 < g < 150)
     assert tpe_blue > 0
+
+
+def test_reproduce_command_names_every_non_default_scoring_option():
+    from slimda_nas.report.provenance import _scoring_options
+
+    record = {"metric": "kl", "subsets": {"calibration": 1000, "scoring": 8, "batch_size": 4}}
+    assert _scoring_options(record, "ca") == " --scoring-images 8 --batch-size 4"
+    assert _scoring_options({"subsets": {"batch_size": 500}}, "ca") == ""
