@@ -18,6 +18,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from train_digits_banks import run_name  # this folder is on sys.path when run as a script
 
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.run import load_run
@@ -81,10 +82,7 @@ def main() -> None:
     p.add_argument("--random", type=int, default=15, help="random feasible models per budget")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    banks = {
-        m: Path("runs") / (args.task if m == "slimda" else f"{args.task}_{m}")
-        for m in ("slimda", "symnet", "source_only")
-    }
+    banks = {m: Path("runs") / run_name(args.task, m) for m in ("slimda", "symnet", "source_only")}
     evs = {m: Evaluator(load_run(d), EvalSettings()) for m, d in banks.items()}
     budgets = budgets_for(evs["slimda"])
     full = {m: ev.accuracy(ev.run.space.largest()) for m, ev in evs.items()}

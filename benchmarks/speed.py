@@ -180,6 +180,7 @@ def overhead(run_dir: Path, trials: int = 100) -> dict:
     import optuna
 
     from slimda_nas.search.storage import open_storage
+    from slimda_nas.search.worker import counts
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_copy(run_dir, Path(tmp), "run")
@@ -191,15 +192,15 @@ def overhead(run_dir: Path, trials: int = 100) -> dict:
         done = [t for t in study.trials if t.state.name == "COMPLETE"]
         eval_s = sum(t.user_attrs.get("seconds", 0.0) for t in done)
         trial_s = sum((t.datetime_complete - t.datetime_start).total_seconds() for t in done)
+        evaluations, _ = counts(done)
         row = {
             "trials": len(done),
-            "evaluations": sum(bool(t.user_attrs.get("evaluated")) for t in done),
+            "evaluations": evaluations,
             "command_wall_s": wall,
             "evaluation_s": eval_s,
             "trial_s": trial_s,
             "optuna_and_macs_s_per_trial": (trial_s - eval_s) / len(done),
-            "evaluation_s_per_evaluation": eval_s
-            / max(1, sum(bool(t.user_attrs.get("evaluated")) for t in done)),
+            "evaluation_s_per_evaluation": eval_s / max(1, evaluations),
             "between_trials_s_per_trial": (wall - trial_s) / len(done),
         }
     print(row, flush=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,29 @@ SPACES = REPO / "search_spaces"
 CONFIGS = REPO / "configs"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment of a ``python -m slimda_nas`` subprocess: this checkout, one thread."""
+    return {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **extra}
+
+
+def cli_popen(args: list[str], env: dict | None = None, stdout=subprocess.PIPE):
+    """``python -m slimda_nas ARGS`` started in a fresh process, as a user would (stderr piped)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "slimda_nas", *args],
+        cwd=REPO,
+        env=cli_env(**(env or {})),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def search_args(run: Path, *extra: str) -> list[str]:
+    """``search`` on ``run`` with tiny scoring subsets and no report."""
+    tiny = ["--calibration-images", "8", "--scoring-images", "8", "--no-report"]
+    return ["search", "--run", str(run), *tiny, *extra]
 
 
 def real_data_root() -> Path:

@@ -148,18 +148,12 @@ def pareto(
 ) -> list[Selection]:
     """Every configuration on the MACs/UPEM front of the run's studies (as the report draws it)."""
     from slimda_nas.report.collect import pareto_points
-    from slimda_nas.report.studies import (
-        load_studies,
-        open_run_storage,
-        primary_settings,
-        split_studies,
-    )
+    from slimda_nas.report.studies import bank_studies, load_studies, open_run_storage
     from slimda_nas.search.storage import describe
 
     where = describe(storage_spec, run_dir)
     studies = load_studies(open_run_storage(storage_spec, run_dir), space, where)
-    settings = primary_settings(studies, read_results(run_dir), checkpoint)
-    studies, _ = split_studies(studies, settings, checkpoint)
+    settings, studies, _ = bank_studies(studies, read_results(run_dir), checkpoint)
     front = pareto_points([p for s in studies for p in s.points])
     if not front:
         raise ExportError(f"{where}: no scored configuration of this bank; run a search first")

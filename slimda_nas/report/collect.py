@@ -16,11 +16,10 @@ from slimda_nas.report.efficiency import Curve, curves, sampler_label
 from slimda_nas.report.studies import (
     Point,
     Study,
+    bank_studies,
     load_studies,
     open_run_storage,
-    primary_settings,
     read_results,
-    split_studies,
 )
 from slimda_nas.run import TrainedRun, load_run
 from slimda_nas.search.budget import parse_budget
@@ -113,8 +112,8 @@ def collect(
         raise RunError(
             f"{where}: no studies yet (run `slimda-nas search --run {run.run_dir}` first)"
         )
-    settings = primary_settings(studies, results, run.checkpoint_hash) or {}
-    studies, notes = split_studies(studies, settings, run.checkpoint_hash)
+    settings, studies, notes = bank_studies(studies, results, run.checkpoint_hash)
+    settings = settings or {}
     if not studies:
         raise RunError(f"{where}: no study of this bank has a scored configuration ({notes[0]})")
     anchor_macs = _anchor_macs(studies, results, run, settings)

@@ -164,6 +164,15 @@ def read_results(run_dir: Path) -> dict:
     return data
 
 
+def bank_studies(
+    studies: list[Study], results: dict, checkpoint: str
+) -> tuple[dict | None, list[Study], list[str]]:
+    """What a report (and ``export --pareto``) is about: (the primary settings, the studies of
+    this bank scored with them, notes on the others)."""
+    settings = primary_settings(studies, results, checkpoint)
+    return (settings, *split_studies(studies, settings, checkpoint))
+
+
 def primary_settings(studies: list[Study], results: dict, checkpoint: str) -> dict | None:
     """The scoring settings the report is about: those of ``results.json`` when a study of this
     bank used them, else the ones most studies of this bank used."""

@@ -187,46 +187,13 @@ def test_verification_failure_is_an_error_and_writes_nothing(evaluator, tmp_path
 def test_cli_trial_and_config_file_and_one_line_errors(searched, tmp_path, capsys):
     choice = _choice(searched)
     out = tmp_path / "t"
-    assert (
-        main(
-            [
-                "export",
-                "--run",
-                str(searched),
-                "--study",
-                choice["study"],
-                "--trial",
-                str(choice["trial"]),
-                "--format",
-                "state_dict",
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )
+    base = ["export", "--run", str(searched), "--format", "state_dict", "--out", str(out)]
+    base += ["--device", "cpu"]
+    assert main([*base, "--study", choice["study"], "--trial", str(choice["trial"])]) == 0
     rec = json.loads((out / "model.json").read_text())
     assert rec["config"] == choice["config"] and rec["origin"]["kind"] == "trial"
-    assert (
-        main(
-            [
-                "export",
-                "--run",
-                str(searched),
-                "--config-file",
-                str(out / "config.yaml"),
-                "--format",
-                "state_dict",
-                "--out",
-                str(out),
-                "--device",
-                "cpu",
-            ]
-        )
-        == 0
-    )  # replaces an earlier export
+    # replaces an earlier export
+    assert main([*base, "--config-file", str(out / "config.yaml")]) == 0
     assert json.loads((out / "model.json").read_text())["origin"]["kind"] == "config-file"
     capsys.readouterr()
     for argv, expected in [

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cli_env
 
 
 def tree_hashes(*roots: Path) -> dict[str, str]:
@@ -29,13 +29,12 @@ def tree_hashes(*roots: Path) -> dict[str, str]:
 
 def cli(args: list[str], cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
     """Run ``python -m slimda_nas ARGS`` in a fresh process (as a user would)."""
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "slimda_nas", *args],
         capture_output=True,
         text=True,
         cwd=cwd or REPO,
-        env=full_env,
+        env=cli_env(**(env or {})),
         timeout=timeout,
     )
 

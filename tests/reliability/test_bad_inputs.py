@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from slimda_nas.cli import main
-from tests.conftest import SPACES, copy_run, make_folder_domains
+from tests.conftest import SPACES, copy_run, make_folder_domains, search_args
 from tests.reliability.conftest import tree_hashes
 
 
@@ -71,17 +71,7 @@ def world(tmp_path, tiny_run_dir) -> World:
 
 
 def _search(w, *extra):
-    return [
-        "search",
-        "--run",
-        str(w.run),
-        "--calibration-images",
-        "8",
-        "--scoring-images",
-        "8",
-        "--no-report",
-        *extra,
-    ]
+    return search_args(w.run, *extra)
 
 
 CASES = {

@@ -19,21 +19,12 @@ import yaml
 
 from slimda_nas.search.storage import open_storage
 from slimda_nas.train.checkpoint import load_checkpoint
-from tests.conftest import REPO, copy_run, tiny_run_config
+from tests.conftest import REPO, cli_env, cli_popen, copy_run, search_args, tiny_run_config
 from tests.reliability.conftest import cli
-
-ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
 def _popen(args):
-    return subprocess.Popen(
-        [sys.executable, "-m", "slimda_nas", *args],
-        cwd=REPO,
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return cli_popen(args, stdout=subprocess.DEVNULL)
 
 
 def _wait_for(predicate, timeout=120, poll=0.05):
@@ -101,24 +92,7 @@ def test_training_survives_sigkill_at_random_points(tmp_path, tiny_task):
 
 def test_search_survives_sigkill_at_random_points(tiny_run_dir, tmp_path):
     run = copy_run(tiny_run_dir, tmp_path / "run")
-    args = [
-        "search",
-        "--run",
-        str(run),
-        "--budget",
-        "1/4",
-        "--sampler",
-        "tpe",
-        "--trials",
-        "16",
-        "--seed",
-        "2",
-        "--calibration-images",
-        "8",
-        "--scoring-images",
-        "8",
-        "--no-report",
-    ]
+    args = search_args(run, "--budget", "1/4", "--sampler", "tpe", "--trials", "16", "--seed", "2")
     rng = random.Random(4)
 
     def scored():
@@ -197,7 +171,7 @@ def test_killed_ddp_rank_stops_cleanly_and_resumes(tmp_path, tiny_task):
         "--quiet",
     ]
     p = subprocess.Popen(
-        cmd, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        cmd, cwd=REPO, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     assert _wait_for(lambda: _iteration(run_dir) >= 2, timeout=180), "no checkpoint"
     ranks = {_rank_of(c): c for c in _children(p.pid)}
@@ -211,7 +185,7 @@ def test_killed_ddp_rank_stops_cleanly_and_resumes(tmp_path, tiny_task):
     assert p.returncode != 0
     stopped_at = _iteration(run_dir)
     assert 2 <= stopped_at < 10
-    r = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert state["iteration"] == 10 and state["world_size"] == 2

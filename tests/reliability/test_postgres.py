@@ -15,43 +15,14 @@ import pytest
 
 from slimda_nas.search.results import complete_trials, pareto_front
 from slimda_nas.search.storage import open_storage
-from tests.conftest import REPO, copy_run
+from tests.conftest import REPO, cli_popen, copy_run, search_args
 
 pytestmark = pytest.mark.postgres
 
 
 def _workers(run, url, study, extra, n=4):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    procs = []
-    for rank in range(n):
-        cmd = [
-            sys.executable,
-            "-m",
-            "slimda_nas",
-            "search",
-            "--run",
-            str(run),
-            "--storage",
-            url,
-            "--study-name",
-            study,
-            "--calibration-images",
-            "8",
-            "--scoring-images",
-            "8",
-            "--no-report",
-            *extra,
-        ]
-        procs.append(
-            subprocess.Popen(
-                cmd,
-                cwd=REPO,
-                env={**env, "SLIMDA_NAS_WORKER_RANK": str(rank)},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-        )
+    args = search_args(run, "--storage", url, "--study-name", study, *extra)
+    procs = [cli_popen(args, env={"SLIMDA_NAS_WORKER_RANK": str(rank)}) for rank in range(n)]
     for p in procs:
         _, err = p.communicate(timeout=400)
         assert p.returncode == 0, err[-2000:]

@@ -4,22 +4,19 @@ repeat, several processes share one study, a killed search resumes without repea
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 
 import optuna
 import pytest
 
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.macs import thop_profile
+from slimda_nas.evaluate.macs import CostModel, thop_profile
 from slimda_nas.run import load_run
 from slimda_nas.search.budget import parse_budget, parse_budgets
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
-from tests.conftest import REPO, copy_run
+from tests.conftest import cli_popen, copy_run, search_args
 
 SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
 
@@ -98,7 +95,8 @@ def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
 def test_the_cli_says_when_a_sampler_fell_short(run_dir, capsys):
     from slimda_nas.cli import main
 
-    smallest = _evaluator(run_dir).cost.macs(load_run(run_dir).space.smallest())
+    run = load_run(run_dir, device="cpu")
+    smallest = CostModel(run.bank).macs(run.space.smallest())
     args = ["search", "--run", str(run_dir), "--budget", f"{smallest / 1000}K", "--no-report"]
     args += ["--sampler", "nsga2", "--trials", "3", "--device", "cpu"]
     args += ["--calibration-images", "8", "--scoring-images", "8", "--batch-size", "4"]
@@ -139,24 +137,7 @@ def test_sqlite_refused_with_several_workers(run_dir):
 
 
 def _cli(args, run_dir, env_extra=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", **(env_extra or {})}
-    cmd = [
-        sys.executable,
-        "-m",
-        "slimda_nas",
-        "search",
-        "--run",
-        str(run_dir),
-        "--calibration-images",
-        "8",
-        "--scoring-images",
-        "8",
-        "--no-report",
-        *args,
-    ]
-    return subprocess.Popen(
-        cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    return cli_popen(search_args(run_dir, *args), env=env_extra)
 
 
 def _study_name(run_dir):
@@ -196,7 +177,7 @@ def test_workers_option_shares_one_study(run_dir):
     assert len(evaluated) == 12
 
 
-def test_killed_search_resumes_without_losing_or_repeating(run_dir):
+def test_killed_search_resumes_without_losing_or_repeating(run_dir, tiny_run_dir):
     args = ["--budget", "1/4", "--sampler", "random", "--trials", "14", "--seed", "5"]
     p = _cli(args, run_dir)
     cache = run_dir / "cache"
@@ -222,15 +203,7 @@ def test_killed_search_resumes_without_losing_or_repeating(run_dir):
         == 14
     )
     # the result equals an uninterrupted run with the same seed (the random sampler is deterministic)
-    fresh = run_dir.parent / "fresh"
-    copy_run(run_dir, fresh)
-    import shutil
-
-    (
-        shutil.rmtree(fresh / "cache"),
-        (fresh / "study.journal").unlink(),
-        shutil.rmtree(fresh / "search", ignore_errors=True),
-    )
+    fresh = copy_run(tiny_run_dir, run_dir.parent / "fresh")  # the trained run, never searched
     q = _cli(args, fresh)
     q.communicate(timeout=300)
     fresh_keys = [
