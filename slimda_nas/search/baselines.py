@@ -18,17 +18,25 @@ from slimda_nas.search.worker import StudySpec, distributions
 from slimda_nas.space import SearchSpace
 
 
-class _Recorder:
+class Recorder:
     """Scores through the shared cache and adds each configuration once to the study."""
 
-    def __init__(self, study, spec, space, cost, score, cache, on_trial=None) -> None:
+    def __init__(
+        self,
+        study: optuna.Study,
+        spec: StudySpec,
+        space: SearchSpace,
+        cost: CostModel,
+        score: Callable[[dict], CandidateScore],
+        cache: ScoreCache,
+        on_trial: Callable | None = None,
+    ) -> None:
         self.study, self.spec, self.space, self.cost = study, spec, space, cost
         self.score_fn, self.cache, self.on_trial = score, cache, on_trial
         self.dists = distributions(space)
-        self.recorded = {t.user_attrs.get("key") for t in study.get_trials(deepcopy=False)}
-        self.evaluations = sum(
-            bool(t.user_attrs.get("evaluated")) for t in study.get_trials(deepcopy=False)
-        )
+        trials = study.get_trials(deepcopy=False)
+        self.recorded = {t.user_attrs.get("key") for t in trials}
+        self.evaluations = sum(bool(t.user_attrs.get("evaluated")) for t in trials)
 
     def score(self, indices: tuple[int, ...]) -> CandidateScore:
         key = config_key(indices)
@@ -63,42 +71,25 @@ class _Recorder:
         return result
 
 
-def run_uniform(
-    study: optuna.Study,
-    spec: StudySpec,
-    space: SearchSpace,
-    cost: CostModel,
-    score: Callable[[dict], CandidateScore],
-    cache: ScoreCache,
-    on_trial=None,
-) -> None:
+def run_uniform(rec: Recorder) -> None:
     """Score the widest uniform-width configuration within the budget."""
+    space, spec = rec.space, rec.spec
     for ratio in sorted(space.uniform_ratios(), reverse=True):
         config = space.uniform(ratio)
-        if cost.macs(config) <= spec.budget_macs:
-            _Recorder(study, spec, space, cost, score, cache, on_trial).score(
-                space.to_indices(config)
-            )
+        if rec.cost.macs(config) <= spec.budget_macs:
+            rec.score(space.to_indices(config))
             return
     raise BudgetError(f"budget {spec.budget}: no uniform-width configuration fits")
 
 
-def run_greedy(
-    study: optuna.Study,
-    spec: StudySpec,
-    space: SearchSpace,
-    cost: CostModel,
-    score: Callable[[dict], CandidateScore],
-    cache: ScoreCache,
-    on_trial=None,
-) -> None:
+def run_greedy(rec: Recorder) -> None:
     """From the largest model, narrow one unit by one step at a time, taking the step that costs
     the least UPEM per MAC saved, until the budget holds (AutoSlim's greedy slimming).
 
     Once a step's scores would exceed ``spec.evaluations``, the remaining steps follow MACs
     saved alone and only the final configuration is scored.
     """
-    rec = _Recorder(study, spec, space, cost, score, cache, on_trial)
+    space, spec, cost = rec.space, rec.spec, rec.cost
     current = list(space.to_indices(space.largest()))
     current_score = rec.score(tuple(current))
     macs = cost.macs(space.from_indices(current))

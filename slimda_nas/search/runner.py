@@ -140,9 +140,10 @@ def _search_one(
             study, spec, run.space, evaluator.cost, evaluator.score, cache, rank, on_trial
         ).run()
     elif rank == 0:
-        getattr(baselines, f"run_{spec.sampler}")(
+        recorder = baselines.Recorder(
             study, spec, run.space, evaluator.cost, evaluator.score, cache, on_trial
         )
+        getattr(baselines, f"run_{spec.sampler}")(recorder)
 
 
 def run_search(
