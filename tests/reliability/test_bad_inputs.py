@@ -74,6 +74,11 @@ def _search(w, *extra):
     return search_args(w.run, *extra)
 
 
+def _train(w, **changes):
+    """``train`` with the good run config changed by ``changes`` (None removes a field)."""
+    return ["train", "--config", w.config_with(**changes)]
+
+
 CASES = {
     # -- search-space YAML ------------------------------------------------------------------------
     "space: missing file": (
@@ -119,39 +124,39 @@ CASES = {
     ),
     # -- run configs --------------------------------------------------------------------------------
     "config: unknown field": (
-        lambda w: ["train", "--config", w.config_with(epochs=3)],
+        lambda w: _train(w, epochs=3),
         "unknown field 'epochs'",
     ),
     "config: missing task": (
-        lambda w: ["train", "--config", w.config_with(task=None)],
+        lambda w: _train(w, task=None),
         "field 'task': missing",
     ),
     "config: unknown method": (
-        lambda w: ["train", "--config", w.config_with(method="dann")],
+        lambda w: _train(w, method="dann"),
         "field 'method'",
     ),
     "config: negative lr": (
-        lambda w: ["train", "--config", w.config_with(optimizer={"lr": -0.1})],
+        lambda w: _train(w, optimizer={"lr": -0.1}),
         "field 'optimizer.lr': expected a number above 0",
     ),
     "config: zero iterations": (
-        lambda w: ["train", "--config", w.config_with(iterations=0)],
+        lambda w: _train(w, iterations=0),
         "field 'iterations': expected a positive integer",
     ),
     "config: text batch size": (
-        lambda w: ["train", "--config", w.config_with(batch_size="big")],
+        lambda w: _train(w, batch_size="big"),
         "field 'batch_size': expected an integer",
     ),
     "config: unknown device": (
-        lambda w: ["train", "--config", w.config_with(device="tpu")],
+        lambda w: _train(w, device="tpu"),
         "field 'device'",
     ),
     "config: unknown precision": (
-        lambda w: ["train", "--config", w.config_with(precision="fp16")],
+        lambda w: _train(w, precision="fp16"),
         "field 'precision'",
     ),
     "config: missing space": (
-        lambda w: ["train", "--config", w.config_with(space="nowhere.yaml")],
+        lambda w: _train(w, space="nowhere.yaml"),
         "field 'space': 'nowhere.yaml' not found",
     ),
     "config: top-level list": (
@@ -159,15 +164,15 @@ CASES = {
         "expected a mapping of fields",
     ),
     "config: sandwich not bool": (
-        lambda w: ["train", "--config", w.config_with(sandwich="yes")],
+        lambda w: _train(w, sandwich="yes"),
         "field 'sandwich': expected true or false",
     ),
     "config: malformed task": (
-        lambda w: ["train", "--config", w.config_with(task="usps=>mnist")],
+        lambda w: _train(w, task="usps=>mnist"),
         "usps=>mnist",
     ),
     "config: unknown domain": (
-        lambda w: ["train", "--config", w.config_with(task="usps->svhn")],
+        lambda w: _train(w, task="usps->svhn"),
         "svhn",
     ),
     "config: missing data root": (
