@@ -149,14 +149,14 @@ def candidate_speed(out: Path, run_dir: str, data_root: str) -> None:
 
     run = load_run(run_dir, device=DEVICE, data_root=data_root)
     rows = []
+    rng = random.Random(0)
+    configs = [run.space.sample(rng) for _ in range(12)]
     for n in (100, 500, 2000):
         ev = Evaluator(
             run,
             EvalSettings(calibration_images=500, scoring_images=n, batch_size=250),
             cache=False,
         )
-        rng = random.Random(0)
-        configs = [run.space.sample(rng) for _ in range(12)]
         ev.score(configs[0])
         _sync()
         t = time.perf_counter()
@@ -170,10 +170,9 @@ def candidate_speed(out: Path, run_dir: str, data_root: str) -> None:
                 "seconds_per_candidate": (time.perf_counter() - t) / (len(configs) - 1),
             }
         )
+    ev = Evaluator(run, EvalSettings(calibration_images=500, scoring_images=500), cache=False)
     acc = {
-        name: Evaluator(
-            run, EvalSettings(calibration_images=500, scoring_images=500), cache=False
-        ).accuracy(c)
+        name: ev.accuracy(c)
         for name, c in (("largest", run.space.largest()), ("smallest", run.space.smallest()))
     }
     log(
@@ -197,6 +196,7 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
     space, cost = run.space, ev.cost
     largest = cost.macs(space.largest())
     smallest = cost.macs(space.smallest())
+    largest_accuracy = ev.accuracy(space.largest())
     rows, points = [], []
     for label, frac in (
         ("1/2", 1 / 2),
@@ -245,7 +245,7 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
             "budgets",
             {
                 "rows": rows,
-                "largest_accuracy": ev.accuracy(space.largest()),
+                "largest_accuracy": largest_accuracy,
                 "correlations_all_points": {
                     "pearson": pearson,
                     "spearman": spearman,
