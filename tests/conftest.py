@@ -104,7 +104,7 @@ def tiny_run_config(tmp_path: Path, task: str, **changes):
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory) -> Path:
     """A finished tiny training run (trained once per test session)."""
-    from slimda_nas.train.loop import train_bank
+    from slimda_nas.train import train_bank
 
     base = tmp_path_factory.mktemp("tiny_run")
     root = make_folder_domains(base / "tiny")

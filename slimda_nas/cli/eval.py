@@ -13,10 +13,10 @@ from slimda_nas.errors import ConfigError
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``search``: how a candidate is scored."""
+    from slimda_nas.evaluate.upem import METRICS
+
     g = p.add_argument_group("scoring (UPEM)")
-    g.add_argument(
-        "--metric", default="kl", choices=("kl", "js", "tv", "disagreement"), help="UPEM objective"
-    )
+    g.add_argument("--metric", default="kl", choices=METRICS, help="UPEM objective")
     g.add_argument("--head", help="head to deploy and score (default: the bank's, ca for slimda)")
     g.add_argument(
         "--calibration-images", type=int, default=1000, help="target images for BN re-estimation"
@@ -57,14 +57,14 @@ def register(sub) -> None:
     p.set_defaults(handler=_run)
 
 
-def build_evaluator(args: argparse.Namespace, anchor: dict | None = None):
-    """The run and its Evaluator from the scoring options; ``--anchor`` overrides ``anchor``."""
+def build_evaluator(args: argparse.Namespace):
+    """The run and its Evaluator from the scoring options."""
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-    from slimda_nas.run import load_run
     from slimda_nas.space import load_config
+    from slimda_nas.train.run import load_run
 
     run = load_run(args.run, device=args.device, data_root=args.data_root)
-    anchor = load_config(args.anchor, run.space) if args.anchor else anchor
+    anchor = load_config(args.anchor, run.space) if args.anchor else None
     settings = EvalSettings(
         calibration_images=args.calibration_images,
         scoring_images=args.scoring_images,

@@ -65,41 +65,24 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from slimda_nas.export import export_model, export_pareto, parse_formats
 
-    from slimda_nas.cli.eval import build_evaluator
-    from slimda_nas.export import (
-        ExportError,
-        export_model,
-        export_pareto,
-        parse_formats,
-        recorded_settings,
-        select,
+    formats = parse_formats(args.format)  # a missing exporter fails before anything loads
+    common = dict(
+        formats=formats,
+        out=args.out,
+        storage=args.storage,
+        tolerance=args.tolerance,
+        scoring=_scoring(args),
+        device=args.device,
+        data_root=args.data_root,
     )
-
-    formats = parse_formats(args.format)
-    if args.tolerance <= 0:
-        raise ExportError(f"--tolerance: expected a positive number, got {args.tolerance}")
-    if args.study is not None and args.trial is None:
-        raise ExportError("--study: only with --trial N")
-    if args.trial is not None and not args.study:
-        raise ExportError("--trial: needs --study NAME (see the studies table of the report)")
-    if args.run.is_dir():  # what can fail without the bank and the images fails first
-        _preflight(args, select)
-    recorded = (
-        recorded_settings(
-            args.run, study=args.study if args.trial is not None else None, storage=args.storage
-        )
-        or {}
-    )
-    _fill_from_search(args, recorded)
-    _, evaluator = build_evaluator(args, anchor=recorded.get("anchor"))
-    common = dict(formats=formats, out=args.out, storage=args.storage, tolerance=args.tolerance)
     if args.pareto:
-        results = export_pareto(evaluator, **common)
+        results = export_pareto(args.run, **common)
     else:
         results = [
             export_model(
-                evaluator,
+                args.run,
                 budget=args.budget,
                 sampler=args.sampler,
                 study=args.study,
@@ -115,30 +98,17 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _preflight(args: argparse.Namespace, select) -> None:
-    from slimda_nas.export.staging import check_target
-    from slimda_nas.report.studies import open_run_storage
-    from slimda_nas.search.storage import describe
+def _scoring(args: argparse.Namespace) -> dict:
+    """The scoring options given on the command line; the rest come from the search's record."""
+    from slimda_nas.space import load_config
+    from slimda_nas.train import load_run
 
-    if args.budget is not None:
-        select.by_budget(args.run, args.budget, args.sampler)
-    if args.trial is not None:
-        storage = open_run_storage(args.storage, args.run)
-        select.by_trial(storage, args.study, args.trial, describe(args.storage, args.run))
-    if args.out is not None and not args.pareto:
-        check_target(args.out)
-
-
-def _fill_from_search(args: argparse.Namespace, recorded: dict) -> None:
-    """Score exactly as the search did unless an option says otherwise."""
-    from slimda_nas.evaluate.evaluator import EvalSettings
-
-    search = EvalSettings.from_record(recorded)
-    for name in _FROM_SEARCH:
-        if getattr(args, name) is None:
-            setattr(args, name, getattr(search, name))
-    if not search.recalibrate_bn:
-        args.no_bn_recal = True
+    given = {name: getattr(args, name) for name in _FROM_SEARCH if getattr(args, name) is not None}
+    if args.no_bn_recal:
+        given["recalibrate_bn"] = False
+    if args.anchor:
+        given["anchor"] = load_config(args.anchor, load_run(args.run, device="cpu").space)
+    return given
 
 
 def _table(result) -> Table:

@@ -6,14 +6,15 @@ import argparse
 from pathlib import Path
 
 from rich.console import Console
+from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
 
-DEFAULT_RUN = Path("runs/usps_mnist")
-DEFAULT_CONFIG = "usps_mnist.yaml"
-
 
 def register(sub) -> None:
+    from slimda_nas.search import SAMPLERS
+    from slimda_nas.train import DEFAULT_RUN
+
     p = sub.add_parser(
         "search", help="search layer widths per MACs budget (Optuna TPE / NSGA-II / baselines)"
     )
@@ -27,9 +28,7 @@ def register(sub) -> None:
         default="1/64",
         help="budget(s): 1/64, 25%%, 0.5, 64M, or 1/2,1/4,1/8 (default 1/64)",
     )
-    p.add_argument(
-        "--sampler", default="tpe", choices=("tpe", "nsga2", "random", "uniform", "greedy")
-    )
+    p.add_argument("--sampler", default="tpe", choices=SAMPLERS)
     p.add_argument(
         "--trials", type=int, default=100, help="UPEM evaluations per budget (default 100)"
     )
@@ -49,105 +48,43 @@ def register(sub) -> None:
     p.set_defaults(handler=_run)
 
 
-def _ensure_default_run(args, console: Console) -> Path:
-    """The embedded default: train the USPS->MNIST bank when it is not there yet."""
-    from slimda_nas.train.checkpoint import load_checkpoint
-    from slimda_nas.train.config import PACKAGE_ROOT, load_run_config
-    from slimda_nas.train.loop import CHECKPOINT, train_bank
-
-    ckpt = DEFAULT_RUN / CHECKPOINT
-    if ckpt.is_file():
-        state = load_checkpoint(ckpt)
-        if state["iteration"] >= state["config"]["iterations"]:
-            return DEFAULT_RUN
-    config = Path("configs") / DEFAULT_CONFIG
-    if not config.is_file():
-        config = PACKAGE_ROOT / "configs" / DEFAULT_CONFIG
-    cfg = load_run_config(config, out=str(DEFAULT_RUN), data_root=args.data_root)
-    console.print(
-        f"[bold]No trained bank at {DEFAULT_RUN}[/]: training the default {cfg.task} bank "
-        f"({cfg.method}, {cfg.iterations} iterations, about 5 minutes on 2 CPU cores) from {config}"
-    )
-    train_bank(cfg)
-    return DEFAULT_RUN
-
-
 def _run(args: argparse.Namespace) -> int:
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
     from slimda_nas.cli.eval import build_evaluator
-    from slimda_nas.search.budget import parse_budgets
-    from slimda_nas.search.outputs import attach_ground_truth, results_table, write_results
-    from slimda_nas.search.runner import SearchOptions, run_search
+    from slimda_nas.search import SearchOptions, parse_budgets, run_search
+    from slimda_nas.train import default_run
 
     console = Console()
     budgets = parse_budgets(args.budget)
     if args.run is None:
-        args.run = _ensure_default_run(args, console)
+        args.run = default_run(
+            data_root=args.data_root, on_train=lambda cfg: _training(cfg, console)
+        )
     run, evaluator = build_evaluator(args)
     opts = SearchOptions(
-        budgets,
-        args.sampler,
-        args.trials,
-        args.seed,
-        args.storage,
-        args.study_name,
-        args.workers,
-        args.multi_objective,
-        evaluator.settings,
+        budgets=budgets,
+        sampler=args.sampler,
+        evaluations=args.trials,
+        seed=args.seed,
+        storage=args.storage,
+        study_name=args.study_name,
+        workers=args.workers,
+        multi_objective=args.multi_objective,
+        settings=evaluator.settings,
     )
     opts.check()
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("best UPEM {task.fields[best]}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-    )
-    state = {"task": None, "best": float("inf")}
-
-    def on_study(spec, done):
-        label = (
-            f"{spec.sampler} @ {spec.budget}" if spec.budget else f"{spec.sampler} Pareto front"
-        )
-        state["task"] = progress.add_task(
-            label, total=spec.evaluations, completed=min(done, spec.evaluations), best="-"
-        )
-        state["best"] = float("inf")
-
-    def on_trial(trial):
-        if trial.user_attrs.get("evaluated"):
-            progress.advance(state["task"])
-        value = trial.values[-1] if trial.values else float("inf")
-        feasible = all(v <= 0 for v in trial.constraints.values())
-        if feasible and value < state["best"]:
-            state["best"] = value
-            progress.update(state["task"], best=f"{value:.4f}")
-
-    with progress:
+    with _SearchProgress() as progress:
         result = run_search(
-            evaluator, opts, rank=_worker_rank(), on_trial=on_trial, on_study=on_study
+            evaluator,
+            opts,
+            rank=_worker_rank(),
+            on_trial=progress.on_trial,
+            on_study=progress.on_study,
         )
-    attach_ground_truth(result, evaluator)
-    path = write_results(result, run.run_dir)
-    channels = {i: run.space.unit_channels(c.config) for i, c in enumerate(result.choices)}
-    console.print(
-        results_table(
-            result,
-            f"{run.run_dir}: {run.task}, {run.method} bank, head {evaluator.head}",
-            channels,
-        )
-    )
+    title = f"{run.run_dir}: {run.task}, {run.method} bank, head {evaluator.head}"
+    console.print(results_table(result, run.space, title))
     console.print(
         "* accuracy on the labelled target test split: ground truth, never seen by the search. "
-        f"Results: {path} (+ .yaml); study storage: {result.storage}"
+        f"Results: {result.results_file} (+ .yaml); study storage: {result.storage}"
     )
     for s in result.studies:
         if s.short:
@@ -160,6 +97,99 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(run.run_dir, args, console)
     return 0
+
+
+def _training(cfg, console: Console) -> None:
+    console.print(
+        f"[bold]No trained bank at {cfg.run_dir}[/]: training the default {cfg.task} bank "
+        f"({cfg.method}, {cfg.iterations} iterations, about 20 minutes on 2 CPU cores)"
+    )
+
+
+class _SearchProgress:
+    """One progress bar per study: UPEM evaluations done, best feasible UPEM so far."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best UPEM {task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = None
+        self.best = float("inf")
+
+    def __enter__(self) -> _SearchProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+
+    def on_study(self, spec, done: int) -> None:
+        label = (
+            f"{spec.sampler} @ {spec.budget}" if spec.budget else f"{spec.sampler} Pareto front"
+        )
+        self.task = self.progress.add_task(
+            label, total=spec.evaluations, completed=min(done, spec.evaluations), best="-"
+        )
+        self.best = float("inf")
+
+    def on_trial(self, trial) -> None:
+        if trial.user_attrs.get("evaluated"):
+            self.progress.advance(self.task)
+        value = trial.values[-1] if trial.values else float("inf")
+        feasible = all(v <= 0 for v in trial.constraints.values())
+        if feasible and value < self.best:
+            self.best = value
+            self.progress.update(self.task, best=f"{value:.4f}")
+
+
+def results_table(result, space, title: str) -> Table:
+    """One row per (budget, sampler): the chosen model, its widths as channels per unit."""
+    from slimda_nas.evaluate.budget import format_fraction, format_macs
+
+    t = Table(title=title)
+    metric = result.metric
+    for col in (
+        "budget",
+        "sampler",
+        "MACs (thop)",
+        f"UPEM {metric}",
+        "acc.*",
+        "evals",
+        "feas.",
+        "channels per unit",
+    ):
+        t.add_column(
+            col,
+            justify="left" if col in ("budget", "sampler", "channels per unit") else "right",
+            overflow="fold",
+        )
+    studies = {s.name: s for s in result.studies}
+    for k in result.picks:
+        s = studies[k.point.study]
+        t.add_row(
+            k.budget.text,
+            k.sampler,
+            f"{format_macs(k.point.macs)} = {format_fraction(k.point.macs / k.budget.anchor_macs)}",
+            f"{k.point.upem[metric]:.4f}",
+            "-" if k.accuracy is None else f"{k.accuracy:.2%}",
+            str(s.evaluations),
+            "-" if s.feasible_fraction is None else f"{s.feasible_fraction:.0%}",
+            "-".join(str(v) for v in space.unit_channels(k.point.config).values()),
+        )
+    return t
 
 
 def _worker_rank() -> int:

@@ -66,8 +66,8 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _summary(args: argparse.Namespace):
+    from slimda_nas.evaluate.budget import parse_budget
     from slimda_nas.evaluate.space_summary import summarize_space
-    from slimda_nas.search.budget import parse_budget
     from slimda_nas.space import load_space
 
     space = load_space(args.file)
@@ -78,8 +78,8 @@ def _summary(args: argparse.Namespace):
 
 
 def _budget_line(s) -> str:
+    from slimda_nas.evaluate.budget import format_fraction
     from slimda_nas.evaluate.space_summary import unreachable_message
-    from slimda_nas.search.budget import format_fraction
 
     if s.budget is None:
         return ""
@@ -95,7 +95,7 @@ def _budget_line(s) -> str:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from slimda_nas.search.budget import format_fraction
+    from slimda_nas.evaluate.budget import format_fraction
 
     s = _summary(args)
     console = Console()

@@ -7,12 +7,20 @@ from pathlib import Path
 
 
 def register(sub) -> None:
+    from slimda_nas._shipped import shipped_configs
+    from slimda_nas.methods import METHODS
+
     p = sub.add_parser("train", help="train a SlimDA model bank from a run config")
-    p.add_argument("--config", required=True, type=Path, help="run config YAML (see configs/)")
+    p.add_argument(
+        "--config",
+        required=True,
+        type=Path,
+        help=f"run config YAML, or a shipped name ({', '.join(shipped_configs())})",
+    )
     p.add_argument("--resume", action="store_true", help="require a checkpoint to resume from")
     p.add_argument("--name", help="run name (output folder runs/NAME)")
     p.add_argument("--out", help="output folder (default runs/NAME)")
-    p.add_argument("--method", choices=("slimda", "symnet", "source_only"))
+    p.add_argument("--method", choices=tuple(METHODS))
     p.add_argument("--iterations", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
@@ -27,8 +35,7 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from slimda_nas.train.config import load_run_config
-    from slimda_nas.train.loop import train_bank
+    from slimda_nas.train import load_run_config, train_bank
 
     overrides = {
         k: getattr(args, k)

@@ -19,15 +19,15 @@ import torch.nn.functional as F
 
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import ConfigError
-from slimda_nas.evaluate.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.evaluate.upem import METRICS, upem_scores
-from slimda_nas.run import TrainedRun
+from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
+from slimda_nas.train.run import TrainedRun
 
 _CACHE_LIMIT_BYTES = 512 * 2**20  # keep transformed test images in memory below this size
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EvalSettings:
     """How candidates are scored; recorded with every score."""
 
@@ -68,7 +68,7 @@ class EvalSettings:
         )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class CandidateScore:
     config: dict
     macs: int
@@ -165,12 +165,12 @@ class Evaluator:
         t0 = time.perf_counter()
         upem = upem_scores(self.anchor_log_p, self.logits(config), METRICS)
         return CandidateScore(
-            dict(config),
-            self.cost.macs(config),
-            self.cost.params(config),
-            upem,
-            time.perf_counter() - t0,
-            self.settings.metric,
+            config=dict(config),
+            macs=self.cost.macs(config),
+            params=self.cost.params(config),
+            upem=upem,
+            seconds=time.perf_counter() - t0,
+            metric=self.settings.metric,
         )
 
     def score_many(self, configs: Sequence[Mapping]) -> list[CandidateScore]:
@@ -243,6 +243,10 @@ class Evaluator:
             except OSError:
                 pass  # read-only run folder: scores are still right, only slower next time
         return log_p
+
+    def settings_hash(self) -> str:
+        """Short identity of :meth:`record` (names studies and score caches)."""
+        return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()[:6]
 
     def record(self) -> dict:
         """Settings to store with every score (reproducibility)."""

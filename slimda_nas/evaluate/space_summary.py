@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import BudgetError
+from slimda_nas.evaluate.budget import Budget, format_fraction
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search.budget import Budget, format_fraction
 from slimda_nas.space import SearchSpace
 
 

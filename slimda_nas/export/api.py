@@ -4,20 +4,25 @@ everything a deployment needs in ``model.json``."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from slimda_nas._io import write_json, write_yaml
+from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.upem import METRICS, upem_scores
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
-from slimda_nas.export.staging import staging
+from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
     failures,
@@ -27,10 +32,9 @@ from slimda_nas.export.verify import (
     macs_check,
     upem_check,
 )
-from slimda_nas.report.provenance import versions
-from slimda_nas.report.studies import open_run_storage, read_results
-from slimda_nas.run import TrainedRun, load_run
-from slimda_nas.search.storage import describe
+from slimda_nas.search.record import SearchResults
+from slimda_nas.search.storage import describe, open_run_storage
+from slimda_nas.train.run import TrainedRun, load_run
 
 TOLERANCE = 1e-4  # of the largest logit (at least 1)
 
@@ -56,6 +60,7 @@ def export_model(
     formats: str | list[str] = "torchscript",
     out: str | Path | None = None,
     settings: EvalSettings | None = None,
+    scoring: Mapping[str, Any] | None = None,
     storage: str | None = None,
     tolerance: float = TOLERANCE,
     device: str = "auto",
@@ -65,11 +70,13 @@ def export_model(
 
     Pick it with exactly one of ``budget`` (the chosen model in ``search/results.json``, best UPEM
     over samplers or of ``sampler``), ``study`` + ``trial``, ``config_file`` or ``largest``.
-    ``run`` may be an :class:`Evaluator` already built with the scoring settings; otherwise the
-    settings the search recorded are used (``settings`` overrides them). A failed verification
-    raises :class:`ExportError` and leaves nothing behind.
+    Candidates are scored with the settings the search recorded, with ``scoring`` (fields of
+    :class:`EvalSettings`) changed, unless ``settings`` says otherwise or ``run`` is an
+    :class:`Evaluator` already built. What can fail without the images fails before they are
+    read. A failed verification raises :class:`ExportError` and leaves nothing behind.
     """
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    _check_tolerance(tolerance)
     evaluator, run = _split(run, device, data_root)
     chosen = choose(
         run,
@@ -80,10 +87,11 @@ def export_model(
         config_file=config_file,
         largest=largest,
         storage=storage,
-        metric=evaluator.settings.metric if evaluator else None,
+        metric=(evaluator.settings.metric if evaluator else (scoring or {}).get("metric")),
     )
-    evaluator = evaluator or Evaluator(run, settings or _recorded(chosen, run.run_dir))
     target = Path(out) if out is not None else run.run_dir / "export" / chosen.label
+    check_target(target)
+    evaluator = evaluator or Evaluator(run, settings or _settings(chosen, run.run_dir, scoring))
     return write_export(evaluator, chosen, fmts, target, tolerance)
 
 
@@ -93,6 +101,7 @@ def export_pareto(
     formats: str | list[str] = "torchscript",
     out: str | Path | None = None,
     settings: EvalSettings | None = None,
+    scoring: Mapping[str, Any] | None = None,
     storage: str | None = None,
     tolerance: float = TOLERANCE,
     device: str = "auto",
@@ -100,19 +109,23 @@ def export_pareto(
 ) -> list[ExportResult]:
     """Export every configuration on the run's MACs/UPEM Pareto front into ``out/<label>/``."""
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
+    _check_tolerance(tolerance)
     evaluator, run = _split(run, device, data_root)
     picks = select.pareto(run.run_dir, run.space, run.checkpoint_hash, storage)
-    evaluator = evaluator or Evaluator(run, settings or _recorded(picks[0], run.run_dir))
+    evaluator = evaluator or Evaluator(run, settings or _settings(picks[0], run.run_dir, scoring))
     base = Path(out) if out is not None else run.run_dir / "export"
     return [write_export(evaluator, p, fmts, base / p.label, tolerance) for p in picks]
+
+
+def _check_tolerance(tolerance: float) -> None:
+    if not tolerance > 0:
+        raise ExportError(f"--tolerance: expected a positive number, got {tolerance}")
 
 
 def _split(run, device: str, data_root: str | None) -> tuple[Evaluator | None, TrainedRun]:
     if isinstance(run, Evaluator):
         return run, run.run
-    return None, run if isinstance(run, TrainedRun) else load_run(
-        run, device=device, data_root=data_root
-    )
+    return None, load_run(run, device=device, data_root=data_root)
 
 
 def choose(
@@ -157,33 +170,23 @@ def choose(
             study,
             int(trial),
             describe(storage, run.run_dir),
+            run.space,
         )
     if config_file is not None:
         return select.from_file(Path(config_file), run.space)
     return select.largest(run.space)
 
 
-def recorded_settings(
-    run_dir: str | Path, study: str | None = None, storage: str | None = None
-) -> dict | None:
-    """The scoring settings the search recorded (``Evaluator.record()``): those of ``study`` in
-    the storage, else those of ``search/results.json``; None where no search ran."""
-    run_dir = Path(run_dir)
-    if study:
-        import optuna
-
-        try:
-            return optuna.load_study(
-                study_name=study, storage=open_run_storage(storage, run_dir)
-            ).user_attrs.get("settings")
-        except KeyError:
-            return None  # an unknown study is reported by the selection, with the list of names
-    return read_results(run_dir).get("settings")
-
-
-def _recorded(chosen: select.Selection, run_dir: Path) -> EvalSettings:
-    record = chosen.settings or recorded_settings(run_dir)
-    return EvalSettings.from_record(record or {})
+def _settings(
+    chosen: select.Selection, run_dir: Path, scoring: Mapping[str, Any] | None
+) -> EvalSettings:
+    """The settings the search scored ``chosen`` with (else those of results.json), changed by
+    ``scoring``."""
+    record = chosen.settings
+    if record is None:
+        results = SearchResults.read(run_dir)
+        record = results.settings if results is not None else {}
+    return dataclasses.replace(EvalSettings.from_record(record or {}), **dict(scoring or {}))
 
 
 @torch.no_grad()
@@ -204,7 +207,6 @@ def write_export(
 ) -> ExportResult:
     """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically)."""
     from slimda_nas.data import eval_batches
-    from slimda_nas.search.outputs import ground_truth, has_labels
 
     run, space = evaluator.run, evaluator.run.space
     config = space.check_config(chosen.config, origin=chosen.label)
@@ -216,7 +218,8 @@ def write_export(
         reference = evaluator.logits(config).cpu()
     scoring = [x.cpu() for x in evaluator.scoring]
     anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
-    macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), chosen.macs)
+    searched = chosen.point.macs if chosen.point is not None else None
+    macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
     labels = has_labels(evaluator)
     data = run.data()
     test_n = len(data.target_test) if labels else 0
@@ -295,7 +298,7 @@ def _record(
     run, space = evaluator.run, evaluator.run.space
     data = run.data()
     macs = verification["macs"]["thop"]
-    searched = chosen.upem or {}
+    searched = chosen.point.upem if chosen.point is not None else {}
     return {
         "label": chosen.label,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -320,8 +323,8 @@ def _record(
         "params": verification["macs"]["params"],
         "anchor_macs": anchor_macs,
         "fraction_of_anchor": macs / anchor_macs,
-        "budget": chosen.budget,
-        "budget_macs": chosen.budget_macs,
+        "budget": chosen.budget.text if chosen.budget else None,
+        "budget_macs": chosen.budget.macs if chosen.budget else None,
         "upem": upem,
         "upem_search": searched or None,
         "metric": evaluator.settings.metric,

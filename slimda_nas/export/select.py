@@ -3,32 +3,32 @@ trial of one study, the largest model, a configuration file, or every Pareto-fro
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
 from slimda_nas.export.formats import ExportError
-from slimda_nas.report.studies import read_results
-from slimda_nas.search.budget import parse_budget
-from slimda_nas.search.outputs import format_macs
+from slimda_nas.search.record import RESULTS_FILE, Point, SearchResults, StudyMeta, trial_record
+from slimda_nas.search.storage import describe, open_run_storage
+from slimda_nas.search.studies import bank_studies, pareto_front, read_studies
 from slimda_nas.space import SearchSpace
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Selection:
-    """A configuration plus where it came from; ``macs``/``upem`` are the search's figures."""
+    """A configuration to export and where it came from; ``point`` is the search's scored
+    point where it came from a search (its MACs and UPEM are checked against the export's)."""
 
     label: str
     config: dict
     origin: dict
-    macs: int | None = None
-    upem: dict[str, float] | None = None
+    point: Point | None = None
     settings: dict | None = None  # the scoring settings the search used, where known
-    budget: str | None = None
-    budget_macs: int | None = None
+    budget: ResolvedBudget | None = None
+    checkpoint: str | None = None  # the bank the search scored it on, where known
 
 
 def slug(text: str) -> str:
@@ -40,60 +40,61 @@ def slug(text: str) -> str:
 def by_budget(
     run_dir: Path, text: str, sampler: str | None, metric: str | None = None
 ) -> Selection:
-    """The least-UPEM choice at budget ``text`` over the studies in ``results.json`` (of one
+    """The least-UPEM pick at budget ``text`` over the studies in ``results.json`` (of one
     ``sampler`` if given)."""
-    results = read_results(run_dir)
-    if not results.get("studies"):
+    results = SearchResults.read(run_dir)
+    if results is None or not results.studies:
         raise ExportError(
-            f"{run_dir / 'search' / 'results.json'}: no search results; run "
+            f"{run_dir / RESULTS_FILE}: no search results; run "
             f"`slimda-nas search --run {run_dir} --budget {text}` first"
         )
-    budget = parse_budget(text)
-    limit = budget.macs(int(results["anchor_macs"]))
-    settings = results.get("settings") or {}
-    metric = metric or settings.get("metric", "kl")
-    choices = [c for s in results["studies"].values() for c in s.get("choices", [])]
-    here = [c for c in choices if int(c["budget_macs"]) == limit]
+    limit = parse_budget(text).macs(results.anchor_macs)
+    picks = results.picks()
+    here = [k for k in picks if k.budget.macs == limit]
     if not here:
-        known = sorted(
-            {c["budget"] for c in choices},
-            key=lambda b: -parse_budget(b).macs(results["anchor_macs"]),
-        )
+        known = sorted({k.budget.macs: k.budget.text for k in picks}.items(), reverse=True)
         raise ExportError(
             f"--budget {text}: no search result at this budget ({limit:,} MACs) in "
-            f"{run_dir / 'search' / 'results.json'}; searched: {', '.join(known) or 'none'}"
+            f"{run_dir / RESULTS_FILE}; searched: {', '.join(t for _, t in known) or 'none'}"
         )
     if sampler:
-        mine = [c for c in here if c["sampler"] == sampler]
+        mine = [k for k in here if k.sampler == sampler]
         if not mine:
             raise ExportError(
                 f"--sampler {sampler}: no {sampler} result at budget {text}; searched with "
-                f"{', '.join(sorted({c['sampler'] for c in here}))}"
+                f"{', '.join(sorted({k.sampler for k in here}))}"
             )
         here = mine
-    best = min(here, key=lambda c: (c["upem"].get(metric, math.inf), c["macs"], c["study"]))
-    settings = results["studies"].get(best["study"], {}).get("settings") or settings
+    metric = metric or results.settings.get("metric", "kl")
+    best = min(
+        here, key=lambda k: (k.point.upem.get(metric, float("inf")), k.point.macs, k.point.study)
+    )
+    entry = results.studies.get(best.point.study, {})
+    settings = entry.get("settings") or results.settings
     return Selection(
-        f"{slug(text)}-{best['sampler']}",
-        dict(best["config"]),
-        {
+        label=f"{slug(text)}-{best.sampler}",
+        config=dict(best.point.config),
+        origin={
             "kind": "budget",
             "budget": text,
-            "sampler": best["sampler"],
-            "study": best["study"],
-            "trial": best["trial"],
+            "sampler": best.sampler,
+            "study": best.point.study,
+            "trial": best.point.trial,
             "rule": "least UPEM within the budget" + ("" if sampler else " over samplers"),
         },
-        int(best["macs"]),
-        dict(best["upem"]),
-        settings,
-        text,
-        limit,
+        point=best.point,
+        settings=settings,
+        budget=best.budget,
+        checkpoint=settings.get("checkpoint") if isinstance(settings, dict) else None,
     )
 
 
 def by_trial(
-    storage: optuna.storages.BaseStorage, study_name: str, number: int, where: str
+    storage: optuna.storages.BaseStorage,
+    study_name: str,
+    number: int,
+    where: str,
+    space: SearchSpace,
 ) -> Selection:
     """One finished trial of one study."""
     names = [
@@ -111,35 +112,35 @@ def by_trial(
         raise ExportError(
             f"--trial {number}: study {study_name} has trials 0 to {len(trials) - 1}"
         )
-    if t.state != TrialState.COMPLETE or "config" not in t.user_attrs:
+    rec = trial_record(t)
+    if t.state != TrialState.COMPLETE or rec is None:
         raise ExportError(
             f"--trial {number}: trial of study {study_name} is {t.state.name}, not a finished "
             "configuration"
         )
-    a, attrs = t.user_attrs, study.user_attrs
+    meta = StudyMeta.from_attrs(study.user_attrs, study_name)
     return Selection(
-        f"{slug(study_name)}-trial{number}",
-        dict(a["config"]),
-        {"kind": "trial", "study": study_name, "trial": number, "sampler": attrs.get("sampler")},
-        a.get("macs"),
-        a.get("upem"),
-        attrs.get("settings"),
-        attrs.get("budget"),
-        attrs.get("budget_macs"),
+        label=f"{slug(study_name)}-trial{number}",
+        config=dict(rec.config),
+        origin={"kind": "trial", "study": study_name, "trial": number, "sampler": meta.sampler},
+        point=Point.from_trial(t, study_name, meta, space),
+        settings=meta.settings,
+        budget=meta.budget,
+        checkpoint=meta.checkpoint,
     )
 
 
 def largest(space: SearchSpace) -> Selection:
-    return Selection("largest", space.largest(), {"kind": "largest"})
+    return Selection(label="largest", config=space.largest(), origin={"kind": "largest"})
 
 
 def from_file(path: Path, space: SearchSpace) -> Selection:
     from slimda_nas.space import load_config
 
     return Selection(
-        f"config-{slug(Path(path).stem)}",
-        load_config(path, space),
-        {"kind": "config-file", "file": str(path)},
+        label=f"config-{slug(Path(path).stem)}",
+        config=load_config(path, space),
+        origin={"kind": "config-file", "file": str(path)},
     )
 
 
@@ -147,31 +148,27 @@ def pareto(
     run_dir: Path, space: SearchSpace, checkpoint: str, storage_spec: str | None
 ) -> list[Selection]:
     """Every configuration on the MACs/UPEM front of the run's studies (as the report draws it)."""
-    from slimda_nas.report.collect import pareto_points
-    from slimda_nas.report.studies import bank_studies, load_studies, open_run_storage
-    from slimda_nas.search.storage import describe
-
     where = describe(storage_spec, run_dir)
-    studies = load_studies(open_run_storage(storage_spec, run_dir), space, where)
-    settings, studies, _ = bank_studies(studies, read_results(run_dir), checkpoint)
-    front = pareto_points([p for s in studies for p in s.points])
+    studies = read_studies(open_run_storage(storage_spec, run_dir), space, where)
+    settings, studies, _ = bank_studies(studies, SearchResults.read(run_dir), checkpoint)
+    front = pareto_front(p for s in studies for p in s.points)
     if not front:
         raise ExportError(f"{where}: no scored configuration of this bank; run a search first")
     return [
         Selection(
-            f"pareto-{i:02d}-{format_macs(p.macs)}",
-            dict(p.config),
-            {
+            label=f"pareto-{i:02d}-{format_macs(p.macs)}",
+            config=dict(p.config),
+            origin={
                 "kind": "pareto",
                 "rank": i,
                 "of": len(front),
                 "study": p.study,
-                "trial": p.number,
+                "trial": p.trial,
                 "sampler": p.sampler,
             },
-            p.macs,
-            dict(p.upem),
-            settings,
+            point=p,
+            settings=settings,
+            checkpoint=checkpoint,
         )
         for i, p in enumerate(front, start=1)
     ]

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from slimda_nas.evaluate.macs import thop_profile
 from slimda_nas.export.formats import Runner
-from slimda_nas.report.studies import same_settings
+from slimda_nas.search.record import same_settings
 
 
 @contextlib.contextmanager
@@ -94,10 +94,10 @@ def upem_check(upem: Mapping[str, float], chosen, evaluator) -> dict | None:
     """The exported sub-network's UPEM beside the search's figure, recorded but not enforced:
     the same settings on another device (TF32 convolutions on a GPU) move a small UPEM by more
     than any fixed tolerance, and the logits check already ties the file to the bank."""
-    if not chosen.upem:
+    if chosen.point is None:
         return None
     metric = evaluator.settings.metric
-    ours, theirs = float(upem[metric]), float(chosen.upem.get(metric, math.nan))
+    ours, theirs = float(upem[metric]), float(chosen.point.upem.get(metric, math.nan))
     same = chosen.settings is None or same_settings(chosen.settings, evaluator.record())
     return {
         "metric": metric,

@@ -10,13 +10,14 @@ from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
 from slimda_nas.report.html import pick_label, render
 from slimda_nas.report.summary import summary, summary_csv
+from slimda_nas.train.run import TrainedRun
 
 REPORT_DIR = "report"
 FIGURES = ("pareto", "accuracy", "efficiency", "ranking")
 
 
 def build_report(
-    run_dir: str | Path,
+    run_dir: str | Path | TrainedRun,
     *,
     storage: str | None = None,
     reference: str | Path | None = None,
@@ -30,7 +31,7 @@ def build_report(
     return the page's path.
 
     Args:
-        run_dir: a trained run folder with at least one search in its storage.
+        run_dir: a trained run (folder or loaded) with at least one search in its storage.
         storage: the study storage (default ``RUN/study.journal``): a journal path or an RDB URL.
         reference: another run of the same task (e.g. source-only) whose full-width accuracy is
             drawn as a reference line.
@@ -40,7 +41,7 @@ def build_report(
             ``accuracy_points`` Pareto-front ones spread over the MACs range.
     """
     data = collect(
-        Path(run_dir),
+        run_dir if isinstance(run_dir, TrainedRun) else Path(run_dir),
         storage=storage,
         reference=reference,
         accuracy=accuracy,
@@ -62,7 +63,9 @@ def build_report(
         elif path.exists():
             path.unlink()  # a figure of an earlier build that no longer applies
     bars = {
-        i: figures.widths_chart(k.channels, data.full_width, k.sampler)
+        i: figures.widths_chart(
+            data.run.space.unit_channels(k.point.config), data.full_width, k.sampler
+        )
         for i, k in enumerate(data.picks)
     }
     widths = folder / "widths"

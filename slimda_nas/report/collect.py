@@ -5,45 +5,32 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from slimda_nas.errors import RunError, UserError
+from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.ranking import correlations
-from slimda_nas.report.efficiency import Curve, curves, sampler_label
-from slimda_nas.report.studies import (
-    Point,
-    Study,
+from slimda_nas.report.efficiency import Curve, curves
+from slimda_nas.search.record import Pick, Point, SearchResults
+from slimda_nas.search.storage import describe, open_run_storage
+from slimda_nas.search.studies import (
+    StudyRecord,
     bank_studies,
-    load_studies,
-    open_run_storage,
-    read_results,
+    pareto_front,
+    picks,
+    read_studies,
+    sampler_label,
 )
-from slimda_nas.run import TrainedRun, load_run
-from slimda_nas.search.budget import parse_budget
-from slimda_nas.search.storage import describe
+from slimda_nas.train.run import TrainedRun, load_run
 
 #: Reference budgets drawn on every MACs axis (fractions of the anchor's MACs).
 REFERENCE_FRACTIONS = ("1/2", "1/4", "1/8", "1/16", "1/32", "1/64")
 #: Pareto-front configurations whose accuracy is measured (a greedy search alone can put a
 #: hundred points on the front; each costs a pass over the target test split, once).
 ACCURACY_POINTS = 24
-
-
-@dataclass
-class Pick:
-    """The configuration one sampler chose at one budget (best over its seeds)."""
-
-    budget: str
-    budget_macs: int
-    sampler: str
-    point: Point
-    channels: dict[str, int]
-    seed_values: list[float]  # UPEM of each seed's choice
-    accuracy: float | None = None
-    chosen: bool = False  # the best across samplers at this budget
 
 
 @dataclass
@@ -67,8 +54,8 @@ class ReportData:
     settings: dict
     metric: str
     anchor_macs: int
-    studies: list[Study]
-    budgets: list[tuple[str, int]]  # (text, MACs), largest first
+    studies: list[StudyRecord]
+    budgets: list[ResolvedBudget]  # largest first
     front: list[Point]
     picks: list[Pick]
     curves: list[Curve]
@@ -88,12 +75,21 @@ class ReportData:
     def samplers(self) -> list[str]:
         return sorted({sampler_label(s) for s in self.studies})
 
-    def picks_at(self, budget_macs: int) -> list[Pick]:
-        return [p for p in self.picks if p.budget_macs == budget_macs]
+    def picks_at(self, budget: ResolvedBudget) -> list[Pick]:
+        return [p for p in self.picks if p.budget.macs == budget.macs]
+
+    def reference_lines(self) -> dict[int, str]:
+        """MACs -> label of the vertical lines on every MACs axis: the reference fractions,
+        the report's budgets and the anchor."""
+        lines = {parse_budget(t).macs(self.anchor_macs): t for t in REFERENCE_FRACTIONS}
+        for b in self.budgets:
+            lines.setdefault(b.macs, b.text)
+        lines[self.anchor_macs] = "anchor"
+        return lines
 
 
 def collect(
-    run_dir: Path,
+    run_dir: Path | TrainedRun,
     *,
     storage: str | None = None,
     reference: str | Path | None = None,
@@ -105,9 +101,9 @@ def collect(
     """Read the run, its studies and (where the target has labels) the accuracy of the chosen
     configurations and of up to ``accuracy_points`` Pareto-front ones, spread over MACs."""
     run = load_run(run_dir, device=device, data_root=data_root)
-    results = read_results(run.run_dir)
+    results = SearchResults.read(run.run_dir)
     where = describe(storage, run.run_dir)
-    studies = load_studies(open_run_storage(storage, run.run_dir), run.space, where)
+    studies = read_studies(open_run_storage(storage, run.run_dir), run.space, where)
     if not studies:
         raise RunError(
             f"{where}: no studies yet (run `slimda-nas search --run {run.run_dir}` first)"
@@ -118,8 +114,6 @@ def collect(
         raise RunError(f"{where}: no study of this bank has a scored configuration ({notes[0]})")
     anchor_macs = _anchor_macs(studies, results, run, settings)
     budgets = _budgets(studies, results, anchor_macs)
-    front = pareto_points([p for s in studies for p in s.points])
-    full = {u.name: u.full for u in run.space.units}
     data = ReportData(
         run,
         where,
@@ -128,10 +122,10 @@ def collect(
         anchor_macs,
         studies,
         budgets,
-        front,
-        _picks(studies, budgets, run),
+        pareto_front(p for s in studies for p in s.points),
+        picks(studies, budgets),
         curves(studies, budgets),
-        full,
+        {u.name: u.full for u in run.space.units},
         notes=notes,
     )
     if accuracy:
@@ -142,79 +136,37 @@ def collect(
     return data
 
 
-def pareto_points(points: list[Point]) -> list[Point]:
-    """Configurations no other beats on both MACs and UPEM, by MACs (each configuration once)."""
-    front, best, seen = [], math.inf, set()
-    for p in sorted(points, key=lambda p: (p.macs, p.value, p.study, p.number)):
-        if p.value < best and p.key not in seen:
-            front.append(p)
-            best = p.value
-            seen.add(p.key)
-    return front
-
-
-def _anchor_macs(studies: list[Study], results: dict, run: TrainedRun, settings: dict) -> int:
+def _anchor_macs(
+    studies: list[StudyRecord], results: SearchResults | None, run: TrainedRun, settings: dict
+) -> int:
     for s in studies:
-        if s.anchor_macs:
-            return int(s.anchor_macs)
-    if results.get("anchor_macs"):
-        return int(results["anchor_macs"])
+        if s.meta.anchor_macs:
+            return int(s.meta.anchor_macs)
+    if results is not None:
+        return results.anchor_macs
     from slimda_nas.evaluate.macs import CostModel
 
     anchor = settings.get("anchor") or run.space.largest()
     return CostModel(run.bank, settings.get("head")).macs(anchor)
 
 
-def _budgets(studies: list[Study], results: dict, anchor_macs: int) -> list[tuple[str, int]]:
-    found: dict[int, str] = {}
+def _budgets(
+    studies: list[StudyRecord], results: SearchResults | None, anchor_macs: int
+) -> list[ResolvedBudget]:
+    """The budgets the studies searched; for Pareto studies, the budgets the search picked at
+    (``results.json``), else the reference fractions."""
+    found: dict[int, ResolvedBudget] = {}
     for s in studies:
-        if s.budget_macs is not None:
-            found.setdefault(int(s.budget_macs), s.budget or str(s.budget_macs))
-    if any(s.budget_macs is None for s in studies):
-        for st in results.get("studies", {}).values():
-            for c in st.get("choices", []):
-                found.setdefault(int(c["budget_macs"]), c["budget"])
+        if s.budget is not None:
+            found.setdefault(s.budget.macs, s.budget)
+    if any(s.budget is None for s in studies):
+        for k in results.picks() if results is not None else []:
+            found.setdefault(k.budget.macs, k.budget)
         if not found:
             for text in REFERENCE_FRACTIONS:
-                found.setdefault(parse_budget(text).macs(anchor_macs), text)
-    return sorted(((text, macs) for macs, text in found.items()), key=lambda b: -b[1])
-
-
-def _picks(studies: list[Study], budgets: list[tuple[str, int]], run: TrainedRun) -> list[Pick]:
-    picks = []
-    for text, macs in budgets:
-        by_sampler: dict[str, list[Point]] = defaultdict(list)
-        for s in studies:
-            if s.budget_macs not in (macs, None):
-                continue
-            ok = [
-                p
-                for p in s.points
-                if (p.feasible if s.budget_macs is not None else p.macs <= macs)
-            ]
-            if ok:
-                by_sampler[sampler_label(s)].append(min(ok, key=_rank))
-        here = []
-        for sampler, choices in sorted(by_sampler.items()):
-            best = min(choices, key=_rank)
-            here.append(
-                Pick(
-                    text,
-                    macs,
-                    sampler,
-                    best,
-                    run.space.unit_channels(best.config),
-                    [c.value for c in sorted(choices, key=lambda c: c.seed)],
-                )
-            )
-        if here:
-            min(here, key=lambda k: _rank(k.point)).chosen = True
-        picks.extend(here)
-    return picks
-
-
-def _rank(p: Point) -> tuple:
-    return (p.value, p.macs, p.study, p.number)
+                b = parse_budget(text).resolve(anchor_macs)
+                found.setdefault(b.macs, b)
+    return sorted(found.values(), key=lambda b: -b.macs)
 
 
 def spread(front: list[Point], k: int) -> list[Point]:
@@ -241,7 +193,6 @@ def _ground_truth(
     """Accuracy of (part of) the front, the picks and the largest model (cached in
     ground_truth.json)."""
     from slimda_nas.errors import DataError
-    from slimda_nas.search.outputs import ground_truth, has_labels
 
     try:
         evaluator = Evaluator(data.run, EvalSettings.from_record(settings))
@@ -268,8 +219,6 @@ def _ground_truth(
 def _reference_accuracy(path: Path, data: ReportData, settings: dict) -> tuple[str, float]:
     """Full-width accuracy of another run (e.g. source-only) on the same target test split."""
     from dataclasses import replace
-
-    from slimda_nas.search.outputs import ground_truth
 
     ref = load_run(path, device=str(data.run.device), data_root=data.run.data_root)
     if ref.task != data.run.task:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimda_nas.report.studies import Study
+from slimda_nas.evaluate.budget import ResolvedBudget
+from slimda_nas.search.studies import StudyRecord, sampler_label
 
 
 @dataclass
@@ -33,36 +34,30 @@ class Curve:
         return self.mean[-1] if self.mean else None
 
 
-def best_so_far(study: Study, budget_macs: int | None = None) -> list[float]:
+def best_so_far(study: StudyRecord, budget: ResolvedBudget | None = None) -> list[float]:
     """One entry per UPEM evaluation of ``study``: the least feasible UPEM known after it
-    (re-proposals and cached scores count as known, not as evaluations). ``budget_macs``
-    applies a budget to a Pareto study, whose own trials have none."""
+    (re-proposals and cached scores count as known, not as evaluations). ``budget`` applies a
+    budget to a Pareto study, whose own trials have none."""
     out, best = [], math.inf
     for p in study.points:
-        fits = p.feasible if budget_macs is None else p.macs <= budget_macs
-        if fits:
+        if p.feasible if budget is None else budget.fits(p.macs):
             best = min(best, p.value)
         if p.evaluated:
             out.append(best)
     return out
 
 
-def sampler_label(study: Study) -> str:
-    """Pareto (multi-objective) studies are shown apart from single-budget ones."""
-    return study.sampler if study.budget_macs is not None else f"{study.sampler} (Pareto)"
-
-
-def curves(studies: list[Study], budgets: list[tuple[str, int]]) -> list[Curve]:
+def curves(studies: list[StudyRecord], budgets: list[ResolvedBudget]) -> list[Curve]:
     """Curves per (sampler, budget): single-budget studies at their budget, Pareto studies at
     every budget of the report."""
     groups: dict[tuple[str, int], list[tuple[int, list[float]]]] = defaultdict(list)
-    names = {macs: text for text, macs in budgets}
+    names = {b.macs: b.text for b in budgets}
     for s in studies:
-        if s.budget_macs is not None:
-            names.setdefault(s.budget_macs, s.budget or str(s.budget_macs))
-            targets = [(s.budget_macs, None)]
+        if s.budget is not None:
+            names.setdefault(s.budget.macs, s.budget.text)
+            targets = [(s.budget.macs, None)]
         else:
-            targets = [(macs, macs) for _, macs in budgets]
+            targets = [(b.macs, b) for b in budgets]
         for macs, limit in targets:
             values = best_so_far(s, limit)
             if values:

@@ -16,10 +16,9 @@ from matplotlib.ticker import (
     PercentFormatter,
 )
 
-from slimda_nas.report.collect import REFERENCE_FRACTIONS, ReportData
-from slimda_nas.report.efficiency import sampler_label
-from slimda_nas.search.budget import parse_budget
-from slimda_nas.search.outputs import format_macs
+from slimda_nas.evaluate.budget import format_macs
+from slimda_nas.report.collect import ReportData
+from slimda_nas.search.studies import sampler_label
 
 SAMPLER_COLOURS = {
     "tpe": "#1f77b4",
@@ -52,10 +51,7 @@ def _macs_axis(ax, data: ReportData) -> None:
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format_macs(v)))
     ax.set_xlabel("MACs (thop, batch 1)")
-    lines = {parse_budget(t).macs(data.anchor_macs): t for t in REFERENCE_FRACTIONS}
-    for text, macs in data.budgets:
-        lines.setdefault(macs, text)
-    lines[data.anchor_macs] = "anchor"
+    lines = data.reference_lines()
     transform = ax.get_xaxis_transform()
     for macs, text in lines.items():
         ax.axvline(macs, color="#999999", lw=0.8, ls="-" if text == "anchor" else "--", zorder=0)
@@ -137,7 +133,7 @@ def pareto_figure(data: ReportData) -> bytes:
         )
         if pick.chosen:
             ax.annotate(
-                pick.budget,
+                pick.budget.text,
                 (pick.point.macs, pick.point.value),
                 xytext=(-4, -14),
                 textcoords="offset points",
@@ -227,7 +223,7 @@ def accuracy_figure(data: ReportData) -> bytes | None:
 
 def efficiency_figure(data: ReportData) -> bytes | None:
     """Best feasible UPEM against UPEM evaluations, one panel per budget."""
-    budgets = [b for b in data.budgets if any(c.budget_macs == b[1] for c in data.curves)]
+    budgets = [b for b in data.budgets if any(c.budget_macs == b.macs for c in data.curves)]
     if not budgets:
         return None
     seeds: dict[str, set[int]] = {}
@@ -238,14 +234,14 @@ def efficiency_figure(data: ReportData) -> bytes | None:
     fig = Figure(figsize=(4.8 * cols, 3.5 * rows + 0.7))
     axes = fig.subplots(rows, cols, squeeze=False)
     handles = {}
-    for ax, (text, macs) in zip(axes.flat, budgets, strict=False):
+    for ax, budget in zip(axes.flat, budgets, strict=False):
         values = []
-        for c in (c for c in data.curves if c.budget_macs == macs):
+        for c in (c for c in data.curves if c.budget_macs == budget.macs):
             label = _seed_label(c.sampler, seeds[c.sampler])
             handles.setdefault(label, _curve(ax, c))
             values += [v for v in c.low + c.high if v is not None]
         _log_axis(ax, values)
-        ax.set_title(f"budget {text} ({format_macs(macs)} MACs)", fontsize=10)
+        ax.set_title(f"budget {budget.text} ({format_macs(budget.macs)} MACs)", fontsize=10)
         ax.set_xlabel("UPEM evaluations")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlim(left=0.5, right=max(ax.get_xlim()[1], 5.5))

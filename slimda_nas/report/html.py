@@ -7,10 +7,9 @@ import base64
 import statistics
 from html import escape
 
+from slimda_nas.evaluate.budget import ResolvedBudget, format_fraction, format_macs
 from slimda_nas.report.collect import Pick, ReportData
 from slimda_nas.report.figures import colour
-from slimda_nas.search.budget import format_fraction
-from slimda_nas.search.outputs import format_macs
 
 _CSS = """
 body{font-family:-apple-system,"Segoe UI",Roboto,"DejaVu Sans",Arial,sans-serif;margin:0;
@@ -87,7 +86,7 @@ def render(
         "seeds. Bars: channels per unit in front of the full width (grey). Seeds: each seed's own "
         "choice, UPEM mean &plusmn; sd. Highlighted: the model "
         "<code>slimda-nas export --budget</code> picks.</p>",
-        *(_budget_table(data, text, macs, bars) for text, macs in data.budgets),
+        *(_budget_table(data, b, bars) for b in data.budgets),
         _studies(data),
         _settings(data, summary),
     ]
@@ -106,7 +105,7 @@ def img(png: bytes, alt: str, cls: str = "fig") -> str:
 def pick_label(k: Pick) -> str:
     """File-name-safe ``<budget>-<sampler>``."""
     sampler = k.sampler.replace(" (Pareto)", "-pareto")
-    return f"{k.budget.replace('/', '-').replace('%', 'pct')}-{sampler}"
+    return f"{k.budget.slug}-{sampler}"
 
 
 def _meta(data: ReportData, summary: dict) -> str:
@@ -140,9 +139,9 @@ def _frac(macs: int, data: ReportData) -> str:
 
 def _glance(data: ReportData) -> str:
     rows = []
-    for text, macs in data.budgets:
-        pick = next((k for k in data.picks_at(macs) if k.chosen), None)
-        cells = f"<td class='l'>{escape(text)}</td><td>{format_macs(macs)}</td>"
+    for b in data.budgets:
+        pick = next((k for k in data.picks_at(b) if k.chosen), None)
+        cells = f"<td class='l'>{escape(b.text)}</td><td>{format_macs(b.macs)}</td>"
         if pick is None:
             rows.append(f"<tr>{cells}<td class='l' colspan='6'>nothing feasible scored</td></tr>")
             continue
@@ -151,7 +150,7 @@ def _glance(data: ReportData) -> str:
         if pick.accuracy is not None and data.largest_accuracy is not None:
             delta = f"{(pick.accuracy - data.largest_accuracy) * 100:+.2f} pt"
         sampler = pick.sampler.split(" ", 1)[0]
-        cmd = f"slimda-nas export --run {data.run.run_dir} --budget {text} --sampler {sampler}"
+        cmd = f"slimda-nas export --run {data.run.run_dir} --budget {b.text} --sampler {sampler}"
         rows.append(
             f"<tr>{cells}<td class='l'>{_swatch(pick.sampler)}</td>"
             f"<td>{format_macs(p.macs)} ({_frac(p.macs, data)})</td><td>{p.value:.4f}</td>"
@@ -190,12 +189,13 @@ def _seeds(values: list[float]) -> str:
     return f"{len(values)}: {statistics.mean(values):.4f} &plusmn; {statistics.stdev(values):.4f}"
 
 
-def _budget_table(data: ReportData, text: str, macs: int, bars: dict[int, bytes]) -> str:
+def _budget_table(data: ReportData, budget: ResolvedBudget, bars: dict[int, bytes]) -> str:
+    text = budget.text
     head = (
-        f"<h3>Budget {escape(text)}: at most {macs:,} MACs ({_frac(macs, data)} of the "
-        "anchor)</h3>"
+        f"<h3>Budget {escape(text)}: at most {budget.macs:,} MACs "
+        f"({_frac(budget.macs, data)} of the anchor)</h3>"
     )
-    picks = [(i, k) for i, k in enumerate(data.picks) if k.budget_macs == macs]
+    picks = [(i, k) for i, k in enumerate(data.picks) if k.budget.macs == budget.macs]
     if not picks:
         return head + "<p class='note'>No study found a feasible configuration here.</p>"
     rows = []
@@ -203,14 +203,15 @@ def _budget_table(data: ReportData, text: str, macs: int, bars: dict[int, bytes]
         p = k.point
         alt = f"channels per unit, {k.sampler} at {text}"
         chart = img(bars[i], alt, "bars") if i in bars else ""
-        widths = escape("-".join(str(c) for c in k.channels.values()))
+        channels = data.run.space.unit_channels(p.config)
+        widths = escape("-".join(str(c) for c in channels.values()))
         rows.append(
             f"<tr class='{'chosen' if k.chosen else ''}'>"
             f"<td class='l'>{_swatch(k.sampler)}{' &#9733;' if k.chosen else ''}</td>"
             f"<td class='l'>{chart}<code>{widths}</code></td>"
             f"<td>{p.macs:,}<br>({_frac(p.macs, data)})</td><td>{p.params:,}</td>"
             f"<td>{p.value:.4f}</td><td>{_seeds(k.seed_values)}</td><td>{_acc(k.accuracy)}</td>"
-            f"<td class='l'>{escape(p.study)}<br>trial {p.number}</td></tr>"
+            f"<td class='l'>{escape(p.study)}<br>trial {p.trial}</td></tr>"
         )
     columns = (
         "<tr><th class='l'>sampler</th><th class='l'>channels per unit</th><th>MACs (thop)</th>"
@@ -223,7 +224,7 @@ def _budget_table(data: ReportData, text: str, macs: int, bars: dict[int, bytes]
 def _studies(data: ReportData) -> str:
     rows = "".join(
         f"<tr><td class='l'>{escape(s.name)}</td><td class='l'>{_swatch(s.sampler)}</td>"
-        f"<td>{s.seed}</td><td>{escape(s.budget or 'Pareto')}</td><td>{s.trials}</td>"
+        f"<td>{s.seed}</td><td>{escape(s.budget.text if s.budget else 'Pareto')}</td><td>{s.trials}</td>"
         f"<td>{s.evaluations}</td><td>{len({p.key for p in s.points})}</td></tr>"
         for s in data.studies
     )

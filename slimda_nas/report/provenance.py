@@ -3,25 +3,11 @@ searches (as commands) and the versions of the software."""
 
 from __future__ import annotations
 
-import platform
 from collections import Counter, defaultdict
-from importlib import metadata
 
-from slimda_nas.report.studies import Study
-from slimda_nas.run import TrainedRun
-from slimda_nas.search.samplers import BASELINES
-
-PACKAGES = ("slimda-nas", "torch", "optuna", "thop", "numpy", "matplotlib")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+from slimda_nas.search.baselines import BASELINES
+from slimda_nas.search.studies import StudyRecord
+from slimda_nas.train.run import TrainedRun
 
 
 def run_record(run: TrainedRun) -> dict:
@@ -51,20 +37,20 @@ def run_record(run: TrainedRun) -> dict:
     }
 
 
-def search_commands(run: TrainedRun, studies: list[Study], settings: dict) -> list[str]:
+def search_commands(run: TrainedRun, studies: list[StudyRecord], settings: dict) -> list[str]:
     """One ``slimda-nas search`` command per (sampler, seed) that re-creates these studies."""
-    groups: dict[tuple[str, int, bool], list[Study]] = defaultdict(list)
+    groups: dict[tuple[str, int, bool], list[StudyRecord]] = defaultdict(list)
     for s in studies:
-        groups[(s.sampler, s.seed, s.budget_macs is None)].append(s)
+        groups[(s.sampler, s.seed, s.budget is None)].append(s)
     options = _scoring_options(settings, run.bank.deploy_head)
     counts = Counter(s.evaluations for s in studies if s.sampler not in BASELINES)
     usual = counts.most_common(1)[0][0] if counts else None  # what --trials was, most likely
     out = []
     for (sampler, seed, pareto), group in sorted(groups.items()):
         budgets = ",".join(
-            s.budget or str(s.budget_macs)
-            for s in sorted(group, key=lambda s: -(s.budget_macs or 0))
-            if s.budget_macs is not None
+            s.budget.text
+            for s in sorted(group, key=lambda s: -(s.budget.macs if s.budget else 0))
+            if s.budget is not None
         )
         trials = max(s.evaluations for s in group)
         if sampler in BASELINES and usual:

@@ -9,9 +9,10 @@ import math
 from dataclasses import asdict
 from datetime import datetime, timezone
 
-from slimda_nas.report.collect import Pick, ReportData
-from slimda_nas.report.provenance import run_record, search_commands, versions
-from slimda_nas.report.studies import Point
+from slimda_nas._versions import versions
+from slimda_nas.report.collect import ReportData
+from slimda_nas.report.provenance import run_record, search_commands
+from slimda_nas.search.record import Pick, Point
 
 
 def summary(data: ReportData) -> dict:
@@ -25,15 +26,13 @@ def summary(data: ReportData) -> dict:
             "anchor_macs": data.anchor_macs,
             "budgets": [
                 {
-                    "budget": text,
-                    "budget_macs": macs,
-                    "fraction": macs / data.anchor_macs,
-                    "chosen": next(
-                        (_pick(k, data) for k in data.picks_at(macs) if k.chosen), None
-                    ),
-                    "samplers": [_pick(k, data) for k in data.picks_at(macs)],
+                    "budget": b.text,
+                    "budget_macs": b.macs,
+                    "fraction": b.fraction,
+                    "chosen": next((_pick(k, data) for k in data.picks_at(b) if k.chosen), None),
+                    "samplers": [_pick(k, data) for k in data.picks_at(b)],
                 }
-                for text, macs in data.budgets
+                for b in data.budgets
             ],
             "pareto_front": [_point(p, data) for p in data.front],
             "full_width_accuracy": data.largest_accuracy,
@@ -56,8 +55,8 @@ def summary(data: ReportData) -> dict:
                     "name": s.name,
                     "sampler": s.sampler,
                     "seed": s.seed,
-                    "budget": s.budget,
-                    "budget_macs": s.budget_macs,
+                    "budget": s.budget.text if s.budget else None,
+                    "budget_macs": s.budget.macs if s.budget else None,
                     "trials": s.trials,
                     "evaluations": s.evaluations,
                     "configurations": len({p.key for p in s.points}),
@@ -82,7 +81,7 @@ def _point(p: Point, data: ReportData) -> dict:
         "config": p.config,
         "channels": data.run.space.unit_channels(p.config),
         "study": p.study,
-        "trial": p.number,
+        "trial": p.trial,
         "sampler": p.sampler,
     }
 
@@ -123,19 +122,19 @@ def summary_csv(data: ReportData) -> str:
         p = k.point
         w.writerow(
             [
-                k.budget,
-                k.budget_macs,
+                k.budget.text,
+                k.budget.macs,
                 k.sampler,
                 int(k.chosen),
                 len(k.seed_values),
                 p.study,
-                p.number,
+                p.trial,
                 p.macs,
                 f"{p.macs / data.anchor_macs:.6f}",
                 p.params,
                 *[_num(p.upem.get(m)) for m in metrics],
                 _num(k.accuracy),
-                "-".join(str(c) for c in k.channels.values()),
+                "-".join(str(c) for c in data.run.space.unit_channels(p.config).values()),
             ]
         )
     return buf.getvalue()

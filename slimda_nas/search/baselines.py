@@ -13,7 +13,8 @@ from optuna.trial import create_trial
 from slimda_nas.errors import BudgetError
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search.score_cache import ScoreCache, config_key
+from slimda_nas.search.record import TrialRecord, config_key, evaluation_counts, trial_record
+from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.worker import StudySpec, distributions
 from slimda_nas.space import SearchSpace
 
@@ -35,8 +36,8 @@ class Recorder:
         self.score_fn, self.cache, self.on_trial = score, cache, on_trial
         self.dists = distributions(space)
         trials = study.get_trials(deepcopy=False)
-        self.recorded = {t.user_attrs.get("key") for t in trials}
-        self.evaluations = sum(bool(t.user_attrs.get("evaluated")) for t in trials)
+        self.recorded = {r.key for r in map(trial_record, trials) if r is not None}
+        self.evaluations = evaluation_counts(trials)[0]
 
     def score(self, indices: tuple[int, ...]) -> CandidateScore:
         key = config_key(indices)
@@ -48,21 +49,22 @@ class Recorder:
         if key not in self.recorded:
             self.evaluations += 1
             macs = self.cost.macs(config)
+            record = TrialRecord(
+                config=config,
+                key=key,
+                macs=macs,
+                params=self.cost.params(config),
+                sampler=self.spec.sampler,
+                upem=result.upem,
+                evaluated=True,
+                cached=cached is not None,
+            )
             trial = create_trial(
                 params=dict(zip(self.space.unit_names, indices)),
                 distributions=self.dists,
                 value=result.value,
-                user_attrs={
-                    "config": config,
-                    "macs": macs,
-                    "params": self.cost.params(config),
-                    "upem": result.upem,
-                    "key": key,
-                    "evaluated": True,
-                    "cached": cached is not None,
-                    "sampler": self.spec.sampler,
-                },
-                system_attrs={"constraints:macs": float(macs - self.spec.budget_macs)},
+                user_attrs=record.to_attrs(),
+                constraints={"macs": float(macs - self.spec.budget.macs)},
             )
             self.study.add_trial(trial)
             self.recorded.add(key)
@@ -76,7 +78,7 @@ def run_uniform(rec: Recorder) -> None:
     space, spec = rec.space, rec.spec
     for ratio in sorted(space.uniform_ratios(), reverse=True):
         config = space.uniform(ratio)
-        if rec.cost.macs(config) <= spec.budget_macs:
+        if spec.budget.fits(rec.cost.macs(config)):
             rec.score(space.to_indices(config))
             return
     raise BudgetError(f"budget {spec.budget}: no uniform-width configuration fits")
@@ -93,7 +95,7 @@ def run_greedy(rec: Recorder) -> None:
     current = list(space.to_indices(space.largest()))
     current_score = rec.score(tuple(current))
     macs = cost.macs(space.from_indices(current))
-    while macs > spec.budget_macs:
+    while not spec.budget.fits(macs):
         moves = []
         for i, idx in enumerate(current):
             if idx == 0:
@@ -119,3 +121,7 @@ def run_greedy(rec: Recorder) -> None:
         macs = cost.macs(space.from_indices(current))
     if current_score is None or math.isinf(current_score.value):
         rec.score(tuple(current))
+
+
+BASELINES: dict[str, Callable[[Recorder], None]] = {"uniform": run_uniform, "greedy": run_greedy}
+"""Searchers that need no Optuna sampler: name -> function of a :class:`Recorder`."""

@@ -1,9 +1,8 @@
-"""``run_search``: search each budget with one sampler, resumable and shareable by processes."""
+"""``run_search``: search each budget with one sampler, resumable and shareable by processes,
+and save what it found in ``RUN/search/results.json``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import multiprocessing
 import os
 import time
@@ -16,31 +15,30 @@ import optuna
 import torch
 
 from slimda_nas.errors import BudgetError, RunError, UserError
+from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.space_summary import check_reachable
-from slimda_nas.run import TrainedRun, load_run
 from slimda_nas.search import baselines
-from slimda_nas.search.budget import Budget
-from slimda_nas.search.results import (
-    Choice,
-    StudySummary,
-    best_within,
-    complete_trials,
-    feasible_fraction,
-    pareto_front,
-    upem_of,
-)
-from slimda_nas.search.samplers import BASELINES, OPTUNA_SAMPLERS, SAMPLERS
+from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
+from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.storage import StorageError, describe, open_storage
-from slimda_nas.search.worker import StudySpec, StudyWorker, counts, fail_dead_trials
+from slimda_nas.search.studies import StudyRecord, pareto_front
+from slimda_nas.search.worker import StudySpec, StudyWorker, fail_dead_trials
+from slimda_nas.train.run import TrainedRun, load_run
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+SAMPLERS = (*OPTUNA_SAMPLERS, *baselines.BASELINES)
+"""Every searcher ``--sampler`` accepts: Optuna samplers, then the baselines."""
 
-@dataclass
+
+@dataclass(kw_only=True)
 class SearchOptions:
-    budgets: list[Budget]
+    """What to search. ``budgets`` may be given as text (``"1/2,1/4"``)."""
+
+    budgets: list[Budget] | str
     sampler: str = "tpe"
     evaluations: int = 100
     seed: int = 0
@@ -49,6 +47,10 @@ class SearchOptions:
     workers: int = 1
     multi_objective: bool = False
     settings: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.budgets, str):
+            self.budgets = parse_budgets(self.budgets)
 
     def check(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -59,51 +61,66 @@ class SearchOptions:
             raise UserError(f"--trials: expected a positive integer, got {self.evaluations}")
         if self.workers < 1:
             raise UserError(f"--workers: expected a positive integer, got {self.workers}")
-        if self.multi_objective and self.sampler in BASELINES:
+        if self.multi_objective and self.sampler in baselines.BASELINES:
             raise UserError(f"--multi-objective: needs tpe, nsga2 or random, not {self.sampler}")
         if not self.budgets:
             raise UserError("--budget: expected at least one budget")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SearchResult:
+    """What ``run_search`` found: per study its record and pick(s), and the front of a
+    multi-objective search."""
+
     run_dir: Path
     anchor_macs: int
-    studies: list[StudySummary]
+    studies: list[StudyRecord]
+    picks: list[Pick]
     settings: dict
     storage: str
-    front: list[dict] = field(default_factory=list)
+    front: list[Point] = field(default_factory=list)
+    results_file: Path | None = None
 
     @property
-    def choices(self) -> list[Choice]:
-        return [c for s in self.studies for c in s.choices]
+    def metric(self) -> str:
+        return self.settings.get("metric", "kl")
+
+    def to_results(self) -> SearchResults:
+        return SearchResults(
+            run=str(self.run_dir),
+            anchor_macs=self.anchor_macs,
+            settings=self.settings,
+            storage=self.storage,
+            studies={
+                s.name: s.results_entry(
+                    [k for k in self.picks if k.point.study == s.name], self.settings
+                )
+                for s in self.studies
+            },
+            front=self.front,
+        )
 
 
-def settings_hash(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:6]
-
-
-def study_specs(opts: SearchOptions, anchor_macs: int, record: dict) -> list[StudySpec]:
-    h = settings_hash(record)
+def study_specs(
+    opts: SearchOptions, budgets: list[ResolvedBudget], settings_hash: str
+) -> list[StudySpec]:
+    common = dict(sampler=opts.sampler, seed=opts.seed, evaluations=opts.evaluations)
     if opts.multi_objective:
-        name = opts.study_name or f"{opts.sampler}-pareto-seed{opts.seed}-{h}"
-        return [StudySpec(name, opts.sampler, opts.seed, opts.evaluations)]
+        name = opts.study_name or f"{opts.sampler}-pareto-seed{opts.seed}-{settings_hash}"
+        return [StudySpec(name=name, **common)]
     specs = []
-    for b in opts.budgets:
-        slug = b.text.replace("/", "-").replace("%", "pct").replace(" ", "")
+    for b in budgets:
         base = (
-            f"{opts.study_name}-{slug}"
-            if opts.study_name and len(opts.budgets) > 1
+            f"{opts.study_name}-{b.slug}"
+            if opts.study_name and len(budgets) > 1
             else opts.study_name
         )
-        name = base or f"{opts.sampler}-{slug}-seed{opts.seed}-{h}"
-        specs.append(
-            StudySpec(name, opts.sampler, opts.seed, opts.evaluations, b, b.macs(anchor_macs))
-        )
+        name = base or f"{opts.sampler}-{b.slug}-seed{opts.seed}-{settings_hash}"
+        specs.append(StudySpec(name=name, budget=b, **common))
     return specs
 
 
-def _open_study(storage, spec: StudySpec, meta: dict) -> optuna.Study:
+def _open_study(storage, spec: StudySpec, meta: StudyMeta) -> optuna.Study:
     directions = ["minimize", "minimize"] if spec.multi_objective else ["minimize"]
     try:
         study = optuna.create_study(
@@ -114,26 +131,18 @@ def _open_study(storage, spec: StudySpec, meta: dict) -> optuna.Study:
             f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})"
         ) from None
     old = study.user_attrs.get("checkpoint")
-    if old is not None and old != meta["checkpoint"]:
+    if old is not None and old != meta.checkpoint:
         raise RunError(
             f"study {spec.name!r} in this storage was run on another bank (checkpoint {old}); "
             "pass --study-name to start a new one"
         )
     if old is None:
-        for k, v in meta.items():
+        for k, v in meta.to_attrs().items():
             study.set_user_attr(k, v)
     return study
 
 
-def _search_one(
-    study,
-    spec: StudySpec,
-    run: TrainedRun,
-    evaluator: Evaluator,
-    cache: ScoreCache,
-    rank: int,
-    on_trial=None,
-) -> None:
+def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank, on_trial):
     fail_dead_trials(study)
     if spec.sampler in OPTUNA_SAMPLERS:
         StudyWorker(
@@ -143,7 +152,7 @@ def _search_one(
         recorder = baselines.Recorder(
             study, spec, run.space, evaluator.cost, evaluator.score, cache, on_trial
         )
-        getattr(baselines, f"run_{spec.sampler}")(recorder)
+        baselines.BASELINES[spec.sampler](recorder)
 
 
 def run_search(
@@ -151,6 +160,8 @@ def run_search(
     opts: SearchOptions,
     *,
     rank: int = 0,
+    save: bool = True,
+    accuracy: bool = True,
     on_trial: Callable | None = None,
     on_study: Callable[[StudySpec, int], None] | None = None,
 ) -> SearchResult:
@@ -159,114 +170,75 @@ def run_search(
     ``run`` is a run folder, a loaded run, or an :class:`Evaluator` already built for it
     (``opts.settings`` is then ignored). Launching the same search again (or in other
     processes, with another ``rank``) joins the same studies: finished trials are kept and
-    none is evaluated twice.
+    none is evaluated twice. Afterwards the picks get their ground-truth accuracy where the
+    target has labels (``accuracy``; the search itself never sees it) and the results are
+    merged into ``RUN/search/results.json`` (``save``), which ``export --budget`` reads.
     """
     opts.check()
     if isinstance(run, Evaluator):
         evaluator, run = run, run.run
     else:
-        run = run if isinstance(run, TrainedRun) else load_run(run)
+        run = load_run(run)
         evaluator = Evaluator(run, opts.settings)
     record = evaluator.record()
     anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
     smallest = evaluator.cost.macs(run.space.smallest())
+    budgets = [b.resolve(anchor_macs) for b in opts.budgets]
     for b in opts.budgets:
         check_reachable(b, smallest, anchor_macs)
     storage = open_storage(opts.storage, run.run_dir, opts.workers)
-    cache = ScoreCache(run.run_dir / "cache" / f"scores-{settings_hash(record)}.jsonl")
-    specs = study_specs(opts, anchor_macs, record)
-    meta = {
-        "checkpoint": run.checkpoint_hash,
-        "space": run.space.hash,
-        "settings": record,
-        "anchor_macs": anchor_macs,
-        "run": str(run.run_dir),
-    }
+    cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
+    specs = study_specs(opts, budgets, evaluator.settings_hash())
+
+    def meta(spec: StudySpec) -> StudyMeta:
+        return StudyMeta(
+            checkpoint=run.checkpoint_hash,
+            space=run.space.hash,
+            settings=record,
+            anchor_macs=anchor_macs,
+            run=str(run.run_dir),
+            sampler=spec.sampler,
+            seed=spec.seed,
+            trials=spec.evaluations,
+            budget=spec.budget,
+        )
 
     procs = _spawn_workers(run, opts) if opts.workers > 1 and rank == 0 else []
-    summaries = []
+    seconds = {}
     for spec in specs:
-        meta_s = {
-            **meta,
-            "sampler": spec.sampler,
-            "seed": spec.seed,
-            "trials": spec.evaluations,
-            "budget": spec.budget.text if spec.budget else None,
-            "budget_macs": spec.budget_macs,
-        }
-        study = _open_study(storage, spec, meta_s)
+        study = _open_study(storage, spec, meta(spec))
         if on_study:
-            on_study(spec, counts(study.get_trials(deepcopy=False))[0])
+            on_study(spec, evaluation_counts(study.get_trials(deepcopy=False))[0])
         t0 = time.time()
         _search_one(study, spec, run, evaluator, cache, rank, on_trial)
-        summaries.append(_summarize(study, spec, opts, anchor_macs, time.time() - t0))
+        seconds[spec.name] = round(time.time() - t0, 2)
     for p in procs:
         p.join()
         if p.exitcode not in (0, None):
             raise UserError(f"search worker {p.name} exited with code {p.exitcode}")
-    if procs:  # the other workers may have finished trials after rank 0 summarised
-        summaries = [
-            _summarize(_open_study(storage, s, meta), s, opts, anchor_macs, sm.seconds)
-            for s, sm in zip(specs, summaries)
-        ]
-    front = []
-    if opts.multi_objective:
-        study = _open_study(storage, specs[0], meta)
-        front = [_trial_record(t, anchor_macs) for t in pareto_front(complete_trials(study))]
-    return SearchResult(
-        run.run_dir, anchor_macs, summaries, record, describe(opts.storage, run.run_dir), front
+    # read back after every worker finished: the others may have added trials meanwhile
+    studies = []
+    for spec in specs:
+        study = StudyRecord.read(_open_study(storage, spec, meta(spec)), run.space)
+        study.seconds = seconds[spec.name]
+        studies.append(study)
+    result = SearchResult(
+        run_dir=run.run_dir,
+        anchor_macs=anchor_macs,
+        studies=studies,
+        picks=[k for s in studies for k in s.picks(budgets)],
+        settings=record,
+        storage=describe(opts.storage, run.run_dir),
+        front=pareto_front(studies[0].points) if opts.multi_objective else [],
     )
-
-
-def _summarize(
-    study, spec: StudySpec, opts: SearchOptions, anchor_macs: int, seconds: float
-) -> StudySummary:
-    trials = complete_trials(study)
-    evaluated, done = counts(trials)
-    summary = StudySummary(
-        spec.name,
-        spec.sampler,
-        spec.seed,
-        spec.budget.text if spec.budget else None,
-        spec.budget_macs,
-        done,
-        evaluated,
-        sum(bool(t.user_attrs.get("duplicate")) for t in trials),
-        None if spec.multi_objective else feasible_fraction(study),
-        round(seconds, 2),
-        spec.evaluations if spec.sampler in OPTUNA_SAMPLERS else None,
-    )
-    budgets = opts.budgets if spec.multi_objective else [spec.budget]
-    for b in budgets:
-        limit = b.macs(anchor_macs)
-        best = best_within(trials, limit)
-        if best is not None:
-            summary.choices.append(
-                Choice(
-                    b.text,
-                    limit,
-                    best.user_attrs["config"],
-                    best.user_attrs["macs"],
-                    best.user_attrs["macs"] / anchor_macs,
-                    best.user_attrs["params"],
-                    best.user_attrs["upem"],
-                    best.number,
-                    spec.name,
-                    spec.sampler,
-                )
-            )
-    return summary
-
-
-def _trial_record(t, anchor_macs: int) -> dict:
-    return {
-        "trial": t.number,
-        "config": t.user_attrs["config"],
-        "macs": t.user_attrs["macs"],
-        "fraction": t.user_attrs["macs"] / anchor_macs,
-        "upem": t.user_attrs.get("upem"),
-        "value": upem_of(t),
-    }
+    if accuracy:
+        for pick, acc in zip(
+            result.picks, ground_truth(evaluator, [k.point.config for k in result.picks])
+        ):
+            pick.accuracy = acc
+    if save:
+        result.results_file = result.to_results().merged_into(run.run_dir)
+    return result
 
 
 # -- several processes on one machine -------------------------------------------------------------
@@ -294,7 +266,8 @@ def _worker_main(
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
-        run_search(load_run(run_dir, device=device, data_root=data_root), opts, rank=rank)
+        run = load_run(run_dir, device=device, data_root=data_root)
+        run_search(run, opts, rank=rank, save=False, accuracy=False)
     except (UserError, BudgetError) as e:
         print(f"slimda-nas search (worker {rank}): error: {e}", flush=True)
         raise SystemExit(2) from None

@@ -10,10 +10,6 @@ from pathlib import Path
 from slimda_nas.evaluate.evaluator import CandidateScore
 
 
-def config_key(indices) -> str:
-    return ",".join(str(i) for i in indices)
-
-
 class ScoreCache:
     """An append-only JSON-lines file (one small line per score, written with O_APPEND so
     concurrent processes never interleave; a line cut by a kill is ignored)."""

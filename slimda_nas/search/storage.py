@@ -11,7 +11,7 @@ from pathlib import Path
 
 import optuna
 
-from slimda_nas.errors import UserError
+from slimda_nas.errors import RunError, UserError
 
 JOURNAL = "study.journal"
 
@@ -22,6 +22,17 @@ class StorageError(UserError):
 
 def describe(spec: str | None, run_dir: Path) -> str:
     return str(run_dir / JOURNAL) if spec is None else _redact(spec)
+
+
+def open_run_storage(spec: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
+    """The run's study storage for reading; a missing default journal is a one-line error."""
+    if spec is None or "://" not in spec:
+        path = Path(spec) if spec else run_dir / JOURNAL
+        if not path.is_file():
+            raise RunError(
+                f"{path}: no study journal (run `slimda-nas search --run {run_dir}` first)"
+            )
+    return open_storage(spec, run_dir)  # checks the journal for damage before Optuna reads it
 
 
 def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.storages.BaseStorage:

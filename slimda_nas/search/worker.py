@@ -15,24 +15,32 @@ import socket
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search.budget import Budget
+from slimda_nas.search._optuna import fail_running_trial, set_trial_system_attr
+from slimda_nas.search.record import (
+    TrialRecord,
+    config_key,
+    evaluated_keys,
+    evaluation_counts,
+    is_evaluated,
+)
 from slimda_nas.search.samplers import make_sampler
-from slimda_nas.search.score_cache import ScoreCache, config_key
+from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.space import SearchSpace
 
 TPE_STARTUP = 10  # TPE's start-up trials, drawn feasible
 STALE_SECONDS = 600  # a RUNNING trial of another machine older than this is a dead worker's
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StudySpec:
     """What one study searches: a sampler at a budget (or the MACs/UPEM front), N evaluations."""
 
@@ -40,12 +48,11 @@ class StudySpec:
     sampler: str
     seed: int
     evaluations: int
-    budget: Budget | None = None
-    budget_macs: int | None = None  # None: multi-objective (MACs, UPEM)
+    budget: ResolvedBudget | None = None  # None: multi-objective (MACs, UPEM)
 
     @property
     def multi_objective(self) -> bool:
-        return self.budget_macs is None
+        return self.budget is None
 
 
 def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
@@ -55,12 +62,6 @@ def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def counts(trials) -> tuple[int, int]:
-    """(configurations scored for this study, trials finished): ``--trials`` counts the first."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    return sum(bool(t.user_attrs.get("evaluated")) for t in done), len(done)
 
 
 def fail_dead_trials(study: optuna.Study) -> int:
@@ -79,12 +80,8 @@ def fail_dead_trials(study: optuna.Study) -> int:
             (h == host and pid.isdigit() and not _alive(int(pid)))
             or (h != host and age > STALE_SECONDS)
         )
-        if dead:
-            try:
-                study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-                failed += 1
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # its worker was alive after all and finished it meanwhile
+        if dead and fail_running_trial(study, t):
+            failed += 1
     return failed
 
 
@@ -119,14 +116,14 @@ class StudyWorker:
 
     def fits(self, params: dict) -> bool:
         config = self.space.from_indices([params[u] for u in self.units])
-        return self.cost.macs(config) <= self.spec.budget_macs
+        return self.spec.budget.fits(self.cost.macs(config))
 
     def run(self, max_proposals: int | None = None) -> None:
         n = self.spec.evaluations
         max_proposals = max_proposals or 20 * n + 100
         proposals = 0
         while proposals < max_proposals:
-            evaluated, _ = counts(self.study.get_trials(deepcopy=False))
+            evaluated, _ = evaluation_counts(self.study.get_trials(deepcopy=False))
             if evaluated >= n:
                 return
             try:
@@ -143,59 +140,58 @@ class StudyWorker:
         # a kill leaves a number behind, and the resumed search must propose what it would have.
         seed = (spec.seed * 1_000_003 + self.rank * 7919 + len(finished)) % 2**31
         name = spec.sampler
-        if name == "tpe" and not spec.multi_objective and counts(finished)[0] < TPE_STARTUP:
-            # TPE's own start-up trials are uniform over the whole space: at 1/64 almost none
-            # fit. Starting from feasible random configurations gives it something to model.
-            name = "random"
+        if name == "tpe" and not spec.multi_objective:
+            if evaluation_counts(finished)[0] < TPE_STARTUP:
+                # TPE's own start-up trials are uniform over the whole space: at 1/64 almost
+                # none fit. Starting from feasible random configurations gives it a model.
+                name = "random"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.sampler = make_sampler(
-                name, seed, self.dists, self.fits, spec.multi_objective
-            )
+            fits = None if spec.multi_objective else self.fits
+            self.study.sampler = make_sampler(name, seed, self.dists, fits)
             trial = self.study.ask(self.dists)
-        self.study._storage.set_trial_system_attr(trial._trial_id, "worker", worker_id())
+        set_trial_system_attr(self.study, trial, "worker", worker_id())
         indices = [trial.params[u] for u in self.units]
         config = self.space.from_indices(indices)
-        macs, params = self.cost.macs(config), self.cost.params(config)
         key = config_key(indices)
-        for k, v in (
-            ("config", config),
-            ("macs", macs),
-            ("params", params),
-            ("sampler", spec.sampler),
-            ("proposer", name),
-            ("key", key),
-        ):
-            trial.set_user_attr(k, v)
+        record = TrialRecord(
+            config=config,
+            key=key,
+            macs=self.cost.macs(config),
+            params=self.cost.params(config),
+            sampler=spec.sampler,
+            proposer=name,
+        )
         if not spec.multi_objective:
-            trial.set_constraint("macs", float(macs - spec.budget_macs))
-            if macs > spec.budget_macs:
-                self._tell(trial, math.inf, macs)
+            trial.set_constraint("macs", float(record.macs - spec.budget.macs))
+            if not spec.budget.fits(record.macs):
+                self._tell(trial, record, math.inf)
                 return
-        seen = {t.user_attrs.get("key") for t in finished if t.user_attrs.get("evaluated")}
-        if key in seen:  # proposed again in this study: reuse, costs nothing, does not count
+        if key in evaluated_keys(
+            finished
+        ):  # proposed again in this study: reuse, costs nothing, does not count
             score = self.cache.get(key)
-            trial.set_user_attr("upem", score.upem)
-            trial.set_user_attr("duplicate", True)
-            self._tell(trial, score.value, macs)
+            self._tell(trial, replace(record, upem=score.upem, duplicate=True), score.value)
             return
         if not self._slot_free(trial.number):
-            trial.set_user_attr("overflow", True)  # N evaluations already exist or run elsewhere
+            # N evaluations already exist or run elsewhere
+            replace(record, overflow=True).write(trial)
             self.study.tell(trial, state=TrialState.FAIL)
             time.sleep(0.2)
             return
         score = self.cache.get(key)  # scored before by another study, or before a kill
-        trial.set_user_attr("cached", score is not None)
+        cached = score is not None
         if score is None:
             score = self.score(config)
             self.cache.put(key, score)
-        trial.set_user_attr("upem", score.upem)
-        trial.set_user_attr("seconds", score.seconds)
-        trial.set_user_attr("evaluated", True)
-        self._tell(trial, score.value, macs)
+        record = replace(
+            record, upem=score.upem, seconds=score.seconds, evaluated=True, cached=cached
+        )
+        self._tell(trial, record, score.value)
 
-    def _tell(self, trial, value: float, macs: int) -> None:
-        values = [float(macs), value] if self.spec.multi_objective else value
+    def _tell(self, trial, record: TrialRecord, value: float) -> None:
+        record.write(trial)
+        values = [float(record.macs), value] if self.spec.multi_objective else value
         frozen = self.study.tell(trial, values)
         if self.on_trial:
             self.on_trial(frozen)
@@ -206,7 +202,7 @@ class StudyWorker:
             if t.number >= number:
                 continue
             if t.state == TrialState.RUNNING or (
-                t.state == TrialState.COMPLETE and t.user_attrs.get("evaluated")
+                t.state == TrialState.COMPLETE and is_evaluated(t)
             ):
                 before += 1
         return before < self.spec.evaluations

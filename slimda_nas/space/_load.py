@@ -12,9 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, SpaceError
 from slimda_nas.space._model import SearchSpace, Unit
-from slimda_nas.space._yaml import read_yaml
 
 _TOP_FIELDS = ("backbone", "extends", "backbone_args", "input", "defaults", "units")
 _UNIT_FIELDS = ("layers", "widths", "channels", "divisor", "min_channels")

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimda_nas._shipped import is_bare_name, shipped_configs, shipped_spaces
+from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError
-from slimda_nas.space._yaml import read_yaml
-
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+from slimda_nas.methods import METHODS
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class OptimizerConfig:
     """SGD with an inverse-decay schedule, lr = lr0 / (1 + gamma p)^power (SymNet's)."""
 
@@ -30,7 +30,7 @@ class OptimizerConfig:
     power: float = 0.75
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistillationConfig:
     """SEED settings (``slimda`` only)."""
 
@@ -39,7 +39,7 @@ class DistillationConfig:
     confidence: str = "max"  # max | entropy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     name: str
     task: str
@@ -102,7 +102,7 @@ class RunConfig:
 
 
 _CHOICES = {
-    "method": ("slimda", "symnet", "source_only"),
+    "method": tuple(METHODS),
     "precision": ("fp32", "bf16"),
     "deploy_head": (None, "cs", "ct", "ca"),
     "optimizer.schedule": ("inv", "constant", "cosine"),
@@ -112,26 +112,40 @@ _CHOICES = {
 
 def resolve_space_path(value: str, relative_to: Path | None = None) -> Path:
     """A space given as a path (relative to the config file, then the working directory) or as a
-    shipped name like ``digits_cnn``."""
+    shipped name like ``digits_cnn`` (``search_spaces/NAME.yaml`` here, else the package's)."""
     candidates = []
     p = Path(value)
     if relative_to is not None and not p.is_absolute():
         candidates.append(relative_to / p)
     candidates.append(p)
-    if p.suffix == "" and len(p.parts) == 1:
-        candidates += [
-            Path("search_spaces") / f"{value}.yaml",
-            PACKAGE_ROOT / "search_spaces" / f"{value}.yaml",
-        ]
+    if is_bare_name(value):
+        candidates.append(Path("search_spaces") / f"{value}.yaml")
+        if value in shipped_spaces():
+            candidates.append(shipped_spaces()[value])
     for c in candidates:
         if c.is_file():
             return c
     return candidates[0]
 
 
+def resolve_config_path(value: str | Path) -> Path:
+    """A run config given as a path, or as a shipped name like ``usps_mnist``."""
+    p = Path(value)
+    if p.is_file() or not is_bare_name(value):
+        return p
+    shipped = shipped_configs()
+    if str(value) not in shipped:
+        raise ConfigError(
+            f"--config {value}: no such file, and not a shipped config "
+            f"(shipped: {', '.join(shipped)})"
+        )
+    return shipped[str(value)]
+
+
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read and check a run config; ``overrides`` (from the command line) win over the file."""
-    path = Path(path)
+    """Read and check a run config (a YAML path or a shipped name like ``usps_mnist``);
+    ``overrides`` (from the command line) win over the file."""
+    path = resolve_config_path(path)
     raw = read_yaml(path, ConfigError)
     if not isinstance(raw, dict):
         raise ConfigError(

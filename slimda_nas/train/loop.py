@@ -1,12 +1,18 @@
-"""``train_bank``: train one SlimDA model bank from a run config, resumable bit for bit."""
+"""``train_bank``: train one SlimDA model bank from a run config, resumable bit for bit.
+
+The loop is a few small steps over one :class:`_Session` (what a training process holds):
+set up, restore a checkpoint, then per iteration train, log, evaluate and checkpoint.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,18 +20,29 @@ from torch import nn
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
-from slimda_nas.methods import HEADS, build_method
-from slimda_nas.space import load_space
+from slimda_nas.methods import HEADS, Method, build_method
+from slimda_nas.methods.losses import confusion_lambda
+from slimda_nas.space import SearchSpace, load_space
 from slimda_nas.train import distributed as D
-from slimda_nas.train.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
+from slimda_nas.train.checkpoint import (
+    CHECKPOINT,
+    TrainState,
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from slimda_nas.train.config import RunConfig
 from slimda_nas.train.metrics import MetricsLog
+from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import sample_model_batch
 from slimda_nas.train.schedule import lr_factor
 from slimda_nas.train.step import BankStep
 
-CHECKPOINT = "checkpoint.pt"
+SUMMARY = "train_summary.json"
+#: Fields that say where files live and how often to log, not what is trained.
+_NOT_TRAINED = ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every")
 
 
 @dataclass
@@ -69,6 +86,32 @@ def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     )
 
 
+@dataclass
+class _Session:
+    """Everything one training process holds."""
+
+    cfg: RunConfig
+    device: torch.device
+    dist: D.DistInfo
+    space: SearchSpace
+    data: Any  # TaskData
+    method: Method
+    bank: ModelBank
+    optimizer: torch.optim.Optimizer
+    src: Any  # InfiniteLoader
+    tgt: Any | None
+    step: nn.Module | None = None
+    metrics: MetricsLog | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        return self.bank.model
+
+    @property
+    def ckpt_path(self) -> Path:
+        return self.cfg.run_dir / CHECKPOINT
+
+
 def train_bank(
     cfg: RunConfig,
     *,
@@ -79,17 +122,62 @@ def train_bank(
     """Train the bank ``cfg`` describes into ``cfg.run_dir``.
 
     A run folder that already holds a checkpoint of the same config is resumed (``resume=None``
-    or ``True``); ``resume=True`` requires one, ``resume=False`` refuses to touch it.
-    ``stop_after`` ends the call after that many iterations (tests use it to simulate a kill).
+    or ``True``); ``resume=True`` requires one, ``resume=False`` refuses to touch it. A finished
+    run is left as it is. ``stop_after`` ends the call after that many iterations (tests use it
+    to simulate a kill).
     """
-    from slimda_nas.data import (
-        InfiniteLoader,
-        eval_batches,
-        fixed_subset,
-        load_task,
-        resolve_data_root,
+    s = _setup(cfg)
+    start = _restore(s, resume)
+    if start >= cfg.iterations:
+        return _finished(s, start)
+    _prepare(s, start)
+    end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
+    result = TrainResult(s.cfg.run_dir, s.ckpt_path, start, 0.0, resumed_from=start, bank=s.bank)
+    progress = TrainProgress(
+        start,
+        cfg.iterations,
+        enabled=show_progress and s.dist.is_main,
+        title=f"training {cfg.name} ({cfg.method}, {cfg.task})",
     )
-    from slimda_nas.evaluate.accuracy import accuracy
+    t0 = t_log = time.time()
+    s.model.train()
+    try:
+        with progress:
+            for it in range(start, end):
+                loss, terms = _train_step(s, it)
+                done = it + 1
+                progress.update(done, loss)
+                if _due(done, cfg.log_every, cfg.iterations) and s.metrics:
+                    t_log = _log(s, done, loss, terms, t0, t_log)
+                if cfg.eval_every and _due(done, cfg.eval_every, cfg.iterations):
+                    if s.dist.is_main:
+                        result.accuracy = _evaluate(s)
+                        s.metrics.write({"iteration": done, "eval": result.accuracy})
+                        progress.note(_acc_text(done, result.accuracy, s.bank.deploy_head))
+                        s.model.train()
+                    D.barrier(s.dist)
+                if _due(done, cfg.checkpoint_every, cfg.iterations):
+                    _checkpoint(s, done)
+                result.iterations = done
+    except RuntimeError as e:
+        if not s.dist.enabled:
+            raise
+        # A peer died (killed, out of memory...): stop this rank with a clear line, not a hang.
+        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+        raise RunError(
+            f"rank {s.dist.rank}: lost another training process ({reason}); the last checkpoint "
+            f"is {s.ckpt_path}: run the same command again to resume"
+        ) from None
+    result.seconds = time.time() - t0
+    if s.dist.is_main and result.iterations == cfg.iterations:
+        _write_summary(s, result, start)
+    return result
+
+
+# -- set-up ---------------------------------------------------------------------------------------
+def _setup(cfg: RunConfig) -> _Session:
+    """Device, data, method, bank, optimizer and data streams (nothing written yet)."""
+    from slimda_nas.data import InfiniteLoader, load_task, resolve_data_root
 
     device = D.resolve_device(cfg.device)
     dist = D.init_distributed(device)
@@ -101,8 +189,6 @@ def train_bank(
             f"{cfg.space}: field 'input.channels': {space.input_channels}, but task {cfg.task} gives {channels}"
         )
     method = build_method(cfg.method, **vars(cfg.distillation))
-    deploy_head = cfg.deploy_head or method.default_deploy_head
-
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
     bank = ModelBank.build(
         space,
@@ -110,7 +196,7 @@ def train_bank(
         heads=HEADS,
         weights=cfg.weights,
         classes=data.classes,
-        deploy_head=deploy_head,
+        deploy_head=cfg.deploy_head or method.default_deploy_head,
     )
     model = bank.model.to(device)
     for h in HEADS:
@@ -118,226 +204,224 @@ def train_bank(
             getattr(model, h).requires_grad_(False)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg)
+    seed = cfg.seed * 1000 + 2 * dist.rank
+    src = InfiniteLoader(data.source_train, cfg.batch_size, seed=seed)
+    tgt = None
+    if method.uses_target:
+        tgt = InfiniteLoader(data.target_train, cfg.batch_size, seed=seed + 1, with_labels=False)
+    return _Session(
+        cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt
+    )
 
-    src = InfiniteLoader(data.source_train, cfg.batch_size, seed=cfg.seed * 1000 + 2 * dist.rank)
-    tgt = (
-        InfiniteLoader(
-            data.target_train,
-            cfg.batch_size,
-            seed=cfg.seed * 1000 + 2 * dist.rank + 1,
-            with_labels=False,
+
+def _restore(s: _Session, resume: bool | None) -> int:
+    """Load the run folder's checkpoint into the session; the iteration to continue from."""
+    path, cfg = s.ckpt_path, s.cfg
+    if not path.exists():
+        if resume:
+            raise CheckpointError(f"{path}: no checkpoint to resume from")
+        return 0
+    if resume is False:
+        raise CheckpointError(
+            f"{cfg.run_dir}: already holds a trained run; choose another name or resume it"
         )
-        if method.uses_target
-        else None
-    )
+    state = load_checkpoint(path, space_hash=s.space.hash, backbone=s.space.backbone)
+    missing = state.resumable
+    if missing:
+        raise CheckpointError(
+            f"{path}: holds no training state to resume ({', '.join(missing)} missing; "
+            "an older or exported checkpoint); use another run name to train afresh"
+        )
+    if state.config_hash != cfg.training_hash():
+        raise CheckpointError(
+            f"{path}: was trained with a different config ({_diff(state.config, cfg.to_dict())}); "
+            "use another run name or delete the folder"
+        )
+    try:
+        s.model.load_state_dict(state.model)
+        s.optimizer.load_state_dict(state.optimizer)
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise CheckpointError(
+            f"{path}: its weights do not fit this bank ({str(e).strip().splitlines()[0][:160]}); "
+            "restore the file or use another run name"
+        ) from None
+    if len(state.ranks) != s.dist.world_size:
+        raise CheckpointError(
+            f"{path}: written by {len(state.ranks)} process(es); resume with the same number "
+            f"(now {s.dist.world_size}) so every data stream continues where it stopped"
+        )
+    mine = state.ranks[s.dist.rank]
+    s.src.load_state_dict(mine["loaders"]["source"])
+    if s.tgt is not None:
+        s.tgt.load_state_dict(mine["loaders"]["target"])
+    restore_rng(mine["rng"])
+    return state.iteration
 
-    run_dir = cfg.run_dir
-    ckpt_path = run_dir / CHECKPOINT
-    start = 0
-    if ckpt_path.exists():
-        if resume is False:
-            raise CheckpointError(
-                f"{run_dir}: already holds a trained run; choose another name or resume it"
-            )
-        state = load_checkpoint(ckpt_path, space_hash=space.hash, backbone=space.backbone)
-        missing = [k for k in ("config_hash", "optimizer", "ranks") if k not in state]
-        if missing:
-            raise CheckpointError(
-                f"{ckpt_path}: holds no training state to resume ({', '.join(missing)} missing; "
-                "an older or exported checkpoint); use another run name to train afresh"
-            )
-        if state["config_hash"] != cfg.training_hash():
-            raise CheckpointError(
-                f"{ckpt_path}: was trained with a different config ({_diff(state['config'], cfg.to_dict())}); "
-                "use another run name or delete the folder"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if len(state["ranks"]) != dist.world_size:
-            raise CheckpointError(
-                f"{ckpt_path}: written by {len(state['ranks'])} process(es); resume with the same number "
-                f"(now {dist.world_size}) so every data stream continues where it stopped"
-            )
-        mine = state["ranks"][dist.rank]
-        src.load_state_dict(mine["loaders"]["source"])
-        if tgt is not None:
-            tgt.load_state_dict(mine["loaders"]["target"])
-        restore_rng(mine["rng"])
-        start = int(state["iteration"])
-    elif resume:
-        raise CheckpointError(f"{ckpt_path}: no checkpoint to resume from")
 
-    step = BankStep(model, method, cfg.channels_last)
-    if dist.enabled:
-        ddp_kwargs = {"device_ids": [device.index]} if device.type == "cuda" else {}
+def _prepare(s: _Session, start: int) -> None:
+    """The step module (DDP, compiled), the metrics log and ``run.yaml``."""
+    step = BankStep(s.model, s.method, s.cfg.channels_last)
+    if s.dist.enabled:
+        ddp_kwargs = {"device_ids": [s.device.index]} if s.device.type == "cuda" else {}
         step = nn.parallel.DistributedDataParallel(step, **ddp_kwargs)
-    if cfg.compile:
+    if s.cfg.compile:
         step = torch.compile(step)
-    # bf16 autocast pays on GPUs; on CPUs it is slower than fp32, so it applies to CUDA only.
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16)
-        if cfg.precision == "bf16" and device.type == "cuda"
-        else contextlib.nullcontext()
+    s.step = step
+    s.cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    if s.dist.is_main:
+        s.metrics = MetricsLog(s.cfg.run_dir / "metrics.jsonl", resume_iteration=start)
+        write_yaml(s.cfg.run_dir / "run.yaml", s.cfg.to_dict())
+
+
+def _finished(s: _Session, iterations: int) -> TrainResult:
+    """A finished run, left as it is: the accuracy its summary recorded."""
+    summary = s.cfg.run_dir / SUMMARY
+    accuracy_log: dict = {}
+    if summary.is_file():
+        try:
+            accuracy_log = json.loads(summary.read_text()).get("accuracy_on_target_test") or {}
+        except (ValueError, AttributeError):
+            accuracy_log = {}
+    return TrainResult(
+        s.cfg.run_dir,
+        s.ckpt_path,
+        iterations,
+        0.0,
+        resumed_from=iterations,
+        accuracy=accuracy_log if isinstance(accuracy_log, dict) else {},
+        bank=s.bank,
     )
 
+
+# -- one iteration --------------------------------------------------------------------------------
+def _autocast(s: _Session) -> contextlib.AbstractContextManager:
+    # bf16 autocast pays on GPUs; on CPUs it is slower than fp32, so it applies to CUDA only.
+    if s.cfg.precision == "bf16" and s.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
+    """One optimizer step at iteration ``it`` (0-based); (loss, its terms)."""
+    cfg = s.cfg
+    p = it / cfg.iterations
+    for g in s.optimizer.param_groups:
+        g["lr"] = g["base_lr"] * lr_factor(cfg.optimizer, p)
+    configs = sample_model_batch(s.space, cfg.models_per_step, cfg.seed, it, cfg.sandwich)
+    widths = [s.space.layer_widths(c) for c in configs]
+    x_src, y_src = next(s.src)
+    x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
+    s.optimizer.zero_grad(set_to_none=True)
+    with _autocast(s):
+        total, terms = s.step(
+            x_src.to(s.device, non_blocking=True), y_src.to(s.device), x_tgt, widths, p
+        )
+    loss = float(total.detach())
+    if not D.all_ok(s.dist, math.isfinite(loss), s.device):
+        bad = next((k for k, v in terms.items() if not math.isfinite(float(v))), "total")
+        raise TrainingDiverged(
+            f"iteration {it + 1}: loss term {bad!r} is {float(terms.get(bad, total))}; stopped, "
+            f"the last good checkpoint is {s.ckpt_path} (try a lower optimizer.lr)"
+        )
+    total.backward()
+    s.optimizer.step()
+    return loss, terms
+
+
+def _due(done: int, every: int, last: int) -> bool:
+    return done % every == 0 or done == last
+
+
+def _log(s: _Session, done: int, loss: float, terms: dict, t0: float, t_log: float) -> float:
+    cfg = s.cfg
+    now = time.time()
+    steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
+    images_per_step = cfg.batch_size * (2 if s.tgt else 1) * s.dist.world_size
+    s.metrics.write(
+        {
+            "iteration": done,
+            "loss": loss,
+            **{k: float(v) for k, v in terms.items()},
+            "lambda": confusion_lambda((done - 1) / cfg.iterations),  # the step just taken
+            "lr": s.optimizer.param_groups[1]["lr"],
+            "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
+            "time": now - t0,
+        }
+    )
+    return now
+
+
+def _evaluate(s: _Session) -> dict[str, dict[str, float]]:
+    """Target-test accuracy of the largest and smallest model, every trained head."""
+    from slimda_nas.data import eval_batches, fixed_subset
+
+    cfg, data = s.cfg, s.data
     calib_idx = fixed_subset(data.target_train, cfg.calibration_images, seed=cfg.seed)
     test_idx = fixed_subset(data.target_test, cfg.eval_images, seed=cfg.seed + 1)
-
-    def evaluate() -> dict[str, dict[str, float]]:
-        calib = [x.to(device) for x in eval_batches(data.target_train, 256, calib_idx)]
-        heads = [h for h in HEADS if h in method.trained_heads]
-        return {
-            name: accuracy(
-                bank,
-                config,
-                calib,
-                eval_batches(data.target_test, 256, test_idx, with_labels=True),
-                heads,
-            )
-            for name, config in (("largest", space.largest()), ("smallest", space.smallest()))
-        }
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = (
-        MetricsLog(run_dir / "metrics.jsonl", resume_iteration=start) if dist.is_main else None
-    )
-    if dist.is_main:
-        write_yaml(run_dir / "run.yaml", cfg.to_dict())
-
-    def checkpoint(iteration: int) -> None:
-        D.sync_buffers(dist, model)  # BN statistics: rank 0's, as DDP does at each forward
-        # Each rank has its own data streams and RNG: keep all of them, resume each its own.
-        local = {
-            "rng": capture_rng(),
-            "loaders": {"source": src.state_dict(), "target": tgt.state_dict() if tgt else None},
-        }
-        ranks = [local]
-        if dist.enabled:
-            ranks = [None] * dist.world_size
-            torch.distributed.all_gather_object(ranks, local)
-        if dist.is_main:
-            save_checkpoint(
-                ckpt_path,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "ranks": ranks,
-                    "iteration": iteration,
-                    "config": cfg.to_dict(),
-                    "config_hash": cfg.training_hash(),
-                    "space_hash": space.hash,
-                    "space_name": space.name,
-                    "space": space.to_dict(),
-                    "backbone": space.backbone,
-                    "classes": list(data.classes),
-                    "task": str(data.task),
-                    "method": cfg.method,
-                    "deploy_head": deploy_head,
-                    "heads": list(HEADS),
-                    "world_size": dist.world_size,
-                },
-            )
-        D.barrier(dist)
-
-    end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
-    images_per_step = cfg.batch_size * (2 if tgt else 1) * dist.world_size
-    progress = TrainProgress(
-        start,
-        cfg.iterations,
-        enabled=show_progress and dist.is_main,
-        title=f"training {cfg.name} ({cfg.method}, {cfg.task})",
-    )
-    t0, t_log = time.time(), time.time()
-    result = TrainResult(run_dir, ckpt_path, start, 0.0, resumed_from=start, bank=bank)
-    model.train()
-    try:
-        with progress:
-            for it in range(start, end):
-                p = it / cfg.iterations
-                for g in optimizer.param_groups:
-                    g["lr"] = g["base_lr"] * lr_factor(cfg.optimizer, p)
-                widths = [
-                    space.layer_widths(c)
-                    for c in sample_model_batch(
-                        space, cfg.models_per_step, cfg.seed, it, cfg.sandwich
-                    )
-                ]
-                x_src, y_src = next(src)
-                x_tgt = next(tgt).to(device, non_blocking=True) if tgt else None
-                optimizer.zero_grad(set_to_none=True)
-                with autocast:
-                    total, terms = step(
-                        x_src.to(device, non_blocking=True), y_src.to(device), x_tgt, widths, p
-                    )
-                loss_value = float(total.detach())
-                if not D.all_ok(dist, math.isfinite(loss_value), device):
-                    bad = next(
-                        (k for k, v in terms.items() if not math.isfinite(float(v))), "total"
-                    )
-                    raise TrainingDiverged(
-                        f"iteration {it + 1}: loss term {bad!r} is {float(terms.get(bad, total))}; stopped, "
-                        f"the last good checkpoint is {ckpt_path} (try a lower optimizer.lr)"
-                    )
-                total.backward()
-                optimizer.step()
-                done = it + 1
-                progress.update(done, loss_value)
-                if metrics and (done % cfg.log_every == 0 or done == cfg.iterations):
-                    now = time.time()
-                    steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
-                    metrics.write(
-                        {
-                            "iteration": done,
-                            "loss": loss_value,
-                            **{k: float(v) for k, v in terms.items()},
-                            "lambda": _lambda(p),
-                            "lr": optimizer.param_groups[1]["lr"],
-                            "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
-                            "time": now - t0,
-                        }
-                    )
-                    t_log = now
-                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.iterations):
-                    if dist.is_main:
-                        result.accuracy = evaluate()
-                        metrics.write({"iteration": done, "eval": result.accuracy})
-                        progress.note(_acc_text(done, result.accuracy, deploy_head))
-                        model.train()
-                    D.barrier(dist)
-                if done % cfg.checkpoint_every == 0 or done == cfg.iterations:
-                    checkpoint(done)
-                result.iterations = done
-    except RuntimeError as e:
-        if not dist.enabled:
-            raise
-        # A peer died (killed, out of memory...): stop this rank with a clear line, not a hang.
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise RunError(
-            f"rank {dist.rank}: lost another training process ({reason}); the last checkpoint is "
-            f"{ckpt_path}: run the same command again to resume"
-        ) from None
-
-    result.seconds = time.time() - t0
-    if dist.is_main and result.iterations == cfg.iterations:
-        write_json(
-            run_dir / "train_summary.json",
-            {
-                "iterations": result.iterations,
-                "seconds_this_session": round(result.seconds, 1),
-                "resumed_from": start,
-                "accuracy_on_target_test": result.accuracy,
-                "deploy_head": deploy_head,
-                "note": "accuracy after BN re-estimation on target train images; labels used for this log only",
-            },
+    calib = [x.to(s.device) for x in eval_batches(data.target_train, 256, calib_idx)]
+    heads = [h for h in HEADS if h in s.method.trained_heads]
+    return {
+        name: accuracy(
+            s.bank,
+            config,
+            calib,
+            eval_batches(data.target_test, 256, test_idx, with_labels=True),
+            heads,
         )
-    return result
+        for name, config in (("largest", s.space.largest()), ("smallest", s.space.smallest()))
+    }
 
 
-def _lambda(p: float) -> float:
-    from slimda_nas.methods.losses import confusion_lambda
+def _checkpoint(s: _Session, iteration: int) -> None:
+    D.sync_buffers(s.dist, s.model)  # BN statistics: rank 0's, as DDP does at each forward
+    # Each rank has its own data streams and RNG: keep all of them, resume each its own.
+    local = {
+        "rng": capture_rng(),
+        "loaders": {
+            "source": s.src.state_dict(),
+            "target": s.tgt.state_dict() if s.tgt else None,
+        },
+    }
+    ranks = [local]
+    if s.dist.enabled:
+        ranks = [None] * s.dist.world_size
+        torch.distributed.all_gather_object(ranks, local)
+    if s.dist.is_main:
+        cfg, space = s.cfg, s.space
+        state = TrainState(
+            model=s.model.state_dict(),
+            optimizer=s.optimizer.state_dict(),
+            ranks=ranks,
+            iteration=iteration,
+            config=cfg.to_dict(),
+            config_hash=cfg.training_hash(),
+            space_hash=space.hash,
+            space_name=space.name,
+            space=space.to_dict(),
+            backbone=space.backbone,
+            classes=list(s.data.classes),
+            task=str(s.data.task),
+            method=cfg.method,
+            deploy_head=s.bank.deploy_head,
+            heads=list(HEADS),
+            world_size=s.dist.world_size,
+        )
+        save_checkpoint(s.ckpt_path, state)
+    D.barrier(s.dist)
 
-    return confusion_lambda(p)
+
+def _write_summary(s: _Session, result: TrainResult, start: int) -> None:
+    write_json(
+        s.cfg.run_dir / SUMMARY,
+        {
+            "iterations": result.iterations,
+            "seconds_this_session": round(result.seconds, 1),
+            "resumed_from": start,
+            "accuracy_on_target_test": result.accuracy,
+            "deploy_head": s.bank.deploy_head,
+            "note": "accuracy after BN re-estimation on target train images; labels used for this log only",
+        },
+    )
 
 
 def _acc_text(it: int, acc: dict, head: str) -> str:
@@ -349,7 +433,7 @@ def _acc_text(it: int, acc: dict, head: str) -> str:
 
 def _diff(old: dict, new: dict) -> str:
     for key in new:
-        if key in ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every"):
+        if key in _NOT_TRAINED:
             continue
         if old.get(key) != new.get(key):
             return f"field {key!r}: {old.get(key)!r} there, {new.get(key)!r} now"

@@ -10,8 +10,8 @@ import torch
 from slimda_nas.data import LabelAccessError
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.upem import METRICS, discrepancy
-from slimda_nas.run import load_run
 from slimda_nas.train.checkpoint import load_checkpoint, save_checkpoint
+from slimda_nas.train.run import load_run
 from tests.conftest import copy_run
 
 SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=4)
@@ -81,8 +81,8 @@ def test_anchor_cache_is_used_and_invalidated_when_checkpoint_changes(run_dir):
     )
     # a changed checkpoint never uses that file
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    state["model"]["conv1.weight"] += 0.01
-    save_checkpoint(run_dir / "checkpoint.pt", {k: v for k, v in state.items() if k != "format"})
+    state.model["conv1.weight"] += 0.01
+    save_checkpoint(run_dir / "checkpoint.pt", state)
     fresh = Evaluator(load_run(run_dir, device="cpu"), SMALL)
     assert fresh.cache_key()["checkpoint"] != ev.cache_key()["checkpoint"]
     assert not torch.equal(fresh.anchor_log_p, stored["log_p"])

@@ -14,12 +14,11 @@ import torch
 import yaml
 
 from slimda_nas.cli import main
+from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.export import ExportError, export_model
-from slimda_nas.run import load_run
-from slimda_nas.search.budget import parse_budget
-from slimda_nas.search.outputs import write_results
 from slimda_nas.search.runner import SearchOptions, run_search
+from slimda_nas.train.run import load_run
 from tests.conftest import copy_run
 
 SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
@@ -29,10 +28,12 @@ SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
 def searched(tiny_run_dir, tmp_path_factory):
     """A tiny run searched at 1/4 (random), results written as the CLI writes them."""
     run_dir = copy_run(tiny_run_dir, tmp_path_factory.mktemp("export") / "run")
-    result = run_search(
-        run_dir, SearchOptions([parse_budget("1/4")], "random", evaluations=6, settings=SMALL)
+    run_search(
+        run_dir,
+        SearchOptions(
+            budgets=[parse_budget("1/4")], sampler="random", evaluations=6, settings=SMALL
+        ),
     )
-    write_results(result, run_dir)
     return run_dir
 
 
@@ -219,11 +220,11 @@ def test_budget_without_search_results_is_one_line(tiny_run_dir, tmp_path, capsy
 
 def test_pareto_exports_every_front_configuration(searched, evaluator, tmp_path):
     from slimda_nas.export import export_pareto
-    from slimda_nas.report.collect import pareto_points
-    from slimda_nas.report.studies import load_studies, open_run_storage
+    from slimda_nas.search.storage import open_run_storage
+    from slimda_nas.search.studies import pareto_front, read_studies
 
-    studies = load_studies(open_run_storage(None, searched), evaluator.run.space, "journal")
-    front = pareto_points([p for s in studies for p in s.points])
+    studies = read_studies(open_run_storage(None, searched), evaluator.run.space, "journal")
+    front = pareto_front(p for s in studies for p in s.points)
     results = export_pareto(evaluator, formats="state_dict", out=tmp_path)
     assert [r.record["config"] for r in results] == [p.config for p in front]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(r.label for r in results)

@@ -46,7 +46,7 @@ def _config_file(tmp_path, task, **changes) -> Path:
 
 def _iteration(run_dir: Path) -> int:
     try:
-        return load_checkpoint(run_dir / "checkpoint.pt")["iteration"]
+        return load_checkpoint(run_dir / "checkpoint.pt").iteration
     except Exception:
         return -1
 
@@ -80,13 +80,13 @@ def test_training_survives_sigkill_at_random_points(tmp_path, tiny_task):
     assert r.returncode == 0, r.stderr[-2000:]
     a = load_checkpoint(tmp_path / "ref" / "run" / "checkpoint.pt")
     b = load_checkpoint(run_dir / "checkpoint.pt")
-    assert a["iteration"] == b["iteration"] == 12
-    for k in a["model"]:
-        assert torch.equal(a["model"][k], b["model"][k]), k
-    for k in a["optimizer"]["state"]:
+    assert a.iteration == b.iteration == 12
+    for k in a.model:
+        assert torch.equal(a.model[k], b.model[k]), k
+    for k in a.optimizer["state"]:
         assert torch.equal(
-            a["optimizer"]["state"][k]["momentum_buffer"],
-            b["optimizer"]["state"][k]["momentum_buffer"],
+            a.optimizer["state"][k]["momentum_buffer"],
+            b.optimizer["state"][k]["momentum_buffer"],
         )
 
 
@@ -188,6 +188,6 @@ def test_killed_ddp_rank_stops_cleanly_and_resumes(tmp_path, tiny_task):
     r = subprocess.run(cmd, cwd=REPO, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     state = load_checkpoint(run_dir / "checkpoint.pt")
-    assert state["iteration"] == 10 and state["world_size"] == 2
+    assert state.iteration == 10 and state.world_size == 2
     summary = json.loads((run_dir / "train_summary.json").read_text())
     assert summary["resumed_from"] == stopped_at

@@ -13,8 +13,10 @@ import uuid
 import optuna
 import pytest
 
-from slimda_nas.search.results import complete_trials, pareto_front
+from slimda_nas.search.record import complete_trials
 from slimda_nas.search.storage import open_storage
+from slimda_nas.search.studies import StudyRecord, pareto_front
+from slimda_nas.train.run import load_run
 from tests.conftest import REPO, cli_popen, copy_run, search_args
 
 pytestmark = pytest.mark.postgres
@@ -51,12 +53,12 @@ def test_four_workers_pareto_front_matches_the_study(postgres_url, tiny_run_dir,
         ["--budget", "1/2,1/4", "--sampler", "nsga2", "--trials", "16", "--multi-objective"],
     )
     s = optuna.load_study(study_name=study, storage=open_storage(postgres_url, run))
-    front = pareto_front(complete_trials(s))
+    front = pareto_front(StudyRecord.read(s, load_run(run, device="cpu").space).points)
     results = json.loads((run / "search" / "results.json").read_text())
-    assert [r["trial"] for r in results["front"]] == [t.number for t in front]
+    assert [r["trial"] for r in results["front"]] == [p.trial for p in front]
     assert sum(bool(t.user_attrs.get("evaluated")) for t in complete_trials(s)) == 16
     # Optuna's own view of the front: same (MACs, UPEM) points
-    ours = {(t.values[0], t.values[1]) for t in front}
+    ours = {(float(p.macs), p.value) for p in front}
     theirs = {(t.values[0], t.values[1]) for t in s.best_trials}
     assert ours == theirs
 

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 from slimda_nas.cli import main
+from slimda_nas.evaluate.budget import parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.report import build_report
-from slimda_nas.search.budget import parse_budgets
-from slimda_nas.search.outputs import write_results
 from slimda_nas.search.runner import SearchOptions, run_search
 from tests.conftest import copy_run
 
@@ -29,14 +28,14 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 def _search(run_dir: Path, sampler: str, seed: int = 0, budgets: str = "1/4,1/16", **kw) -> None:
     opts = SearchOptions(
-        parse_budgets(budgets),
-        sampler,
+        budgets=parse_budgets(budgets),
+        sampler=sampler,
         evaluations=kw.pop("evaluations", 4),
         seed=seed,
         settings=SMALL,
         **kw,
     )
-    write_results(run_search(run_dir, opts), run_dir)
+    run_search(run_dir, opts)  # saves search/results.json as the CLI does
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,12 @@ import time
 import optuna
 import pytest
 
+from slimda_nas.evaluate.budget import parse_budget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.macs import CostModel, thop_profile
-from slimda_nas.run import load_run
-from slimda_nas.search.budget import parse_budget, parse_budgets
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
+from slimda_nas.train.run import load_run
 from tests.conftest import cli_popen, copy_run, search_args
 
 SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
@@ -49,18 +49,19 @@ def _trials(run_dir, name):
 def test_every_sampler_honours_the_budget(run_dir, sampler):
     ev = _evaluator(run_dir)
     budgets = parse_budgets("1/4,1/16")
-    result = run_search(ev, SearchOptions(budgets, sampler, evaluations=8, settings=SMALL))
-    assert len(result.choices) == 2
-    for choice in result.choices:
-        plain = ev.run.bank.materialize(choice.config)
+    opts = SearchOptions(budgets=budgets, sampler=sampler, evaluations=8, settings=SMALL)
+    result = run_search(ev, opts)
+    assert len(result.picks) == 2
+    for choice in result.picks:
+        plain = ev.run.bank.materialize(choice.point.config)
         macs, _ = thop_profile(plain, ev.run.space.input_shape)
-        assert macs == choice.macs <= choice.budget_macs
+        assert macs == choice.point.macs <= choice.budget.macs
     for s in result.studies:
         evaluated = [t for t in _trials(run_dir, s.name) if t.user_attrs.get("evaluated")]
         assert len(evaluated) <= 8
         if sampler != "greedy":  # greedy slimming scores the wider models on its path by design
             # infeasible proposals never cost a UPEM evaluation
-            assert all(t.user_attrs["macs"] <= s.budget_macs for t in evaluated)
+            assert all(t.user_attrs["macs"] <= s.budget.macs for t in evaluated)
     # each UPEM evaluation is a distinct feasible configuration
     keys = [json.dumps(c, sort_keys=True) for c in ev.calls]
     assert len(keys) == len(set(keys))
@@ -68,7 +69,9 @@ def test_every_sampler_honours_the_budget(run_dir, sampler):
 
 def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
     ev = _evaluator(run_dir)
-    opts = SearchOptions([parse_budget("1/16")], "nsga2", evaluations=10, settings=SMALL)
+    opts = SearchOptions(
+        budgets=[parse_budget("1/16")], sampler="nsga2", evaluations=10, settings=SMALL
+    )
     result = run_search(ev, opts)
     trials = [t for t in _trials(run_dir, result.studies[0].name) if t.state.name == "COMPLETE"]
     infeasible = [t for t in trials if t.constraints["macs"] > 0]
@@ -82,12 +85,12 @@ def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
 
 
 def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
-    from slimda_nas.search.budget import Budget
+    from slimda_nas.evaluate.budget import Budget
 
     ev = _evaluator(run_dir)
     smallest = ev.cost.macs(ev.run.space.smallest())
     only_smallest = Budget("smallest", absolute=smallest)  # one feasible configuration
-    opts = SearchOptions([only_smallest], "nsga2", evaluations=3, settings=SMALL)
+    opts = SearchOptions(budgets=[only_smallest], sampler="nsga2", evaluations=3, settings=SMALL)
     study = run_search(ev, opts).studies[0]
     assert study.evaluations < 3 and study.short
 
@@ -111,7 +114,10 @@ def test_unreachable_budget_fails_at_once(run_dir):
     ev = _evaluator(run_dir)
     with pytest.raises(BudgetError, match=r"below the smallest model's 1/\d+"):
         run_search(
-            ev, SearchOptions([parse_budget("1/10000")], "tpe", evaluations=5, settings=SMALL)
+            ev,
+            SearchOptions(
+                budgets=[parse_budget("1/10000")], sampler="tpe", evaluations=5, settings=SMALL
+            ),
         )
     assert ev.calls == []
 
@@ -123,7 +129,13 @@ def test_seeded_runs_repeat(tiny_run_dir, tmp_path, sampler):
         ev = _evaluator(copy_run(tiny_run_dir, tmp_path / copy))
         run_search(
             ev,
-            SearchOptions([parse_budget("1/4")], sampler, evaluations=12, seed=3, settings=SMALL),
+            SearchOptions(
+                budgets=[parse_budget("1/4")],
+                sampler=sampler,
+                evaluations=12,
+                seed=3,
+                settings=SMALL,
+            ),
         )
         picks.append(ev.calls)
     assert picks[0] == picks[1]

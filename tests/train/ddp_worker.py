@@ -6,8 +6,8 @@ import sys
 import torch
 import torch.distributed as dist
 
+from slimda_nas.train import train_bank
 from slimda_nas.train.config import config_from_dict
-from slimda_nas.train.loop import train_bank
 
 if __name__ == "__main__":
     cfg = config_from_dict(json.loads(sys.argv[1]))

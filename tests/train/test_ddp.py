@@ -38,8 +38,8 @@ def test_two_process_gloo_run_keeps_ranks_identical(tmp_path, tiny_task):
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
     state = load_checkpoint(cfg.run_dir / "checkpoint.pt")
-    assert state["world_size"] == 2 and state["iteration"] == 6
-    ranks = state["ranks"]
+    assert state.world_size == 2 and state.iteration == 6
+    ranks = state.ranks
     assert (
         len(ranks) == 2
         and ranks[0]["loaders"]["source"]["seed"] != ranks[1]["loaders"]["source"]["seed"]

@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from slimda_nas.errors import CheckpointError, TrainingDiverged
+from slimda_nas.train import train_bank
 from slimda_nas.train.checkpoint import load_checkpoint
-from slimda_nas.train.loop import train_bank
 from tests.conftest import tiny_run_config
 
 
 def _weights(path):
-    return load_checkpoint(path)["model"]
+    return load_checkpoint(path).model
 
 
 @pytest.mark.parametrize("method", ["slimda", "symnet", "source_only"])
@@ -31,7 +31,7 @@ def test_each_method_trains_and_logs(tmp_path, tiny_task, method):
     evals = [x for x in lines if "eval" in x]
     assert set(evals[-1]["eval"]) == {"largest", "smallest"}
     state = load_checkpoint(result.checkpoint)
-    assert state["method"] == method and state["iteration"] == 8
+    assert state.method == method and state.iteration == 8
 
 
 def test_resume_after_kill_reproduces_weights_exactly(tmp_path, tiny_task):
@@ -40,7 +40,7 @@ def test_resume_after_kill_reproduces_weights_exactly(tmp_path, tiny_task):
     killed = tiny_run_config(tmp_path / "b", tiny_task)
     # Stops after iteration 5: the checkpoint on disk is from iteration 4; iteration 5 is redone.
     train_bank(killed, show_progress=False, stop_after=5)
-    assert load_checkpoint(killed.run_dir / "checkpoint.pt")["iteration"] == 4
+    assert load_checkpoint(killed.run_dir / "checkpoint.pt").iteration == 4
     result = train_bank(killed, show_progress=False)
     assert result.resumed_from == 4
     a, b = _weights(full.run_dir / "checkpoint.pt"), _weights(killed.run_dir / "checkpoint.pt")

@@ -27,8 +27,44 @@ class Budget:
             return self.absolute
         return int(math.floor(self.fraction * anchor_macs + 1e-6))
 
-    def label(self) -> str:
+    def resolve(self, anchor_macs: int) -> ResolvedBudget:
+        """This budget for a bank whose anchor costs ``anchor_macs`` (done once per search)."""
+        return ResolvedBudget(text=self.text, macs=self.macs(anchor_macs), anchor_macs=anchor_macs)
+
+    def __str__(self) -> str:
         return self.text
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResolvedBudget:
+    """A budget as a search resolved it: how the user wrote it, its MACs limit, and the anchor's
+    MACs it is a fraction of. Everything downstream reads these; nothing parses the text again."""
+
+    text: str
+    macs: int
+    anchor_macs: int
+
+    @property
+    def fraction(self) -> float:
+        return self.macs / self.anchor_macs
+
+    @property
+    def slug(self) -> str:
+        """File- and study-name-safe form of the text (``1/64`` -> ``1-64``)."""
+        return self.text.replace("/", "-").replace("%", "pct").replace(" ", "")
+
+    def fits(self, macs: int) -> bool:
+        """THE feasibility rule of a search: at most the budget's MACs."""
+        return macs <= self.macs
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "macs": self.macs, "anchor_macs": self.anchor_macs}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ResolvedBudget:
+        return cls(
+            text=str(raw["text"]), macs=int(raw["macs"]), anchor_macs=int(raw["anchor_macs"])
+        )
 
     def __str__(self) -> str:
         return self.text
@@ -96,3 +132,11 @@ def format_fraction(value: float) -> str:
         return "0"
     inv = 1 / value
     return f"1/{inv:.0f}" if abs(inv - round(inv)) < 0.05 else f"1/{inv:.1f}"
+
+
+def format_macs(macs: float) -> str:
+    """30057216 -> '30.1M'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if macs >= scale:
+            return f"{macs / scale:.3g}{unit}"
+    return str(int(macs))

@@ -1,0 +1,40 @@
+"""Searching a trained bank: per MACs budget, the configuration of least UPEM (Optuna TPE,
+NSGA-II, feasible random search, and the uniform-width and greedy baselines)."""
+
+from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budget, parse_budgets
+from slimda_nas.search.baselines import BASELINES
+from slimda_nas.search.record import (
+    RESULTS_FILE,
+    Pick,
+    Point,
+    SearchResults,
+    StudyMeta,
+    TrialRecord,
+)
+from slimda_nas.search.runner import SAMPLERS, SearchOptions, SearchResult, run_search
+from slimda_nas.search.samplers import OPTUNA_SAMPLERS
+from slimda_nas.search.storage import open_storage
+from slimda_nas.search.studies import StudyRecord, pareto_front, read_studies
+
+__all__ = [
+    "BASELINES",
+    "Budget",
+    "OPTUNA_SAMPLERS",
+    "Pick",
+    "Point",
+    "RESULTS_FILE",
+    "ResolvedBudget",
+    "SAMPLERS",
+    "SearchOptions",
+    "SearchResult",
+    "SearchResults",
+    "StudyMeta",
+    "StudyRecord",
+    "TrialRecord",
+    "open_storage",
+    "pareto_front",
+    "parse_budget",
+    "parse_budgets",
+    "read_studies",
+    "run_search",
+]
