@@ -20,11 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from train_digits_banks import run_name  # this folder is on sys.path when run as a script
 
+from slimda_nas.evaluate.budget import Budget, format_fraction, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.run import load_run
-from slimda_nas.search.budget import Budget, format_fraction, parse_budget
-from slimda_nas.search.outputs import attach_ground_truth, ground_truth
+from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.search.runner import SearchOptions, run_search
+from slimda_nas.train import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 BUDGETS = ["1/2", "1/4", "1/8", "1/16", "1/32", "1/64"]
@@ -52,16 +52,16 @@ def searched(ev: Evaluator, budgets: list[Budget], trials: int, seed: int) -> li
     result = run_search(
         ev,
         SearchOptions(
-            budgets,
-            "tpe",
-            trials,
-            seed,
-            str(ev.run.run_dir / "bench.journal"),
+            budgets=budgets,
+            sampler="tpe",
+            evaluations=trials,
+            seed=seed,
+            storage=str(ev.run.run_dir / "bench.journal"),
             settings=ev.settings,
         ),
+        save=False,
     )
-    attach_ground_truth(result, ev)
-    return [c.to_dict() for c in result.choices]
+    return [k.to_dict() for k in result.picks]
 
 
 def random_feasible(ev: Evaluator, budget: Budget, n: int, seed: int) -> list[float]:

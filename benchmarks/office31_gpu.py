@@ -25,8 +25,8 @@ from slimda_nas.bank import ModelBank
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.methods import HEADS, build_method
 from slimda_nas.space import load_space
+from slimda_nas.train import train_bank
 from slimda_nas.train.config import load_run_config
-from slimda_nas.train.loop import train_bank
 from slimda_nas.train.sandwich import sample_model_batch
 from slimda_nas.train.step import BankStep
 
@@ -145,7 +145,7 @@ def train_methods(out: Path, config: Path, data_root: str, iterations: int) -> d
 
 def candidate_speed(out: Path, run_dir: str, data_root: str) -> None:
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-    from slimda_nas.run import load_run
+    from slimda_nas.train import load_run
 
     run = load_run(run_dir, device=DEVICE, data_root=data_root)
     rows = []
@@ -189,7 +189,7 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
 
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
     from slimda_nas.evaluate.ranking import correlations
-    from slimda_nas.run import load_run
+    from slimda_nas.train import load_run
 
     run = load_run(run_dir, device=DEVICE, data_root=data_root)
     ev = Evaluator(run, EvalSettings(calibration_images=500, scoring_images=500, batch_size=250))

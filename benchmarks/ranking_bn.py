@@ -19,7 +19,7 @@ from pathlib import Path
 
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ranking import correlations, sample_across_macs
-from slimda_nas.run import load_run
+from slimda_nas.train import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,12 +20,11 @@ import optuna
 from rich.console import Console
 from rich.table import Table
 
+from slimda_nas.evaluate.budget import parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.run import load_run
-from slimda_nas.search.budget import parse_budgets
-from slimda_nas.search.outputs import attach_ground_truth
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
+from slimda_nas.train import load_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,27 +60,27 @@ def main() -> None:
             result = run_search(
                 ev,
                 SearchOptions(
-                    parse_budgets(args.budgets),
-                    sampler,
-                    args.trials,
-                    seed,
-                    storage,
+                    budgets=parse_budgets(args.budgets),
+                    sampler=sampler,
+                    evaluations=args.trials,
+                    seed=seed,
+                    storage=storage,
                     settings=ev.settings,
                 ),
+                save=False,
             )
             wall = time.perf_counter() - t0
-            attach_ground_truth(result, ev)
             for s in result.studies:
-                c = s.choices[0]
+                c = next(k for k in result.picks if k.point.study == s.name)
                 rows.append(
                     {
                         "sampler": sampler,
                         "seed": seed,
-                        "budget": c.budget,
-                        "upem": c.upem["kl"],
+                        "budget": c.budget.text,
+                        "upem": c.point.upem["kl"],
                         "accuracy": c.accuracy,
-                        "macs": c.macs,
-                        "fraction": c.fraction,
+                        "macs": c.point.macs,
+                        "fraction": c.point.macs / c.budget.anchor_macs,
                         "evaluations": s.evaluations,
                         "trials": s.trials,
                         "feasible_fraction": s.feasible_fraction,

@@ -74,7 +74,7 @@ def macs_speed() -> list[dict]:
 
 def candidate_speed(run_dir: Path) -> list[dict]:
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-    from slimda_nas.run import load_run
+    from slimda_nas.train import load_run
 
     run = load_run(run_dir, device="cpu")
     rows = []
@@ -179,8 +179,8 @@ def overhead(run_dir: Path, trials: int = 100) -> dict:
     """Optuna's own time per trial (ask, tell, storage) against the evaluation time."""
     import optuna
 
+    from slimda_nas.search.record import evaluation_counts as counts
     from slimda_nas.search.storage import open_storage
-    from slimda_nas.search.worker import counts
 
     with tempfile.TemporaryDirectory() as tmp:
         run = _fresh_copy(run_dir, Path(tmp), "run")

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from slimda_nas.train import train_bank
 from slimda_nas.train.config import load_run_config
-from slimda_nas.train.loop import train_bank
 
 REPO = Path(__file__).resolve().parents[1]
 

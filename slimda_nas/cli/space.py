@@ -29,7 +29,7 @@ def register(sub) -> None:
         ("validate", _validate, "check a file"),
     ):
         q = ssub.add_parser(name, help=text)
-        q.add_argument("file", type=Path)
+        q.add_argument("file", type=Path, help="a space YAML file, or a shipped name (digits_cnn)")
         q.add_argument(
             "--budget", help="also report the feasible fraction at this budget (e.g. 1/64)"
         )
@@ -68,9 +68,9 @@ def _init(args: argparse.Namespace) -> int:
 def _summary(args: argparse.Namespace):
     from slimda_nas.evaluate.budget import parse_budget
     from slimda_nas.evaluate.space_summary import summarize_space
-    from slimda_nas.space import load_space
+    from slimda_nas.space import load_space, resolve_space_path
 
-    space = load_space(args.file)
+    space = load_space(resolve_space_path(args.file))
     budget = parse_budget(args.budget) if args.budget else None
     if args.samples < 1:
         raise UserError(f"--samples: expected a positive integer, got {args.samples}")

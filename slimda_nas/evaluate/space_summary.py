@@ -12,7 +12,7 @@ from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.space import SearchSpace
 
 
-@dataclass
+@dataclass(kw_only=True)
 class SpaceSummary:
     space: SearchSpace
     num_classes: int

@@ -39,7 +39,7 @@ from slimda_nas.train.run import TrainedRun, load_run
 TOLERANCE = 1e-4  # of the largest logit (at least 1)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ExportResult:
     out: Path
     label: str
@@ -276,7 +276,7 @@ def write_export(
         write_json(tmp / "model.json", record)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
-    return ExportResult(out, chosen.label, files, record, seconds)
+    return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)
 
 
 def _empty(evaluator: Evaluator, config: dict) -> nn.Module:

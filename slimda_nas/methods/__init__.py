@@ -12,10 +12,11 @@ METHODS: dict[str, type[Method]] = {m.name: m for m in (SlimDA, SymNet, SourceOn
 
 
 def build_method(name: str, **seed_options) -> Method:
-    """The method ``name``; SEED options (temperature, weight, confidence) apply to ``slimda``."""
+    """The method ``name``; SEED options (temperature, weight, confidence) apply to the methods
+    that distil (``slimda``)."""
     if name not in METHODS:
         raise ConfigError(f"unknown method {name!r}: expected one of {', '.join(METHODS)}")
-    return SlimDA(**seed_options) if name == "slimda" else METHODS[name]()
+    return METHODS[name].from_options(**seed_options)
 
 
 __all__ = ["HEADS", "METHODS", "Method", "SlimDA", "SourceOnly", "SymNet", "build_method"]

@@ -25,6 +25,11 @@ class Method:
     trained_heads: tuple[str, ...] = HEADS
     default_deploy_head: str = "ca"
 
+    @classmethod
+    def from_options(cls, **seed_options) -> Method:
+        """The method built from the run config's ``distillation`` section (most ignore it)."""
+        return cls()
+
     def model_terms(
         self, model: SlimBackbone, f_src: Tensor, f_tgt: Tensor, y_src: Tensor, progress: float
     ) -> tuple[dict[str, Tensor], Any]:

@@ -25,6 +25,10 @@ class SlimDA(Method):
         self.weight = weight
         self.confidence = confidence
 
+    @classmethod
+    def from_options(cls, **seed_options) -> SlimDA:
+        return cls(**seed_options)
+
     def model_terms(self, model, f_src, f_tgt, y_src, progress):
         terms = SymNet.confusion_terms(model, f_src, f_tgt, y_src, progress)
         q = folded_probabilities(model.cs(f_tgt), model.ct(f_tgt)).detach()

@@ -33,7 +33,7 @@ REFERENCE_FRACTIONS = ("1/2", "1/4", "1/8", "1/16", "1/32", "1/64")
 ACCURACY_POINTS = 24
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Ranking:
     """UPEM against accuracy over some configurations, with the three correlations."""
 
@@ -47,7 +47,7 @@ class Ranking:
     kendall: float
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ReportData:
     run: TrainedRun
     storage: str
@@ -115,17 +115,17 @@ def collect(
     anchor_macs = _anchor_macs(studies, results, run, settings)
     budgets = _budgets(studies, results, anchor_macs)
     data = ReportData(
-        run,
-        where,
-        settings,
-        settings.get("metric", "kl"),
-        anchor_macs,
-        studies,
-        budgets,
-        pareto_front(p for s in studies for p in s.points),
-        picks(studies, budgets),
-        curves(studies, budgets),
-        {u.name: u.full for u in run.space.units},
+        run=run,
+        storage=where,
+        settings=settings,
+        metric=settings.get("metric", "kl"),
+        anchor_macs=anchor_macs,
+        studies=studies,
+        budgets=budgets,
+        front=pareto_front(p for s in studies for p in s.points),
+        picks=picks(studies, budgets),
+        curves=curves(studies, budgets),
+        full_width={u.name: u.full for u in run.space.units},
         notes=notes,
     )
     if accuracy:
@@ -249,14 +249,13 @@ def _ranking(data: ReportData) -> Ranking | None:
         else:
             if len(upem) >= 3:
                 n = rec.get("n", len(cands))
-                return Ranking(
+                return _ranking_of(
                     f"{path.name}: {n} configurations across the MACs range "
                     "(slimda-nas eval --ranking)",
                     metric,
                     upem,
                     acc,
                     macs,
-                    *correlations(upem, acc),
                 )
     pts = {p.key: p for p in data.front}
     pts.update({k.point.key: k.point for k in data.picks})
@@ -265,12 +264,25 @@ def _ranking(data: ReportData) -> Ranking | None:
         return None
     upem = [p.value for p, _ in pairs]
     acc = [a for _, a in pairs]
-    return Ranking(
+    return _ranking_of(
         "the Pareto-front and chosen configurations (run `slimda-nas eval --ranking 100` for "
         "an unbiased sample)",
         data.metric,
         upem,
         acc,
         [p.macs for p, _ in pairs],
-        *correlations(upem, acc),
+    )
+
+
+def _ranking_of(source: str, metric: str, upem: list, acc: list, macs: list) -> Ranking:
+    pearson, spearman, kendall = correlations(upem, acc)
+    return Ranking(
+        source=source,
+        metric=metric,
+        upem=upem,
+        accuracy=acc,
+        macs=macs,
+        pearson=pearson,
+        spearman=spearman,
+        kendall=kendall,
     )

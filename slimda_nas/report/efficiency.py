@@ -14,7 +14,7 @@ from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.search.studies import StudyRecord, sampler_label
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Curve:
     """Best-so-far UPEM of one sampler at one budget; ``mean[k-1]`` is after k evaluations.
 
@@ -75,13 +75,13 @@ def curves(studies: list[StudyRecord], budgets: list[ResolvedBudget]) -> list[Cu
             mean, low, high = np.nanmean(grid, 0), np.nanmin(grid, 0), np.nanmax(grid, 0)
         out.append(
             Curve(
-                sampler,
-                names[macs],
-                macs,
-                sorted(seed for seed, _ in runs),
-                _listed(mean),
-                _listed(low),
-                _listed(high),
+                sampler=sampler,
+                budget=names[macs],
+                budget_macs=macs,
+                seeds=sorted(seed for seed, _ in runs),
+                mean=_listed(mean),
+                low=_listed(low),
+                high=_listed(high),
             )
         )
     return out

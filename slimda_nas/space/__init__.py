@@ -1,6 +1,6 @@
 """Search spaces: YAML files of units, width choices and tied groups."""
 
-from slimda_nas.space._load import load_config, load_space, space_from_dict
+from slimda_nas.space._load import load_config, load_space, resolve_space_path, space_from_dict
 from slimda_nas.space._model import Config, SearchSpace, Unit, make_divisible
 
 __all__ = [
@@ -10,5 +10,6 @@ __all__ = [
     "load_config",
     "load_space",
     "make_divisible",
+    "resolve_space_path",
     "space_from_dict",
 ]

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slimda_nas._shipped import is_bare_name, shipped_spaces
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, SpaceError
 from slimda_nas.space._model import SearchSpace, Unit
@@ -26,6 +27,25 @@ def load_space(path: str | Path) -> SearchSpace:
     path = Path(path)
     raw = _read_with_extends(path, seen=())
     return space_from_dict(raw, source=str(path))
+
+
+def resolve_space_path(value: str | Path, relative_to: Path | None = None) -> Path:
+    """A space given as a path (relative to the config file, then the working directory) or as a
+    shipped name like ``digits_cnn`` (``search_spaces/NAME.yaml`` here, else the package's)."""
+    candidates = []
+    p = Path(value)
+    if relative_to is not None and not p.is_absolute():
+        candidates.append(relative_to / p)
+    candidates.append(p)
+    if is_bare_name(value):
+        candidates.append(Path("search_spaces") / f"{value}.yaml")
+        shipped = shipped_spaces()
+        if str(value) in shipped:
+            candidates.append(shipped[str(value)])
+    for c in candidates:
+        if c.is_file():
+            return c
+    return candidates[0]
 
 
 def space_from_dict(raw: Any, source: str = "<memory>") -> SearchSpace:

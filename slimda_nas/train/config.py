@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimda_nas._shipped import is_bare_name, shipped_configs, shipped_spaces
+from slimda_nas._shipped import is_bare_name, shipped_configs
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError
-from slimda_nas.methods import METHODS
+from slimda_nas.methods import HEADS, METHODS
+from slimda_nas.space import resolve_space_path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,28 +105,10 @@ class RunConfig:
 _CHOICES = {
     "method": tuple(METHODS),
     "precision": ("fp32", "bf16"),
-    "deploy_head": (None, "cs", "ct", "ca"),
+    "deploy_head": (None, *HEADS),
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),
 }
-
-
-def resolve_space_path(value: str, relative_to: Path | None = None) -> Path:
-    """A space given as a path (relative to the config file, then the working directory) or as a
-    shipped name like ``digits_cnn`` (``search_spaces/NAME.yaml`` here, else the package's)."""
-    candidates = []
-    p = Path(value)
-    if relative_to is not None and not p.is_absolute():
-        candidates.append(relative_to / p)
-    candidates.append(p)
-    if is_bare_name(value):
-        candidates.append(Path("search_spaces") / f"{value}.yaml")
-        if value in shipped_spaces():
-            candidates.append(shipped_spaces()[value])
-    for c in candidates:
-        if c.is_file():
-            return c
-    return candidates[0]
 
 
 def resolve_config_path(value: str | Path) -> Path:

@@ -35,9 +35,9 @@ from slimda_nas.train.checkpoint import (
 from slimda_nas.train.config import RunConfig
 from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.monitor import accuracy
+from slimda_nas.train.optim import build_optimizer, lr_factor
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import sample_model_batch
-from slimda_nas.train.schedule import lr_factor
 from slimda_nas.train.step import BankStep
 
 SUMMARY = "train_summary.json"
@@ -45,7 +45,7 @@ SUMMARY = "train_summary.json"
 _NOT_TRAINED = ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainResult:
     run_dir: Path
     checkpoint: Path
@@ -55,35 +55,6 @@ class TrainResult:
     # "largest"/"smallest" -> head -> accuracy
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)
     bank: ModelBank | None = None
-
-
-def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
-    """SGD with two groups: the backbone (lr x backbone_lr_mult) and the heads (lr)."""
-    heads = set(HEADS)
-    backbone = [
-        p
-        for n, p in model.named_parameters()
-        if n.split(".", 1)[0] not in heads and p.requires_grad
-    ]
-    head_params = [
-        p for n, p in model.named_parameters() if n.split(".", 1)[0] in heads and p.requires_grad
-    ]
-    o = cfg.optimizer
-    groups = [
-        {
-            "params": backbone,
-            "lr": o.lr * o.backbone_lr_mult,
-            "base_lr": o.lr * o.backbone_lr_mult,
-        },
-        {"params": head_params, "lr": o.lr, "base_lr": o.lr},
-    ]
-    return torch.optim.SGD(
-        groups,
-        lr=o.lr,
-        momentum=o.momentum,
-        nesterov=o.nesterov and o.momentum > 0,
-        weight_decay=o.weight_decay,
-    )
 
 
 @dataclass
@@ -132,7 +103,14 @@ def train_bank(
         return _finished(s, start)
     _prepare(s, start)
     end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
-    result = TrainResult(s.cfg.run_dir, s.ckpt_path, start, 0.0, resumed_from=start, bank=s.bank)
+    result = TrainResult(
+        run_dir=cfg.run_dir,
+        checkpoint=s.ckpt_path,
+        iterations=start,
+        seconds=0.0,
+        resumed_from=start,
+        bank=s.bank,
+    )
     progress = TrainProgress(
         start,
         cfg.iterations,
@@ -283,10 +261,10 @@ def _finished(s: _Session, iterations: int) -> TrainResult:
         except (ValueError, AttributeError):
             accuracy_log = {}
     return TrainResult(
-        s.cfg.run_dir,
-        s.ckpt_path,
-        iterations,
-        0.0,
+        run_dir=s.cfg.run_dir,
+        checkpoint=s.ckpt_path,
+        iterations=iterations,
+        seconds=0.0,
         resumed_from=iterations,
         accuracy=accuracy_log if isinstance(accuracy_log, dict) else {},
         bank=s.bank,

@@ -25,7 +25,7 @@ DEFAULT_CONFIG = "usps_mnist"
 """The shipped run config of the embedded default (USPS -> MNIST, digits CNN)."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrainedRun:
     """What evaluation, search, reports and export need from ``runs/<name>``."""
 
@@ -96,7 +96,15 @@ def load_run(
             f"({str(e).strip().splitlines()[-1].strip()[:160]}); restore the file or re-train"
         ) from None
     bank.model.to(resolve_device(device)).eval()
-    return TrainedRun(run_dir, config, bank, file_hash(ckpt), state.method, state.task, data_root)
+    return TrainedRun(
+        run_dir=run_dir,
+        config=config,
+        bank=bank,
+        checkpoint_hash=file_hash(ckpt),
+        method=state.method,
+        task=state.task,
+        data_root=data_root,
+    )
 
 
 def is_finished(run_dir: str | Path) -> bool:
