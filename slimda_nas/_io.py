@@ -1,11 +1,15 @@
-"""Atomic file writes: a reader, or a killed writer, never leaves a half-written file behind."""
+"""Atomic writes of files and of whole folders: a reader, or a killed writer, never leaves a
+half-written file or folder behind."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -63,3 +67,63 @@ def _jsonable(obj: Any) -> Any:
     if hasattr(obj, "tolist"):
         return obj.tolist()
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+# -- folders replaced whole -------------------------------------------------------------------------
+def check_replaceable(out: Path, is_ours: Callable[[Path], bool], what: str, error) -> None:
+    """Refuse to replace ``out`` unless it is missing, empty, or an earlier ``what`` (so that
+    ``--out ~`` never wipes a user's files)."""
+    if out.exists() and not out.is_dir():
+        raise error(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not is_ours(out):
+        raise error(
+            f"--out {out}: the folder exists and is not an earlier {what}; "
+            "choose a new or empty folder"
+        )
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path) -> Iterator[Path]:
+    """Yield a hidden temporary folder beside ``out``; on success it replaces ``out`` whole (a
+    reader sees the old folder or the new one, never a mix), on any error it is removed.
+
+    Staging folders left by a killed process (its pid is in their name) are removed first.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
+    tag = f".{out.name}.{os.getpid()}."
+    tmp = Path(tempfile.mkdtemp(prefix=tag, suffix=".tmp", dir=out.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)
+        for f in tmp.rglob("*"):
+            os.chmod(f, 0o755 if f.is_dir() else 0o644)  # artefacts to share, not a cache
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=tag, suffix=".old", dir=out.parent))
+            os.replace(out, old / out.name)
+        os.replace(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _remove_stale_staging(out: Path) -> None:
+    for p in out.parent.glob(f".{glob.escape(out.name)}.*"):
+        parts = p.name[len(out.name) + 2 :].split(".")
+        if p.suffix in (".tmp", ".old") and parts[0].isdigit() and not pid_alive(int(parts[0])):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """A process of this machine with this pid exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -43,3 +43,8 @@ class RunError(UserError):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Notice(UserWarning):
+    """Something the user should know while the command goes on (a repaired file, a capped
+    option). The CLI prints it as one line; from Python it is an ordinary warning."""

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from slimda_nas.backbones._base import SlimBackbone
 from slimda_nas.backbones._registry import register_backbone
+from slimda_nas.errors import ConfigError
 from slimda_nas.slim.ops import SlimBatchNorm1d, SlimBatchNorm2d, SlimConv2d, SlimLinear
 
 # (out channels, max-pool after) per 3x3 conv; three pools take 32 px to 4 px.
@@ -69,5 +70,8 @@ def digits_cnn(
 ) -> DigitsCNN:
     """Slimmable digits CNN. It has no pretrained weights (``weights`` must be ``None``)."""
     if weights is not None:
-        raise ValueError(f"digits_cnn has no pretrained weights, got weights={weights!r}")
+        raise ConfigError(
+            f"field 'weights': digits_cnn has no pretrained weights (trained from scratch: "
+            f"leave weights out or set it to null), got {weights!r}"
+        )
     return DigitsCNN(num_classes=num_classes, heads=heads, **kwargs)

@@ -8,11 +8,14 @@ Each subcommand lives in its own module with ``register(subparsers)``. User mist
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
+import signal
 import sys
+import warnings
 
-from slimda_nas.errors import UserError
+from slimda_nas.errors import Notice, UserError
 
 _COMMANDS = ("space", "train", "eval", "search", "report", "export")
 
@@ -38,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM (a timeout, ``kill``, a job scheduler), handled like Ctrl-C."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -46,34 +57,67 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = args.debug or bool(os.environ.get("SLIMDA_NAS_DEBUG"))
+    command = f"slimda-nas {args.command}"
+    # An exception rather than the default exit: `finally` blocks run, so the study journal's
+    # lock is released and a trial in progress is closed before the process ends.
     try:
-        return int(args.handler(args) or 0)
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave signals to the caller
+        previous = None
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice(command, warnings.showwarning)
+            return int(args.handler(args) or 0)
     except UserError as e:
         if debug:
             raise
-        print(f"slimda-nas {args.command}: error: {e}", file=sys.stderr)
+        print(f"{command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # the file system said no: a read-only folder, a full disk...
         if debug:
             raise
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"slimda-nas {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"{command}: error: {_os_error(e, args)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(
-            f"slimda-nas {args.command}: interrupted; re-run the same command to resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as e:
+        print(f"{command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 143 if isinstance(e, _Terminated) else 130
     except Exception as e:  # a bug, not bad input: say so in one line unless debugging
         if debug:
             raise
         print(
-            f"slimda-nas {args.command}: internal error: {type(e).__name__}: {e} "
+            f"{command}: internal error: {type(e).__name__}: {e} "
             "(re-run with --debug for the traceback)",
             file=sys.stderr,
         )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _show_notice(command: str, default):
+    """Print a :class:`Notice` as one line; other warnings as Python would."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, Notice):
+            print(f"{command}: note: {message}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _os_error(e: OSError, args: argparse.Namespace) -> str:
+    """One line naming the path; a write that Python reports without one (a full disk under a
+    journal or cache write) names the folder the command was writing into."""
+    where = e.filename
+    if where is None:
+        folder = getattr(args, "out", None) or getattr(args, "run", None)
+        where = f"while writing under {folder}" if folder else None
+    reason = e.strerror or str(e)
+    if e.errno == errno.ENOSPC:
+        reason = "no space left on device; free some space and run the same command again"
+    return f"{where}: {reason}" if where else reason
 
 
 if __name__ == "__main__":

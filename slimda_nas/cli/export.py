@@ -60,6 +60,11 @@ def register(sub) -> None:
         default=1e-4,
         help="largest logit difference allowed, relative to the largest logit (default 1e-4)",
     )
+    p.add_argument(
+        "--no-latency",
+        action="store_true",
+        help="do not measure batch-1 latency (PyTorch and ONNX Runtime) on this machine",
+    )
     add_eval_options(p)
     p.set_defaults(handler=_run, **dict.fromkeys(_FROM_SEARCH))
 
@@ -73,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         out=args.out,
         storage=args.storage,
         tolerance=args.tolerance,
+        latency=not args.no_latency,
         scoring=_scoring(args),
         device=args.device,
         data_root=args.data_root,
@@ -131,7 +137,24 @@ def _table(result) -> Table:
             _acc_cell(a, rec),
             f"{f['seconds']['write_and_verify']:.1f}",
         )
+    if rec.get("latency"):
+        t.caption = latency_caption(rec["latency"])
     return t
+
+
+def latency_caption(lat: dict) -> str:
+    """One line: this model's and the full-width model's batch-1 latency on this machine."""
+
+    def ms(rec: dict, runtime: str) -> str:
+        r = rec.get(runtime)
+        return "-" if r is None else f"{r['median_ms']:.3g} ms"
+
+    m, full, mach = lat["model"], lat["full_width"], lat["machine"]
+    return (
+        f"latency at batch 1 on this machine ({mach['cpu']}, {mach['threads']} threads): "
+        f"PyTorch {ms(m, 'pytorch')}, ONNX Runtime {ms(m, 'onnxruntime')}; full width "
+        f"{ms(full, 'pytorch')} / {ms(full, 'onnxruntime')}. Another device gives other numbers."
+    )
 
 
 def _acc_cell(a: dict | None, rec: dict) -> str:

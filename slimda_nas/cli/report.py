@@ -27,6 +27,11 @@ def register(sub) -> None:
         "--no-accuracy", action="store_true", help="do not measure ground-truth accuracy"
     )
     p.add_argument(
+        "--no-latency",
+        action="store_true",
+        help="do not measure the chosen models' batch-1 latency on this machine",
+    )
+    p.add_argument(
         "--accuracy-points",
         type=int,
         default=24,
@@ -52,6 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         reference=args.reference,
         out=args.out,
         accuracy=not args.no_accuracy,
+        latency=not args.no_latency,
         accuracy_points=args.accuracy_points,
         device=args.device,
         data_root=args.data_root,

@@ -51,6 +51,8 @@ def _init(args: argparse.Namespace) -> int:
     from slimda_nas.space.template import default_space_yaml
 
     get_builder(args.backbone)  # one-line error for an unknown backbone
+    if args.input_size is not None and not 8 <= args.input_size <= 4096:
+        raise UserError(f"--input-size: expected pixels from 8 to 4096, got {args.input_size}")
     text = default_space_yaml(args.backbone, input_size=args.input_size)
     space_from_dict(
         yaml.safe_load(text), source=f"<default space for {args.backbone}>"
@@ -70,10 +72,12 @@ def _summary(args: argparse.Namespace):
     from slimda_nas.evaluate.space_summary import summarize_space
     from slimda_nas.space import load_space, resolve_space_path
 
-    space = load_space(resolve_space_path(args.file))
-    budget = parse_budget(args.budget) if args.budget else None
+    if not 1 <= args.num_classes <= 100_000:
+        raise UserError(f"--num-classes: expected 1 to 100000 classes, got {args.num_classes}")
     if args.samples < 1:
         raise UserError(f"--samples: expected a positive integer, got {args.samples}")
+    space = load_space(resolve_space_path(args.file))
+    budget = None if args.budget is None else parse_budget(args.budget)
     return summarize_space(space, args.num_classes, budget, samples=args.samples)
 
 

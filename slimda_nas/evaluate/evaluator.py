@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from slimda_nas._io import atomic_write
-from slimda_nas.errors import ConfigError
+from slimda_nas.errors import ConfigError, Notice, RunError
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.evaluate.upem import METRICS, upem_scores
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
@@ -45,10 +47,15 @@ class EvalSettings:
             raise ConfigError(
                 f"UPEM metric: expected one of {', '.join(METRICS)}, got {self.metric!r}"
             )
-        for name in ("calibration_images", "scoring_images", "batch_size"):
-            if getattr(self, name) < 1:
+        # BN re-estimation needs two images in every batch to have a batch variance
+        least = {"calibration_images": 2, "scoring_images": 1, "batch_size": 2}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(
-                    f"{name.replace('_', '-')}: expected a positive integer, got {getattr(self, name)}"
+                    f"--{name.replace('_', '-')}: expected an integer of at least {low}"
+                    f"{' (BN re-estimation needs 2 images per batch)' if low == 2 else ''}, "
+                    f"got {value!r}"
                 )
 
     @classmethod
@@ -110,9 +117,9 @@ class Evaluator:
         )
         data = self.run.data().target_train  # unlabelled view: reading labels here would raise
         index = fixed_subset(data, s.calibration_images + s.scoring_images, seed=s.subset_seed)
-        if len(index) < 2:
+        if len(index) < 3:
             raise ConfigError(f"{data.name}: too few target images to score ({len(index)})")
-        n_cal = min(s.calibration_images, len(index) // 2)
+        n_cal = max(2, min(s.calibration_images, len(index) // 2))
         device = self.run.device
         self.calibration = [
             data.eval_batch(part).to(device) for part in _even_split(index[:n_cal], s.batch_size)
@@ -130,6 +137,12 @@ class Evaluator:
         }
         self.cost = CostModel(self.bank, self.head)
         self.anchor_log_p = self._anchor_log_p()
+        if not torch.isfinite(self.anchor_log_p).all():
+            raise RunError(
+                f"{self.run.run_dir}: the anchor's outputs are not finite (NaN or infinite "
+                f"weights in checkpoint {self.run.checkpoint_hash}?); UPEM cannot be measured "
+                "against it; re-train or restore the checkpoint"
+            )
         self._test: list | None = None
 
     # -- scoring -------------------------------------------------------------------------------
@@ -164,6 +177,15 @@ class Evaluator:
         config = self.run.space.check_config(config)
         t0 = time.perf_counter()
         upem = upem_scores(self.anchor_log_p, self.logits(config), METRICS)
+        if not all(math.isfinite(v) for v in upem.values()):
+            warnings.warn(
+                Notice(
+                    f"configuration {config}: its outputs are not finite (UPEM "
+                    f"{upem[self.settings.metric]}); scored as the worst possible"
+                ),
+                stacklevel=2,
+            )
+            upem = {k: (v if math.isfinite(v) else math.inf) for k, v in upem.items()}
         return CandidateScore(
             config=dict(config),
             macs=self.cost.macs(config),

@@ -19,6 +19,7 @@ from slimda_nas._io import write_json, write_yaml
 from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.evaluate.upem import METRICS, upem_scores
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
@@ -63,6 +64,7 @@ def export_model(
     scoring: Mapping[str, Any] | None = None,
     storage: str | None = None,
     tolerance: float = TOLERANCE,
+    latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
 ) -> ExportResult:
@@ -89,10 +91,11 @@ def export_model(
         storage=storage,
         metric=(evaluator.settings.metric if evaluator else (scoring or {}).get("metric")),
     )
+    _check_same_bank(chosen, run)
     target = Path(out) if out is not None else run.run_dir / "export" / chosen.label
     check_target(target)
     evaluator = evaluator or Evaluator(run, settings or _settings(chosen, run.run_dir, scoring))
-    return write_export(evaluator, chosen, fmts, target, tolerance)
+    return write_export(evaluator, chosen, fmts, target, tolerance, latency)
 
 
 def export_pareto(
@@ -104,6 +107,7 @@ def export_pareto(
     scoring: Mapping[str, Any] | None = None,
     storage: str | None = None,
     tolerance: float = TOLERANCE,
+    latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
 ) -> list[ExportResult]:
@@ -114,7 +118,18 @@ def export_pareto(
     picks = select.pareto(run.run_dir, run.space, run.checkpoint_hash, storage)
     evaluator = evaluator or Evaluator(run, settings or _settings(picks[0], run.run_dir, scoring))
     base = Path(out) if out is not None else run.run_dir / "export"
-    return [write_export(evaluator, p, fmts, base / p.label, tolerance) for p in picks]
+    return [write_export(evaluator, p, fmts, base / p.label, tolerance, latency) for p in picks]
+
+
+def _check_same_bank(chosen: select.Selection, run: TrainedRun) -> None:
+    """A pick made on another checkpoint of the same space would export a model the search
+    never scored (the report refuses the same data)."""
+    if chosen.checkpoint is not None and chosen.checkpoint != run.checkpoint_hash:
+        raise ExportError(
+            f"{chosen.label}: the search picked it on another bank (checkpoint "
+            f"{chosen.checkpoint}); {run.run_dir}'s checkpoint is {run.checkpoint_hash}: "
+            f"search again on this bank first"
+        )
 
 
 def _check_tolerance(tolerance: float) -> None:
@@ -204,8 +219,10 @@ def write_export(
     formats: list[str],
     out: Path,
     tolerance: float = TOLERANCE,
+    latency: bool = True,
 ) -> ExportResult:
-    """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically)."""
+    """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically); with
+    ``latency``, its batch-1 latency on this machine beside the full-width model's."""
     from slimda_nas.data import eval_batches
 
     run, space = evaluator.run, evaluator.run.space
@@ -272,6 +289,17 @@ def write_export(
         record = _record(
             evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
         )
+        if latency:
+            largest = space.largest()
+            record["latency"] = latency_record(
+                run.run_dir,
+                run.checkpoint_hash,
+                {
+                    "model": (config, lambda: plain),
+                    "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
+                },
+                space.input_shape,
+            )
         write_yaml(tmp / "config.yaml", dict(config))
         write_json(tmp / "model.json", record)
         if problems:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,8 +14,15 @@ from torch import Tensor, nn
 
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import UserError
-
-Runner = Callable[[Tensor], Tensor]
+from slimda_nas.evaluate.runtimes import (
+    Runner,
+    RuntimeMissing,
+    check_onnx_exporter,
+    onnx_bytes,
+    onnx_runner,
+    onnx_runtime_name,
+    onnxruntime,
+)
 
 
 class ExportError(UserError):
@@ -80,6 +86,13 @@ def _load_pt2(path: Path) -> Runner:
     return lambda x: module(x)
 
 
+def _onnx_available() -> None:
+    try:
+        check_onnx_exporter()
+    except RuntimeMissing as e:
+        raise ExportError(str(e)) from None
+
+
 def _input_name(model: nn.Module) -> str:
     import inspect
 
@@ -87,61 +100,13 @@ def _input_name(model: nn.Module) -> str:
 
 
 # -- ONNX ----------------------------------------------------------------------------------------
-def _onnx_available() -> None:
-    try:
-        import onnx  # noqa: F401
-        import onnxscript  # noqa: F401
-    except ImportError:
-        raise ExportError(
-            "--format onnx: the ONNX exporter is not installed "
-            "(pip install onnx onnxscript, or slimda-nas[onnx])"
-        ) from None
-
-
 def _save_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
-    _onnx_available()
-    batch = torch.export.Dim("batch", min=1, max=1 << 16)
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            input_names=["input"],
-            output_names=["logits"],
-            dynamic_shapes={_input_name(model): {0: batch}},
-            verbose=False,
-        )
-    atomic_write(path, lambda f: f.write(program.model_proto.SerializeToString()))
-
-
-def _ort():
-    try:
-        import onnxruntime
-    except ImportError:
-        return None
-    return onnxruntime
+    data = onnx_bytes(model, example)
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _load_onnx(path: Path) -> Runner:
-    ort = _ort()
-    if ort is not None:
-        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
-    import onnx
-    from onnx.reference import ReferenceEvaluator
-
-    session = ReferenceEvaluator(onnx.load(str(path)))
-    name = session.input_names[0]
-    return lambda x: torch.from_numpy(session.run(None, {name: x.numpy()})[0])
-
-
-def _onnx_runtime() -> str:
-    ort = _ort()
-    return (
-        f"onnxruntime {ort.__version__}" if ort else "onnx.reference (onnxruntime not installed)"
-    )
+    return onnx_runner(str(path))
 
 
 # -- state_dict ----------------------------------------------------------------------------------
@@ -180,8 +145,8 @@ FORMATS: dict[str, Format] = {
         "model.onnx",
         _save_onnx,
         _load_onnx,
-        _onnx_runtime,
-        lambda: None if _ort() else 1000,
+        onnx_runtime_name,
+        lambda: None if onnxruntime() else 1000,
         _onnx_available,
     ),
     "state_dict": Format(

@@ -1,18 +1,22 @@
-"""``build_report``: gather, draw, write. Every file is written atomically, the page last, so a
-reader never sees a page whose figures are from another build."""
+"""``build_report``: gather, draw, write. The report is built in a staging folder and swapped in
+whole, so a reader never sees a page whose figures are from another build, and a folder that
+is not an earlier report is never written into."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from slimda_nas._io import write_bytes, write_json, write_text
+from slimda_nas._io import check_replaceable, staged_folder, write_bytes, write_json, write_text
+from slimda_nas.errors import RunError
 from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
 from slimda_nas.report.html import pick_label, render
 from slimda_nas.report.summary import summary, summary_csv
-from slimda_nas.train.run import TrainedRun
+from slimda_nas.train.run import TrainedRun, load_run
 
 REPORT_DIR = "report"
+MARKER = "summary.json"  # what makes a folder an earlier report
 FIGURES = ("pareto", "accuracy", "efficiency", "ranking")
 
 
@@ -24,6 +28,7 @@ def build_report(
     out: str | Path | None = None,
     accuracy: bool = True,
     accuracy_points: int = ACCURACY_POINTS,
+    latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
 ) -> Path:
@@ -39,44 +44,58 @@ def build_report(
         accuracy: measure ground-truth accuracy where the target has labels (cached per
             configuration in ``RUN/ground_truth.json``) of the chosen configurations and of
             ``accuracy_points`` Pareto-front ones spread over the MACs range.
+        latency: measure each budget's chosen model's batch-1 latency on this machine
+            (PyTorch and ONNX Runtime) and the full-width model's, cached in ``RUN/cache``.
     """
+    if reference is not None:
+        load_run(reference, device="cpu")  # a missing or unfinished reference run fails first
+    if out is not None:
+        check_target(Path(out))
     data = collect(
         run_dir if isinstance(run_dir, TrainedRun) else Path(run_dir),
         storage=storage,
         reference=reference,
         accuracy=accuracy,
         accuracy_points=accuracy_points,
+        latency=latency,
         device=device,
         data_root=data_root,
     )
     folder = Path(out) if out is not None else data.run.run_dir / REPORT_DIR
+    check_target(folder)
     drawn = {
         "pareto": figures.pareto_figure(data),
         "accuracy": figures.accuracy_figure(data) if data.accuracy else None,
         "efficiency": figures.efficiency_figure(data),
         "ranking": figures.ranking_figure(data),
     }
-    for name in FIGURES:
-        path = folder / f"{name}.png"
-        if drawn[name] is not None:
-            write_bytes(path, drawn[name])
-        elif path.exists():
-            path.unlink()  # a figure of an earlier build that no longer applies
     bars = {
         i: figures.widths_chart(
             data.run.space.unit_channels(k.point.config), data.full_width, k.sampler
         )
         for i, k in enumerate(data.picks)
     }
-    widths = folder / "widths"
-    written = {
-        write_bytes(widths / f"{pick_label(k)}.png", bars[i]).name
-        for i, k in enumerate(data.picks)
-    }
-    for old in widths.glob("*.png"):
-        if old.name not in written:
-            old.unlink()
     record = summary(data)
-    write_json(folder / "summary.json", record)
-    write_text(folder / "summary.csv", summary_csv(data))
-    return write_text(folder / "index.html", render(data, drawn, bars, record))
+    with staged_folder(folder) as tmp:  # swapped in whole: never new figures beside an old page
+        for name in FIGURES:
+            if drawn[name] is not None:
+                write_bytes(tmp / f"{name}.png", drawn[name])
+        for i, k in enumerate(data.picks):
+            write_bytes(tmp / "widths" / f"{pick_label(k)}.png", bars[i])
+        write_json(tmp / MARKER, record)
+        write_text(tmp / "summary.csv", summary_csv(data))
+        write_text(tmp / "index.html", render(data, drawn, bars, record))
+    return folder / "index.html"
+
+
+def check_target(folder: Path) -> None:
+    """Refuse a report folder that holds anything but an earlier report."""
+    check_replaceable(folder, _is_report, "report (no summary.json of slimda-nas)", RunError)
+
+
+def _is_report(folder: Path) -> bool:
+    try:
+        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"run", "budgets", "generated"} <= set(record)

@@ -65,6 +65,9 @@ class ReportData:
     largest_accuracy: float | None = None
     reference: tuple[str, float] | None = None
     ranking: Ranking | None = None
+    # batch-1 latency on this machine of each budget's chosen pick (by point key) and of the
+    # full width ("full_width"), with the machine it was measured on ("machine", "note")
+    latency: dict | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -95,6 +98,7 @@ def collect(
     reference: str | Path | None = None,
     accuracy: bool = True,
     accuracy_points: int = ACCURACY_POINTS,
+    latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
 ) -> ReportData:
@@ -133,7 +137,26 @@ def collect(
     else:
         data.notes.append("accuracy not computed (--no-accuracy)")
     data.ranking = _ranking(data)
+    if latency:
+        data.latency = _latency(data)
     return data
+
+
+def _latency(data: ReportData) -> dict:
+    """Latency of every budget's chosen configuration and of the full width (cached; BN
+    statistics do not change the time, so the models are not re-calibrated for it)."""
+    from slimda_nas.evaluate.latency import latency_record
+
+    bank = data.run.bank
+    configs = {k.point.key: k.point.config for k in data.picks if k.chosen}
+    configs["full_width"] = data.run.space.largest()
+    models = {
+        name: (config, lambda c=config: bank.materialize(c).cpu().eval())
+        for name, config in configs.items()
+    }
+    return latency_record(
+        data.run.run_dir, data.run.checkpoint_hash, models, bank.space.input_shape
+    )
 
 
 def _anchor_macs(
@@ -244,7 +267,7 @@ def _ranking(data: ReportData) -> Ranking | None:
             upem = [float(c["upem"][metric]) for c in cands]
             acc = [float(c["accuracy"]) for c in cands]
             macs = [int(c["macs"]) for c in cands]
-        except (ValueError, KeyError, TypeError) as e:
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
             data.notes.append(f"{path} ignored: unreadable ({type(e).__name__})")
         else:
             if len(upem) >= 3:

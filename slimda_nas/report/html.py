@@ -138,12 +138,13 @@ def _frac(macs: int, data: ReportData) -> str:
 
 
 def _glance(data: ReportData) -> str:
+    lat = data.latency
     rows = []
     for b in data.budgets:
         pick = next((k for k in data.picks_at(b) if k.chosen), None)
         cells = f"<td class='l'>{escape(b.text)}</td><td>{format_macs(b.macs)}</td>"
         if pick is None:
-            rows.append(f"<tr>{cells}<td class='l' colspan='6'>nothing feasible scored</td></tr>")
+            rows.append(f"<tr>{cells}<td class='l' colspan='8'>nothing feasible scored</td></tr>")
             continue
         p = pick.point
         delta = "-"
@@ -151,23 +152,48 @@ def _glance(data: ReportData) -> str:
             delta = f"{(pick.accuracy - data.largest_accuracy) * 100:+.2f} pt"
         sampler = pick.sampler.split(" ", 1)[0]
         cmd = f"slimda-nas export --run {data.run.run_dir} --budget {b.text} --sampler {sampler}"
+        timing = _latency_cells(lat.get(p.key) if lat else None) if lat else ""
         rows.append(
             f"<tr>{cells}<td class='l'>{_swatch(pick.sampler)}</td>"
-            f"<td>{format_macs(p.macs)} ({_frac(p.macs, data)})</td><td>{p.value:.4f}</td>"
-            f"<td>{_acc(pick.accuracy)}</td><td>{delta}</td>"
+            f"<td>{format_macs(p.macs)} ({_frac(p.macs, data)})</td>{timing}"
+            f"<td>{p.value:.4f}</td><td>{_acc(pick.accuracy)}</td><td>{delta}</td>"
             f"<td class='l'><code>{escape(cmd)}</code></td></tr>"
         )
     full = ""
     if data.largest_accuracy is not None:
         full = f" Full-width (largest) model: {_acc(data.largest_accuracy)}."
+    timing_head = "<th>latency PyTorch</th><th>latency ONNX Runtime</th>" if lat else ""
     head = (
         "<tr><th class='l'>budget</th><th>MACs limit</th><th class='l'>best sampler</th>"
-        f"<th>MACs (thop)</th><th>UPEM {escape(data.metric)}</th><th>accuracy*</th>"
-        "<th>vs full width</th><th class='l'>export it</th></tr>"
+        f"<th>MACs (thop)</th>{timing_head}<th>UPEM {escape(data.metric)}</th>"
+        "<th>accuracy*</th><th>vs full width</th><th class='l'>export it</th></tr>"
     )
     return (
-        f"<h2>At a glance</h2><table>{head}{''.join(rows)}</table><p class='cap'>* target test "
-        f"split, ground truth, never used by the search.{full}</p>"
+        f"<h2>At a glance</h2><table id='glance'>{head}{''.join(rows)}</table><p class='cap'>* "
+        f"target test split, ground truth, never used by the search.{full}"
+        f"{_latency_caption(lat) if lat else ''}</p>"
+    )
+
+
+def _ms(rec: dict | None, runtime: str) -> str:
+    r = (rec or {}).get(runtime)
+    return "-" if r is None else f"{r['median_ms']:.3g} ms"
+
+
+def _latency_cells(rec: dict | None) -> str:
+    return f"<td>{_ms(rec, 'pytorch')}</td><td>{_ms(rec, 'onnxruntime')}</td>"
+
+
+def _latency_caption(lat: dict) -> str:
+    m, full = lat["machine"], lat["full_width"]
+    missing = full.get("onnxruntime_missing")
+    return escape(
+        f" Latency: median of repeated batch-1 runs after a warm-up, on the machine that made "
+        f"this report ({m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch "
+        f"{m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}); full width "
+        f"{_ms(full, 'pytorch')} (PyTorch) / {_ms(full, 'onnxruntime')} (ONNX Runtime). "
+        "The numbers belong to this machine: measure on the target device."
+        + (f" ONNX Runtime: {missing}." if missing else "")
     )
 
 

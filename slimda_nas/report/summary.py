@@ -50,6 +50,16 @@ def summary(data: ReportData) -> dict:
                 "kendall": data.ranking.kendall,
             },
             "efficiency": [asdict(c) for c in data.curves],
+            "latency": None
+            if data.latency is None
+            else {
+                "machine": data.latency["machine"],
+                "note": data.latency["note"],
+                "full_width": data.latency["full_width"],
+                "budgets": {
+                    k.budget.text: data.latency.get(k.point.key) for k in data.picks if k.chosen
+                },
+            },
             "studies": [
                 {
                     "name": s.name,

@@ -8,7 +8,9 @@ Optuna 5 has no public call for two things a shared, resumable search needs:
   (``study.tell`` only accepts trials this process asked for, or by number with a state check
   that races with the owner).
 
-Both go through the storage directly; if Optuna changes these names, only this file changes.
+Both go through the storage directly. The journal file's operation codes (to tell a damaged
+journal from one Optuna can replay) come from its private module too. If Optuna changes these
+names, only this file changes.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial, TrialState
+
+JOURNAL_OP_CODES = frozenset(int(op) for op in JournalOperation)
 
 
 def set_trial_system_attr(

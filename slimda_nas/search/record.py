@@ -128,10 +128,11 @@ class StudyMeta:
         for name, mine, theirs in (
             ("sampler", self.sampler, other.sampler),
             ("seed", self.seed, other.seed),
-            ("budget", _budget_text(self.budget), _budget_text(other.budget)),
         ):
             if mine != theirs:
                 return f"its {name} is {mine}, this search's {theirs}"
+        if (self.budget and self.budget.macs) != (other.budget and other.budget.macs):
+            return f"its budget is {_budget_text(self.budget)}, this search's {_budget_text(other.budget)}"
         if self.settings and not same_settings(self.settings, other.settings):
             diff = _first_difference(self.settings, other.settings)
             return f"it was scored with other settings ({diff})"

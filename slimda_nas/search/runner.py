@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import optuna
 import torch
 
-from slimda_nas.errors import BudgetError, RunError, UserError
+from slimda_nas.errors import BudgetError, Notice, RunError, UserError
 from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth
@@ -121,24 +122,36 @@ def study_specs(
 
 
 def _open_study(storage, spec: StudySpec, meta: StudyMeta) -> optuna.Study:
+    """Create the study, or join it when it searches the same thing the same way; a study of
+    that name made by another search is refused (its results would be overwritten)."""
     directions = ["minimize", "minimize"] if spec.multi_objective else ["minimize"]
     try:
         study = optuna.create_study(
             study_name=spec.name, storage=storage, directions=directions, load_if_exists=True
         )
-    except (ValueError, KeyError, UnicodeDecodeError) as e:
+    except ValueError as e:
+        if "direction" in str(e).lower():  # a Pareto study joined as a single-budget one
+            raise RunError(
+                f"study {spec.name!r}: it was made by another search (its objectives differ "
+                "from this one's); choose another --study-name"
+            ) from None
         raise StorageError(
             f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})"
         ) from None
-    old = study.user_attrs.get("checkpoint")
-    if old is not None and old != meta.checkpoint:
-        raise RunError(
-            f"study {spec.name!r} in this storage was run on another bank (checkpoint {old}); "
-            "pass --study-name to start a new one"
-        )
-    if old is None:
+    except (KeyError, UnicodeDecodeError) as e:
+        raise StorageError(
+            f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})"
+        ) from None
+    if not study.user_attrs:
         for k, v in meta.to_attrs().items():
             study.set_user_attr(k, v)
+        return study
+    reason = StudyMeta.from_attrs(study.user_attrs, spec.name).conflict(meta)
+    if reason is not None:
+        raise RunError(
+            f"study {spec.name!r} already exists and {reason}; choose another --study-name "
+            "(or leave it out for a name of its own)"
+        )
     return study
 
 
@@ -175,6 +188,7 @@ def run_search(
     merged into ``RUN/search/results.json`` (``save``), which ``export --budget`` reads.
     """
     opts.check()
+    opts = _capped_workers(opts)
     if isinstance(run, Evaluator):
         evaluator, run = run, run.run
     else:
@@ -205,17 +219,25 @@ def run_search(
 
     procs = _spawn_workers(run, opts) if opts.workers > 1 and rank == 0 else []
     seconds = {}
-    for spec in specs:
-        study = _open_study(storage, spec, meta(spec))
-        if on_study:
-            on_study(spec, evaluation_counts(study.get_trials(deepcopy=False))[0])
-        t0 = time.time()
-        _search_one(study, spec, run, evaluator, cache, rank, on_trial)
-        seconds[spec.name] = round(time.time() - t0, 2)
-    for p in procs:
-        p.join()
-        if p.exitcode not in (0, None):
-            raise UserError(f"search worker {p.name} exited with code {p.exitcode}")
+    try:
+        for spec in specs:
+            study = _open_study(storage, spec, meta(spec))
+            if on_study:
+                on_study(spec, evaluation_counts(study.get_trials(deepcopy=False))[0])
+            t0 = time.time()
+            _search_one(study, spec, run, evaluator, cache, rank, on_trial)
+            seconds[spec.name] = round(time.time() - t0, 2)
+        for p in procs:
+            p.join()
+            if p.exitcode not in (0, None):
+                raise UserError(f"search worker {p.name} exited with code {p.exitcode}")
+    except BaseException:
+        for p in procs:  # interrupted or failed: the other workers stop too, cleanly
+            if p.is_alive():
+                p.terminate()
+        for p in procs:
+            p.join(timeout=60)
+        raise
     # read back after every worker finished: the others may have added trials meanwhile
     studies = []
     for spec in specs:
@@ -242,6 +264,22 @@ def run_search(
 
 
 # -- several processes on one machine -------------------------------------------------------------
+def _capped_workers(opts: SearchOptions) -> SearchOptions:
+    """At most one worker per core and per evaluation: more only compete for both."""
+    cores = os.cpu_count() or 1
+    limit = max(1, min(cores, opts.evaluations))
+    if opts.workers <= limit:
+        return opts
+    warnings.warn(
+        Notice(
+            f"--workers {opts.workers}: using {limit} ({cores} cores, {opts.evaluations} "
+            "evaluations per budget; more processes would only compete for them)"
+        ),
+        stacklevel=3,
+    )
+    return replace(opts, workers=limit)
+
+
 def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
     ctx = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // opts.workers)
@@ -265,9 +303,16 @@ def _worker_main(
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    signal.signal(signal.SIGTERM, _raise_interrupt)  # the parent stops its workers this way
     try:
         run = load_run(run_dir, device=device, data_root=data_root)
         run_search(run, opts, rank=rank, save=False, accuracy=False)
     except (UserError, BudgetError) as e:
         print(f"slimda-nas search (worker {rank}): error: {e}", flush=True)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(143) from None
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt

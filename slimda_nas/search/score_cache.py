@@ -10,6 +10,20 @@ from pathlib import Path
 from slimda_nas.evaluate.evaluator import CandidateScore
 
 
+def _parse(line: bytes) -> tuple[str, CandidateScore] | None:
+    """(key, score) of one cache line; a damaged or foreign line is a miss, never an error (the
+    configuration is simply scored again)."""
+    try:
+        rec = json.loads(line)
+        score = CandidateScore(**rec["score"])
+        if not isinstance(rec["key"], str) or not isinstance(score.upem, dict):
+            return None
+        float(score.value)
+        return rec["key"], score
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 class ScoreCache:
     """An append-only JSON-lines file (one small line per score, written with O_APPEND so
     concurrent processes never interleave; a line cut by a kill is ignored)."""
@@ -27,21 +41,18 @@ class ScoreCache:
             data = f.read()
         end = data.rfind(b"\n") + 1  # only whole lines
         for line in data[:end].splitlines():
-            try:
-                rec = json.loads(line)
-                self._scores[rec["key"]] = rec["score"]
-            except (ValueError, KeyError):
-                continue
+            score = _parse(line)
+            if score is not None:
+                self._scores[score[0]] = score[1]
         self._offset += end
 
     def get(self, key: str) -> CandidateScore | None:
         if key not in self._scores:
             self._refresh()
-        rec = self._scores.get(key)
-        return None if rec is None else CandidateScore(**rec)
+        return self._scores.get(key)
 
     def put(self, key: str, score: CandidateScore) -> None:
-        self._scores[key] = score.to_dict()
+        self._scores[key] = score
         self.path.parent.mkdir(parents=True, exist_ok=True)
         line = (json.dumps({"key": key, "score": score.to_dict()}) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -4,14 +4,17 @@ for several machines). SQLite is refused with several workers (SPEC 5)."""
 from __future__ import annotations
 
 import json
+import os
 import random
+import shutil
 import time
 import warnings
 from pathlib import Path
 
 import optuna
 
-from slimda_nas.errors import RunError, UserError
+from slimda_nas.errors import Notice, RunError, UserError
+from slimda_nas.search._optuna import JOURNAL_OP_CODES
 
 JOURNAL = "study.journal"
 
@@ -93,6 +96,10 @@ def _connect_args(scheme: str) -> dict:
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
+    if path.exists() and not path.is_file():
+        raise StorageError(
+            f"--storage {path}: not a regular file (expected a journal file path or an RDB URL)"
+        )
     if path.is_file():
         check_journal(path)  # appending after a cut line would corrupt every later record
     try:
@@ -119,11 +126,13 @@ def _redact(url: str) -> str:
 
 
 def check_journal(path: Path, retry_s: float = 0.5) -> None:
-    """Refuse a truncated or garbled journal file in one line.
+    """Refuse a garbled journal file in one line; repair one whose last record was cut off.
 
     Optuna silently drops a last line cut mid-way (it may be a write in progress), so a
-    truncated file would otherwise give a report of partial studies. A write in progress is
-    given ``retry_s`` to finish.
+    truncated file would otherwise give a report of partial studies, and appending after the
+    cut line would corrupt every later record. A write in progress is given ``retry_s`` to
+    finish; a last line still incomplete after that (a full disk, a killed machine) is cut
+    off under the journal's own lock, with a copy of the whole file kept beside it.
     """
     for attempt in range(2):
         data = path.read_bytes()
@@ -134,10 +143,40 @@ def check_journal(path: Path, retry_s: float = 0.5) -> None:
             time.sleep(retry_s)
             continue
         line, what = problem
+        if what == "partial":
+            _drop_torn_tail(path)
+            return
         raise StorageError(
             f"{path}: damaged or truncated study journal (line {line}: {what}); "
             "restore it or move it away and search again"
         )
+
+
+def _drop_torn_tail(path: Path) -> None:
+    from optuna.storages.journal import JournalFileOpenLock
+
+    lock = JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        if _journal_problem(data) != (data.count(b"\n") + 1, "partial") or cut == len(data):
+            return  # a writer finished it meanwhile, or the damage is elsewhere (checked again)
+        backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.torn")
+        shutil.copyfile(path, backup)
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        lock.release()
+    warnings.warn(
+        Notice(
+            f"{path}: its last record was cut off ({len(data) - cut} bytes, e.g. by a full "
+            f"disk); dropped that record and resumed (the whole file is kept as {backup.name})"
+        ),
+        stacklevel=4,
+    )
 
 
 def _journal_problem(data: bytes) -> tuple[int, str] | None:
@@ -155,6 +194,8 @@ def _journal_problem(data: bytes) -> tuple[int, str] | None:
             return i, "not a JSON record"
         if not isinstance(rec, dict) or "op_code" not in rec:
             return i, "not an Optuna journal record"
+        if rec["op_code"] not in JOURNAL_OP_CODES:
+            return i, f"unknown operation {rec['op_code']!r}"
     if lines[-1].strip():
         return len(lines), "partial"
     return None

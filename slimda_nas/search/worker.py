@@ -21,6 +21,7 @@ import optuna
 from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
+from slimda_nas._io import pid_alive
 from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.evaluate.macs import CostModel
@@ -77,22 +78,12 @@ def fail_dead_trials(study: optuna.Study) -> int:
         # live worker, which then meets UpdateFinishedTrialError before scoring and asks again.
         # Failing it at once is cheap either way; a dead one left RUNNING would hold a slot.
         dead = not owner or (
-            (h == host and pid.isdigit() and not _alive(int(pid)))
+            (h == host and pid.isdigit() and not pid_alive(int(pid)))
             or (h != host and age > STALE_SECONDS)
         )
         if dead and fail_running_trial(study, t):
             failed += 1
     return failed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StudyWorker:
@@ -145,11 +136,21 @@ class StudyWorker:
                 # TPE's own start-up trials are uniform over the whole space: at 1/64 almost
                 # none fit. Starting from feasible random configurations gives it a model.
                 name = "random"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            fits = None if spec.multi_objective else self.fits
-            self.study.sampler = make_sampler(name, seed, self.dists, fits)
-            trial = self.study.ask(self.dists)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                fits = None if spec.multi_objective else self.fits
+                self.study.sampler = make_sampler(name, seed, self.dists, fits)
+                trial = self.study.ask(self.dists)
+            self._score_and_tell(trial, name, finished)
+        except KeyboardInterrupt:
+            # interrupted (Ctrl-C, SIGTERM): abandon the trial of this step now rather than
+            # leave it RUNNING for the next run to judge dead; its evaluation is redone then
+            self._abandon(since=len(trials))
+            raise
+
+    def _score_and_tell(self, trial: optuna.Trial, proposer: str, finished: list) -> None:
+        spec = self.spec
         set_trial_system_attr(self.study, trial, "worker", worker_id())
         indices = [trial.params[u] for u in self.units]
         config = self.space.from_indices(indices)
@@ -160,16 +161,15 @@ class StudyWorker:
             macs=self.cost.macs(config),
             params=self.cost.params(config),
             sampler=spec.sampler,
-            proposer=name,
+            proposer=proposer,
         )
         if not spec.multi_objective:
             trial.set_constraint("macs", float(record.macs - spec.budget.macs))
             if not spec.budget.fits(record.macs):
                 self._tell(trial, record, math.inf)
                 return
-        if key in evaluated_keys(
-            finished
-        ):  # proposed again in this study: reuse, costs nothing, does not count
+        if key in evaluated_keys(finished):
+            # proposed again in this study: reuse, costs nothing, does not count
             score = self.cache.get(key)
             self._tell(trial, replace(record, upem=score.upem, duplicate=True), score.value)
             return
@@ -188,6 +188,17 @@ class StudyWorker:
             record, upem=score.upem, seconds=score.seconds, evaluated=True, cached=cached
         )
         self._tell(trial, record, score.value)
+
+    def _abandon(self, since: int) -> None:
+        """Close as FAIL the RUNNING trials this worker asked for (numbered from ``since``,
+        before or after it wrote its name on them)."""
+        me = worker_id()
+        try:
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                if t.system_attrs.get("worker", me if t.number >= since else None) == me:
+                    fail_running_trial(self.study, t)
+        except Exception:  # the storage itself failed: the next run closes the trial instead
+            pass
 
     def _tell(self, trial, record: TrialRecord, value: float) -> None:
         record.write(trial)

@@ -15,6 +15,7 @@ from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError
 from slimda_nas.methods import HEADS, METHODS
 from slimda_nas.space import resolve_space_path
+from slimda_nas.train.distributed import DEVICE_EXPECTED, DEVICE_PATTERN
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -247,10 +248,10 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
             raise bad(name, "a positive integer", getattr(cfg, name))
     if cfg.eval_every < 0:
         raise bad("eval_every", "0 (off) or a positive integer", cfg.eval_every)
-    if cfg.seed < 0:
-        raise bad("seed", "a non-negative integer", cfg.seed)
-    if not cfg.device == "auto" and not (cfg.device == "cpu" or cfg.device.startswith("cuda")):
-        raise bad("device", "auto, cpu, cuda or cuda:N", cfg.device)
+    if not 0 <= cfg.seed < 2**32:
+        raise bad("seed", "an integer from 0 to 2**32 - 1", cfg.seed)
+    if not DEVICE_PATTERN.fullmatch(cfg.device):
+        raise bad("device", DEVICE_EXPECTED, cfg.device)
     o, d = cfg.optimizer, cfg.distillation
     for name, value in (("optimizer.lr", o.lr), ("distillation.temperature", d.temperature)):
         if value <= 0:

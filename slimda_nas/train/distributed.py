@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from slimda_nas.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -34,12 +37,27 @@ def init_distributed(device: torch.device) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+DEVICE_EXPECTED = "auto, cpu, cuda or cuda:N"
+
+
 def resolve_device(name: str) -> torch.device:
+    """The device ``name`` names, checked against this machine (one-line ConfigError)."""
+    if not isinstance(name, str) or not DEVICE_PATTERN.fullmatch(name):
+        raise ConfigError(f"device {name!r}: expected {DEVICE_EXPECTED}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r}: this machine has no CUDA GPU (use cpu or auto)")
         if name == "cuda":  # one process per GPU under torchrun
             name = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        index = int(name.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s), "
+                f"cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+            )
         torch.cuda.set_device(torch.device(name))
     return torch.device(name)
 

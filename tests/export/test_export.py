@@ -19,7 +19,7 @@ from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.export import ExportError, export_model
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.train.run import load_run
-from tests.conftest import copy_run
+from tests.conftest import copy_run, require_module
 
 SMALL = EvalSettings(calibration_images=8, scoring_images=8, batch_size=8)
 
@@ -152,12 +152,28 @@ def test_state_dict_loads_into_the_materialized_architecture(searched, exported,
         assert torch.allclose(module.eval()(x), evaluator.logits(config, [x]), atol=1e-5)
 
 
-def test_onnx_export_verifies(evaluator, tmp_path):
-    pytest.importorskip("onnxscript")
+def test_onnx_export_verifies_with_onnx_runtime(evaluator, tmp_path):
+    require_module("onnxscript", "needs the ONNX exporter (pip install slimda-nas[onnx])")
+    ort = require_module("onnxruntime", "needs ONNX Runtime (pip install onnxruntime)")
     result = export_model(evaluator, largest=True, formats="onnx", out=tmp_path / "onnx")
     f = result.record["verification"]["files"]["model.onnx"]
+    assert f["runtime"] == f"onnxruntime {ort.__version__}"  # what users deploy with
     assert f["logits"]["passed"] and f["accuracy"]["passed"]
+    assert f["accuracy"]["images"] == 18  # every test image: the runtime is fast enough
     assert result.record["origin"] == {"kind": "largest"} and result.record["budget"] is None
+    lat = result.record["latency"]
+    assert lat["model"]["onnxruntime"]["median_ms"] > 0 and lat["machine"]["onnxruntime"]
+
+
+def test_export_records_its_latency_beside_the_full_width(exported):
+    lat = exported.record["latency"]
+    for name in ("model", "full_width"):
+        t = lat[name]["pytorch"]
+        assert 0 < t["p10_ms"] <= t["median_ms"] <= t["p90_ms"] and t["runs"] >= 20
+    assert lat["machine"]["threads"] >= 1 and lat["machine"]["cpu"]
+    assert "this machine" in lat["note"]
+    on_disk = json.loads((exported.out / "model.json").read_text())
+    assert on_disk["latency"] == lat
 
 
 def test_onnx_without_exporter_is_one_line(searched, tmp_path, monkeypatch):

@@ -332,7 +332,115 @@ CASES = {
         lambda w: _read_only(w, _search(w, "--budget", "1/4", "--trials", "2")),
         "cannot write",
     ),
+    # -- what a hostile-but-realistic user tried (issue 16) -------------------------------------
+    "config: device cudaXYZ": (lambda w: _train(w, device="cudaXYZ"), "field 'device'"),
+    "eval: device cudaXYZ": (lambda w: _eval(w, "--device", "cudaXYZ"), "device 'cudaXYZ'"),
+    "eval: device tpu": (lambda w: _eval(w, "--device", "tpu"), "device 'tpu'"),
+    "eval: device cuda:99": (lambda w: _eval(w, "--device", "cuda:99"), "device 'cuda:99'"),
+    "eval: batch size 1": (
+        lambda w: _eval(w, "--batch-size", "1"),
+        "--batch-size: expected an integer of at least 2",
+    ),
+    "eval: one calibration image": (
+        lambda w: _eval(w, "--calibration-images", "1"),
+        "--calibration-images: expected an integer of at least 2",
+    ),
+    "run: checkpoint missing a weight": (
+        lambda w: _eval_on(_checkpoint_edit(w, lambda s: s["model"].pop("conv1.weight"))),
+        "do not fit",
+    ),
+    "run: checkpoint with a wrong-shaped weight": (
+        lambda w: _eval_on(
+            _checkpoint_edit(
+                w, lambda s: s["model"].__setitem__("conv1.weight", torch.zeros(3, 3, 3, 3))
+            )
+        ),
+        "do not fit",
+    ),
+    "run: iteration stored as text": (
+        lambda w: _eval_on(_checkpoint_edit(w, lambda s: s.__setitem__("iteration", "6"))),
+        "field 'iteration': expected an integer",
+    ),
+    "search: journal with an unknown operation": (
+        lambda w: _search(
+            w, "--storage", w.write("u.journal", '{"op_code": 99, "worker_id": "x"}\n')
+        ),
+        "unknown operation 99",
+    ),
+    "search: storage /dev/null": (
+        lambda w: _search(w, "--storage", "/dev/null"),
+        "/dev/null: not a regular file",
+    ),
+    "export: results without anchor_macs": (
+        lambda w: [
+            "export",
+            "--run",
+            _results_edit(w, lambda r: r.pop("anchor_macs")),
+            "--budget",
+            "1/4",
+        ],
+        "not a results file of this version",
+    ),
+    "space: complex key": (
+        lambda w: ["space", "validate", w.write("k.yaml", "? [a, b]\n: 1\n")],
+        "expected a plain key",
+    ),
+    "space: nested too deep": (
+        lambda w: ["space", "validate", w.write("d.yaml", "units: " + "[" * 200 + "]" * 200)],
+        "nested",
+    ),
+    "space show: zero classes": (
+        lambda w: ["space", "show", str(w.space), "--num-classes", "0"],
+        "--num-classes: expected 1 to 100000 classes",
+    ),
+    "space show: empty budget": (
+        lambda w: ["space", "show", str(w.space), "--budget", ""],
+        "budget '': expected a fraction",
+    ),
+    "space init: input size 0": (
+        lambda w: ["space", "init", "--backbone", "digits_cnn", "--input-size", "0"],
+        "--input-size: expected pixels from 8 to 4096",
+    ),
+    "config: weights on digits_cnn": (
+        lambda w: _train(w, weights="imagenet"),
+        "digits_cnn has no pretrained weights",
+    ),
+    "config: seed 2**70": (lambda w: _train(w, seed=2**70), "field 'seed'"),
+    "report: missing reference run": (
+        lambda w: ["report", "--run", str(w.run), "--reference", str(w.root / "ghost")],
+        "no such run folder",
+    ),
 }
+
+
+def _eval(w: World, *extra: str) -> list[str]:
+    return _eval_on(str(w.run), *extra)
+
+
+def _eval_on(run: str, *extra: str) -> list[str]:
+    small = ["--calibration-images", "8", "--scoring-images", "8"]
+    given = {a for a in extra if a.startswith("--")}
+    small = [x for i, x in enumerate(small) if small[i - i % 2] not in given]
+    return ["eval", "--run", run, "--largest", *small, *extra]
+
+
+def _checkpoint_edit(w: World, change) -> str:
+    ckpt = w.run / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    change(state)
+    torch.save(state, ckpt)
+    return str(w.run)
+
+
+def _results_edit(w: World, change) -> str:
+    import json
+
+    assert main([*search_args(w.run, "--budget", "1/4", "--trials", "2")]) == 0
+    path = w.run / "search" / "results.json"
+    raw = json.loads(path.read_text())
+    change(raw)
+    path.write_text(json.dumps(raw))
+    return str(w.run)
 
 
 def _corrupt_class(w: World) -> Path:
@@ -372,6 +480,7 @@ def test_at_least_forty_cases():
 def test_bad_input(name, world, capsys, monkeypatch):
     make, expected = CASES[name]
     made = make(world)
+    capsys.readouterr()  # what setting the case up printed
     argv, env = made if isinstance(made, tuple) else (made, {})
     for k, v in env.items():
         monkeypatch.setenv(k, v)

@@ -1,0 +1,151 @@
+"""Latency at batch 1, measured on this machine: what a device feels, beside the MACs the
+search constrains. The numbers belong to the machine they were taken on (its CPU, cores and
+thread settings are recorded with them); they are cached per configuration in the run folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from slimda_nas._io import write_json
+from slimda_nas.evaluate.runtimes import (
+    Runner,
+    RuntimeMissing,
+    onnx_bytes,
+    onnx_runner,
+    onnxruntime,
+)
+
+WARMUP_S = 0.2
+MEASURE_S = 1.0
+MIN_RUNS, MAX_RUNS = 20, 2000
+
+
+def machine() -> dict[str, Any]:
+    """The machine the numbers belong to."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    ort = onnxruntime()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__ if ort else None,
+    }
+
+
+def time_runner(run: Runner, example: Tensor) -> dict[str, float]:
+    """Median (and 10th / 90th percentile) milliseconds of ``run(example)`` after a warm-up."""
+    with torch.no_grad():
+        t_end = time.perf_counter() + WARMUP_S
+        while time.perf_counter() < t_end:
+            run(example)
+        times: list[float] = []
+        t_end = time.perf_counter() + MEASURE_S
+        while len(times) < MIN_RUNS or (time.perf_counter() < t_end and len(times) < MAX_RUNS):
+            t0 = time.perf_counter()
+            run(example)
+            times.append((time.perf_counter() - t0) * 1e3)
+    q = statistics.quantiles(times, n=10)
+    return {
+        "median_ms": round(statistics.median(times), 4),
+        "p10_ms": round(q[0], 4),
+        "p90_ms": round(q[-1], 4),
+        "runs": len(times),
+    }
+
+
+def measure_latency(plain: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Batch-1 latency of a plain (materialized, CPU, eval-mode) sub-network under PyTorch and
+    under ONNX Runtime (None, with the reason, where ONNX cannot run here)."""
+    plain = plain.cpu().eval()
+    example = torch.zeros(1, *input_shape)
+    out: dict[str, Any] = {"batch": 1, "pytorch": time_runner(plain, example)}
+    if onnxruntime() is None:
+        out["onnxruntime"] = None
+        out["onnxruntime_missing"] = "onnxruntime is not installed"
+        return out
+    try:
+        data = onnx_bytes(plain, torch.zeros(2, *input_shape))
+    except RuntimeMissing as e:
+        out["onnxruntime"] = None
+        out["onnxruntime_missing"] = str(e)
+        return out
+    with tempfile.TemporaryDirectory() as tmp:  # ORT reads a path as fast as bytes
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(data)
+        out["onnxruntime"] = time_runner(onnx_runner(str(path)), example)
+    return out
+
+
+NOTE = (
+    "batch-1 latency measured on this machine (see 'machine'); another CPU, thread count or "
+    "runtime gives other numbers: measure on the target device before relying on them"
+)
+
+
+def latency_record(
+    run_dir: Path, checkpoint: str, models: Mapping[str, tuple[Mapping, Any]], input_shape
+) -> dict[str, Any]:
+    """``{"machine", "note", name: latency}`` for each ``name -> (config, build)`` of ``models``,
+    where ``build()`` gives the plain sub-network (called only when its latency is not cached)."""
+    cache = LatencyCache(run_dir, checkpoint)
+    out: dict[str, Any] = {"machine": machine(), "note": NOTE}
+    for name, (config, build) in models.items():
+        rec = cache.get(config, lambda b=build: measure_latency(b(), input_shape))
+        out[name] = {k: v for k, v in rec.items() if k != "machine"}
+    return out
+
+
+class LatencyCache:
+    """Measured latencies of one bank's configurations on this machine (``RUN/cache``): a
+    report or an export measures each configuration once per machine and thread setting."""
+
+    def __init__(self, run_dir: Path, checkpoint: str) -> None:
+        key = json.dumps({**machine(), "checkpoint": checkpoint}, sort_keys=True)
+        self.path = (
+            Path(run_dir)
+            / "cache"
+            / f"latency-{hashlib.sha256(key.encode()).hexdigest()[:12]}.json"
+        )
+        self._known: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        if self._known is None:
+            try:
+                raw = json.loads(self.path.read_text())
+                self._known = raw if isinstance(raw, dict) else {}
+            except (OSError, ValueError):
+                self._known = {}  # a damaged cache is measured again
+        return self._known
+
+    def get(self, config: Mapping, measure) -> dict[str, Any]:
+        """The latency record of ``config``; ``measure()`` computes it when unknown."""
+        known = self._load()
+        key = json.dumps(dict(config), sort_keys=True)
+        if key not in known:
+            known[key] = {**measure(), "machine": machine()}
+            try:
+                write_json(self.path, known)
+            except OSError:
+                pass  # read-only run folder: measured again next time
+        return known[key]
