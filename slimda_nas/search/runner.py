@@ -142,17 +142,33 @@ def _open_study(storage, spec: StudySpec, meta: StudyMeta) -> optuna.Study:
         raise StorageError(
             f"study {spec.name}: the storage is damaged ({type(e).__name__}: {e})"
         ) from None
-    if not study.user_attrs:
+    attrs = _complete_attrs(study, meta)
+    if attrs is None:
         for k, v in meta.to_attrs().items():
             study.set_user_attr(k, v)
         return study
-    reason = StudyMeta.from_attrs(study.user_attrs, spec.name).conflict(meta)
+    reason = StudyMeta.from_attrs(attrs, spec.name).conflict(meta)
     if reason is not None:
         raise RunError(
             f"study {spec.name!r} already exists and {reason}; choose another --study-name "
             "(or leave it out for a name of its own)"
         )
     return study
+
+
+def _complete_attrs(study: optuna.Study, meta: StudyMeta, wait_s: float = 10.0) -> dict | None:
+    """The study's metadata once its writer has finished writing it (workers started together
+    all find the study a moment after one of them created it); None for a study without any,
+    or whose writer died half-way (the caller writes it)."""
+    keys = set(meta.to_attrs())
+    deadline = time.time() + wait_s
+    while True:
+        attrs = study.user_attrs
+        if not attrs or keys <= set(attrs):
+            return attrs or None
+        if time.time() > deadline:
+            return None
+        time.sleep(0.1)
 
 
 def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank, on_trial):
