@@ -1,0 +1,177 @@
+"""Banks over training seeds: train K seeds of each task and method, then report the target
+accuracy of the largest, the smallest, and the widest uniform-width model within 1/16 and 1/64
+of the MACs, per bank and as mean, standard deviation, min and max over the seeds.
+
+    python benchmarks/seed_spread.py --tasks usps_mnist,mnist_usps,mnist_mnistm \\
+        --methods slimda,symnet,source_only --seeds 0,1,2 [--set distillation.temperature=1.0 --tag t1]
+
+Each bank goes to RUNS/<task>_<method>[_<tag>]_s<seed> (a finished bank is reused, a killed one
+resumes). Accuracy is measured on the whole target test split after BN re-estimation on 1,000
+unlabelled target train images (the deployed models, as the budget table measures them).
+Writes benchmarks/results/seeds[_<tag>].json; --evaluate-only skips training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+import torch
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+import slimda_nas as sn
+from slimda_nas.evaluate.ground_truth import ground_truth
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = ("largest", "smallest", "1/16", "1/64")
+
+
+def bank_name(task: str, method: str, seed: int, tag: str | None) -> str:
+    return f"{task}_{method}{'_' + tag if tag else ''}_s{seed}"
+
+
+def overrides(items: list[str]) -> dict:
+    """``a.b=value`` pairs as the nested mapping RunConfig.replace takes."""
+    out: dict = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        head, _, sub = key.partition(".")
+        value = yaml.safe_load(value)
+        if sub:
+            out.setdefault(head, {})[sub] = value
+        else:
+            out[head] = value
+    return out
+
+
+def train(task: str, method: str, seed: int, args) -> tuple[Path, float | None]:
+    """Train (or resume, or reuse) one bank; the seconds it trained now (None if reused)."""
+    name = bank_name(task, method, seed, args.tag)
+    cfg = sn.load_run_config(
+        task, method=method, seed=seed, out=str(args.runs / name), data_root=args.data_root
+    ).replace(**overrides(args.set))
+    result = sn.train_bank(cfg, show_progress=False)
+    if result.resumed_from >= cfg.iterations:
+        return cfg.run_dir, None
+    return cfg.run_dir, json.loads((cfg.run_dir / "train_summary.json").read_text())[
+        "seconds_this_session"
+    ]
+
+
+def evaluate(run_dir: Path) -> dict[str, float]:
+    run = sn.load_run(run_dir)
+    ev = sn.Evaluator(run, sn.EvalSettings())
+    anchor = ev.cost.macs(run.space.largest())
+    configs = {"largest": run.space.largest(), "smallest": run.space.smallest()}
+    for text in ("1/16", "1/64"):
+        limit = sn.parse_budget(text).macs(anchor)
+        fitting = [
+            r
+            for r in sorted(run.space.uniform_ratios(), reverse=True)
+            if ev.cost.macs(run.space.uniform(r)) <= limit
+        ]
+        configs[text] = run.space.uniform(fitting[0]) if fitting else run.space.smallest()
+    accs = ground_truth(ev, list(configs.values()))
+    return dict(zip(configs, accs, strict=True))
+
+
+def describe(values: list[float]) -> dict[str, float]:
+    return {
+        "mean": statistics.mean(values),
+        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
+        "min": min(values),
+        "max": max(values),
+        "spread": max(values) - min(values),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--tasks", default="usps_mnist,mnist_usps,mnist_mnistm")
+    p.add_argument("--methods", default="slimda,symnet,source_only")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--runs", type=Path, default=REPO / "runs" / "seeds")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="run-config override for every bank (e.g. optimizer.lr=0.02)",
+    )
+    p.add_argument("--tag", help="names the variant (runs and results file)")
+    p.add_argument("--data-root")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
+    p.add_argument("--evaluate-only", action="store_true")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = REPO / "benchmarks" / "results" / f"seeds{'_' + args.tag if args.tag else ''}.json"
+    results = json.loads(out.read_text()) if out.exists() else {"banks": {}}
+    results.update({"overrides": args.set, "machine": sn_machine()})
+    for task in args.tasks.split(","):
+        for method in args.methods.split(","):
+            for seed in (int(s) for s in args.seeds.split(",")):
+                name = bank_name(task, method, seed, args.tag)
+                run_dir, seconds = (
+                    (args.runs / name, None)
+                    if args.evaluate_only
+                    else train(task, method, seed, args)
+                )
+                seconds = seconds or results["banks"].get(name, {}).get("seconds")
+                results["banks"][name] = {
+                    "task": task,
+                    "method": method,
+                    "seed": seed,
+                    "seconds": seconds,
+                    "accuracy": evaluate(run_dir),
+                }
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2))
+                print(f"{name}: {results['banks'][name]}", flush=True)
+    results["summary"] = summarise(results["banks"])
+    out.write_text(json.dumps(results, indent=2))
+    show(results["summary"])
+
+
+def sn_machine() -> dict:
+    from slimda_nas.evaluate.latency import machine
+
+    return machine()
+
+
+def summarise(banks: dict) -> dict:
+    groups: dict[str, list[dict]] = {}
+    for b in banks.values():
+        groups.setdefault(f"{b['task']}/{b['method']}", []).append(b)
+    return {
+        key: {
+            "seeds": sorted(b["seed"] for b in group),
+            "seconds": describe([b["seconds"] for b in group if b.get("seconds")] or [0.0]),
+            **{m: describe([b["accuracy"][m] for b in group]) for m in MODELS},
+        }
+        for key, group in sorted(groups.items())
+    }
+
+
+def show(summary: dict) -> None:
+    t = Table(title="target accuracy over training seeds: mean ± sd [min, max]")
+    for col in ("task/method", "seeds", *MODELS):
+        t.add_column(col)
+    for key, s in summary.items():
+        t.add_row(
+            key,
+            ",".join(map(str, s["seeds"])),
+            *(
+                f"{s[m]['mean']:.2%} ± {s[m]['sd']:.2%} [{s[m]['min']:.2%}, {s[m]['max']:.2%}]"
+                for m in MODELS
+            ),
+        )
+    Console().print(t)
+
+
+if __name__ == "__main__":
+    main()
