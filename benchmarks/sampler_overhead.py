@@ -1,0 +1,204 @@
+"""What a search costs besides its UPEM evaluations, against the number of trials: the sampler
+(``study.ask``), the storage (reading trials back, telling results), and MACs counting, per
+trial and per UPEM evaluation, up to 3,000 trials on the ResNet-50 and digits spaces.
+
+    python benchmarks/sampler_overhead.py --spaces resnet50,digits_cnn --samplers tpe,nsga2,random \\
+        --trials 3000 --budget 1/64 --label after
+    python benchmarks/sampler_overhead.py --eval-time --run runs/seeds/usps_mnist_slimda_s0
+
+The search runs exactly as ``slimda-nas search`` runs it (the study worker, a journal file, the
+score cache), with one change: a candidate's score is a formula of its widths computed in
+microseconds, so only the overhead is timed. ``--eval-time`` measures what a real candidate
+evaluation costs on this machine, for the ratio. Writes benchmarks/results/overhead_<label>.json
+(and .png with --plot).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+
+from slimda_nas.bank import ModelBank
+from slimda_nas.evaluate.budget import parse_budget
+from slimda_nas.evaluate.evaluator import CandidateScore
+from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.search.score_cache import ScoreCache
+from slimda_nas.search.storage import open_storage
+from slimda_nas.search.worker import StudySpec, StudyWorker
+from slimda_nas.space import load_space, resolve_space_path
+
+REPO = Path(__file__).resolve().parents[1]
+CLASSES = {"resnet50": 31, "efficientnet_lite0": 31, "digits_cnn": 10}
+WINDOW = 100
+
+
+class Timed:
+    """Wraps a callable, adding its wall time to ``self.seconds``."""
+
+    def __init__(self, fn):
+        self.fn, self.seconds, self.calls = fn, 0.0, 0
+
+    def __call__(self, *a, **k):
+        t0 = time.perf_counter()
+        try:
+            return self.fn(*a, **k)
+        finally:
+            self.seconds += time.perf_counter() - t0
+            self.calls += 1
+
+
+def fake_score(space):
+    """A UPEM-like score: smaller for wider models, with a per-configuration wobble, so that
+    samplers have something to model; computed in microseconds."""
+    weights = {u.name: 1.0 + (i % 5) / 4 for i, u in enumerate(space.units)}
+
+    def score(config: dict) -> CandidateScore:
+        ch = space.unit_channels(config)
+        base = sum(w * -math.log(ch[n] / space.unit(n).full) for n, w in weights.items())
+        key = json.dumps(config, sort_keys=True).encode()
+        wobble = int(hashlib.sha256(key).hexdigest()[:6], 16) / 16**6
+        upem = 0.001 * base + 0.002 * wobble
+        return CandidateScore(
+            config=dict(config), macs=0, params=0, upem={"kl": upem}, seconds=0.0
+        )
+
+    return score
+
+
+def run_one(space_name: str, sampler: str, trials: int, budget: str, seed: int) -> dict:
+    space = load_space(resolve_space_path(space_name))
+    bank = ModelBank.build(space, CLASSES.get(space.backbone, 10))
+    cost = CostModel(bank)
+    resolved = parse_budget(budget).resolve(cost.macs(space.largest()))
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = open_storage(None, Path(tmp))
+        study = optuna.create_study(study_name="bench", storage=storage)
+        spec = StudySpec(
+            name="bench", sampler=sampler, seed=seed, evaluations=trials, budget=resolved
+        )
+        timers = {
+            "macs": Timed(cost.macs),
+            "params": Timed(cost.params),
+            "ask": Timed(study.ask),
+            "tell": Timed(study.tell),
+            "get_trials": Timed(study.get_trials),
+            "score": Timed(fake_score(space)),
+        }
+        cost.macs, cost.params = timers["macs"], timers["params"]
+        study.ask, study.tell, study.get_trials = (
+            timers["ask"],
+            timers["tell"],
+            timers["get_trials"],
+        )
+        rows, state = [], {"t0": time.perf_counter(), "trials": 0, "evals": 0}
+
+        def on_trial(frozen):
+            state["trials"] += 1
+            state["evals"] += bool(frozen.user_attrs.get("evaluated"))
+            if state["trials"] % WINDOW == 0:
+                rows.append(
+                    {
+                        "trials": state["trials"],
+                        "evaluations": state["evals"],
+                        "wall": time.perf_counter() - state["t0"],
+                        **{k: t.seconds for k, t in timers.items()},
+                    }
+                )
+
+        cache = ScoreCache(Path(tmp) / "scores.jsonl")
+        worker = StudyWorker(study, spec, space, cost, timers["score"], cache, 0, on_trial)
+        worker.run(max_proposals=trials)
+    return {"space": space_name, "sampler": sampler, "budget": budget, "windows": _windows(rows)}
+
+
+def _windows(rows: list[dict]) -> list[dict]:
+    """Per window of WINDOW trials: ms per trial of each part, and overhead per evaluation."""
+    out, prev = [], {k: 0.0 for k in rows[0]} if rows else {}
+    for r in rows:
+        d = {k: r[k] - prev[k] for k in r}
+        overhead = d["wall"] - d["score"]
+        out.append(
+            {
+                "trials": r["trials"],
+                "evaluations": d["evaluations"],
+                "ms_per_trial": {
+                    k: 1e3 * d[k] / d["trials"]
+                    for k in ("wall", "ask", "tell", "get_trials", "macs", "params")
+                },
+                "overhead_ms_per_trial": 1e3 * overhead / d["trials"],
+                "overhead_ms_per_evaluation": 1e3 * overhead / max(d["evaluations"], 1),
+            }
+        )
+        prev = r
+    return out
+
+
+def eval_time(run_dir: Path, budgets: list[str], n: int) -> dict:
+    """Mean seconds of a real candidate evaluation (BN re-estimation + UPEM) on this machine."""
+    import random
+
+    from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+    from slimda_nas.train import load_run
+
+    run = load_run(run_dir)
+    ev = Evaluator(run, EvalSettings())
+    anchor = ev.cost.macs(run.space.largest())
+    out = {}
+    for text in budgets:
+        limit = parse_budget(text).macs(anchor)
+        rng, configs = random.Random(0), []
+        while len(configs) < n:
+            c = run.space.sample(rng)
+            if limit / 2 < ev.cost.macs(c) <= limit:
+                configs.append(c)
+        ev.score(configs[0])  # warm-up
+        times = [ev.score(c).seconds for c in configs]
+        out[text] = {"mean_s": sum(times) / len(times), "n": n}
+    return {"run": str(run_dir), "task": run.task, "by_budget": out}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--spaces", default="resnet50,digits_cnn")
+    p.add_argument("--samplers", default="tpe,nsga2,random")
+    p.add_argument("--trials", type=int, default=3000)
+    p.add_argument("--budget", default="1/64")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--label", default="after")
+    p.add_argument("--eval-time", action="store_true")
+    p.add_argument("--run", type=Path, help="a trained run, for --eval-time")
+    args = p.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    out = REPO / "benchmarks" / "results" / f"overhead_{args.label}.json"
+    results = json.loads(out.read_text()) if out.exists() else {"runs": []}
+    if args.eval_time:
+        results["eval_time"] = eval_time(args.run, ["1/16", "1/64"], 20)
+    else:
+        for space in args.spaces.split(","):
+            for sampler in args.samplers.split(","):
+                t0 = time.time()
+                r = run_one(space, sampler, args.trials, args.budget, args.seed)
+                results["runs"] = [
+                    x for x in results["runs"] if (x["space"], x["sampler"]) != (space, sampler)
+                ] + [r]
+                last = r["windows"][-1]
+                print(
+                    f"{space} {sampler}: {time.time() - t0:.0f} s; last window "
+                    f"{last['overhead_ms_per_trial']:.1f} ms/trial, "
+                    f"{last['overhead_ms_per_evaluation']:.1f} ms/evaluation",
+                    flush=True,
+                )
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_text(json.dumps(results, indent=2))
+    out.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
