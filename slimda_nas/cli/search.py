@@ -43,6 +43,12 @@ def register(sub) -> None:
         action="store_true",
         help="search the (MACs, UPEM) Pareto front, then pick per budget",
     )
+    p.add_argument(
+        "--no-repair",
+        action="store_true",
+        help="do not replace a proposal over the budget or already scored by the closest "
+        "free configuration (the sampler's raw proposals only)",
+    )
     p.add_argument("--no-report", action="store_true", help="do not (re)write the HTML report")
     add_eval_options(p)
     p.set_defaults(handler=_run)
@@ -69,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
         study_name=args.study_name,
         workers=args.workers,
         multi_objective=args.multi_objective,
+        repair=not args.no_repair,
         settings=evaluator.settings,
     )
     opts.check()

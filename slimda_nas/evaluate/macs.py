@@ -122,6 +122,7 @@ class CostModel:
                     bias,
                 )
             )
+        self._compile()
 
     @staticmethod
     def _describe(m: nn.Module) -> tuple[str, int, int, bool, bool]:
@@ -169,38 +170,102 @@ class CostModel:
                 h.remove()
         return seen
 
-    def _width(self, dep: tuple, channels: Mapping[str, int]) -> int:
-        unit, scale, full = dep
-        return full if unit is None else channels[unit] * scale
+    # -- the exact polynomial ---------------------------------------------------------------------
+    def _compile(self) -> None:
+        """Fold thop's per-layer formulas into one polynomial of the unit widths, with integer
+        coefficients: MACs = c + sum a_u w_u + sum b_uv w_u w_v (and the same for parameters),
+        so a configuration costs a few dozen integer products instead of a pass over every
+        layer. A term the polynomial cannot hold exactly stays a per-layer term."""
+        index = {u.name: i for i, u in enumerate(self.space.units)}
+        self._choices = [u.channel_choices for u in self.space.units]
+        self._lookup = [
+            dict(zip(u.choices, u.channel_choices, strict=True)) for u in self.space.units
+        ]
+        terms = {"macs": ({}, {}, [0], []), "params": ({}, {}, [0], [])}
+
+        def add(kind: str, coef: int, *deps: tuple) -> None:
+            lin, quad, const, _ = terms[kind]
+            units, fixed = [], coef
+            for unit, scale, full in deps:
+                if unit is None:
+                    fixed *= full
+                else:
+                    fixed *= scale
+                    units.append(index[unit])
+            if not units:
+                const[0] += fixed
+            elif len(units) == 1:
+                lin[units[0]] = lin.get(units[0], 0) + fixed
+            else:
+                key = tuple(sorted(units))
+                quad[key] = quad.get(key, 0) + fixed
+
+        for L in self._layers:
+            if L.kind == "conv":
+                per_group = (None, 1, L.per_group_in) if L.per_group_in else L.in_dep
+                add("macs", L.spatial_out * L.kernel, L.out_dep, per_group)
+                add("params", L.kernel, L.out_dep, per_group)
+                if L.bias:
+                    add("params", 1, L.out_dep)
+            elif L.kind == "bn":
+                add("macs", 2 * L.spatial_in * (2 if L.affine else 1), L.in_dep)
+                if L.affine:
+                    add("params", 2, L.in_dep)
+            elif L.kind == "linear":
+                add("macs", L.spatial_out, L.in_dep, L.out_dep)
+                add("params", 1, L.in_dep, L.out_dep)
+                if L.bias:
+                    add("params", 1, L.out_dep)
+            elif L.kind == "adaptive_avgpool":
+                per = L.spatial_in / L.spatial_out + 1
+                if per == int(per):
+                    add("macs", int(per) * L.spatial_out, L.out_dep)
+                else:  # thop truncates a product with a fraction: keep the layer's own formula
+                    terms["macs"][3].append(L)
+            elif L.kind == "avgpool":
+                add("macs", L.spatial_out, L.out_dep)
+        self._poly = {
+            k: (sorted(v[0].items()), sorted(v[1].items()), v[2][0], v[3])
+            for k, v in terms.items()
+        }
+
+    def _evaluate(self, kind: str, widths: list[int]) -> int:
+        lin, quad, const, extra = self._poly[kind]
+        total = const
+        for u, a in lin:
+            total += a * widths[u]
+        for (u, v), b in quad:
+            total += b * widths[u] * widths[v]
+        for L in extra:
+            cout = (
+                L.out_dep[2]
+                if L.out_dep[0] is None
+                else widths[self._unit_index(L.out_dep[0])] * L.out_dep[1]
+            )
+            total += int((L.spatial_in / L.spatial_out + 1) * cout * L.spatial_out)
+        return total
+
+    def _unit_index(self, name: str) -> int:
+        return self.space.unit_names.index(name)
+
+    def _widths(self, config: Mapping[str, float | int]) -> list[int]:
+        try:  # the search's own configurations hold the exact choice values
+            if len(config) == len(self._lookup):
+                return [lk[config[u.name]] for lk, u in zip(self._lookup, self.space.units)]
+        except (KeyError, TypeError):
+            pass
+        ch = self.space.unit_channels(config)  # anything else is checked (one-line errors)
+        return [ch[u.name] for u in self.space.units]
 
     def macs(self, config: Mapping[str, float | int]) -> int:
         """MACs of the deployed sub-network at ``config``, equal to thop's count."""
-        ch = self.space.unit_channels(config)
-        total = 0
-        for L in self._layers:
-            cin, cout = self._width(L.in_dep, ch), self._width(L.out_dep, ch)
-            if L.kind == "conv":
-                total += cout * L.spatial_out * (L.per_group_in or cin) * L.kernel
-            elif L.kind == "bn":
-                total += 2 * cin * L.spatial_in * (2 if L.affine else 1)
-            elif L.kind == "linear":
-                total += cin * cout * L.spatial_out
-            elif L.kind == "adaptive_avgpool":
-                total += int((L.spatial_in / L.spatial_out + 1) * cout * L.spatial_out)
-            elif L.kind == "avgpool":
-                total += cout * L.spatial_out
-        return total
+        return self._evaluate("macs", self._widths(config))
 
     def params(self, config: Mapping[str, float | int]) -> int:
         """Parameters of the deployed sub-network at ``config``."""
-        ch = self.space.unit_channels(config)
-        total = 0
-        for L in self._layers:
-            cin, cout = self._width(L.in_dep, ch), self._width(L.out_dep, ch)
-            if L.kind == "conv":
-                total += cout * (L.per_group_in or cin) * L.kernel + (cout if L.bias else 0)
-            elif L.kind == "bn":
-                total += 2 * cin if L.affine else 0
-            elif L.kind == "linear":
-                total += cin * cout + (cout if L.bias else 0)
-        return total
+        return self._evaluate("params", self._widths(config))
+
+    def macs_of_indices(self, indices) -> int:
+        """MACs of the configuration given as unit indices (no validation: the search's own
+        proposals, thousands per second)."""
+        return self._evaluate("macs", [c[i] for c, i in zip(self._choices, indices, strict=True)])

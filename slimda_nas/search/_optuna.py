@@ -30,6 +30,12 @@ def set_trial_system_attr(
     study._storage.set_trial_system_attr(trial._trial_id, key, value)
 
 
+def waiting_params(trial: FrozenTrial) -> dict:
+    """The parameters ``study.enqueue_trial`` fixed for a WAITING trial (Optuna keeps them as a
+    system attribute until the trial is asked)."""
+    return dict(trial.system_attrs.get("fixed_params") or {})
+
+
 def fail_running_trial(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Mark a RUNNING trial FAIL; False when its worker finished it meanwhile."""
     try:

@@ -167,6 +167,9 @@ class TrialRecord:
     duplicate: bool = False  # proposed again in its study: reused, not counted
     overflow: bool = False  # N evaluations already existed or ran elsewhere
     seconds: float | None = None  # time to score it
+    # set on a trial the search added to replace a proposal over the budget or already scored:
+    # {"trial": its number, "key": its configuration, "why": "over the budget" | "already scored"}
+    repaired_from: dict | None = None
 
     def to_attrs(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in fields(self)}

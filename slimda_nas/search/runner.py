@@ -47,6 +47,9 @@ class SearchOptions:
     study_name: str | None = None
     workers: int = 1
     multi_objective: bool = False
+    repair: bool = (
+        True  # replace proposals over the budget or already scored by the closest free one
+    )
     settings: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:
@@ -105,7 +108,9 @@ class SearchResult:
 def study_specs(
     opts: SearchOptions, budgets: list[ResolvedBudget], settings_hash: str
 ) -> list[StudySpec]:
-    common = dict(sampler=opts.sampler, seed=opts.seed, evaluations=opts.evaluations)
+    common = dict(
+        sampler=opts.sampler, seed=opts.seed, evaluations=opts.evaluations, repair=opts.repair
+    )
     if opts.multi_objective:
         name = opts.study_name or f"{opts.sampler}-pareto-seed{opts.seed}-{settings_hash}"
         return [StudySpec(name=name, **common)]

@@ -88,6 +88,7 @@ class StudyRecord:
     points: list[Point] = field(default_factory=list)  # in trial order, finite UPEM only
     trials: int = 0  # finished trials, infeasible included
     duplicates: int = 0  # proposals of an already scored configuration of this study
+    repairs: int = 0  # trials the search queued to replace a proposal over budget or scored
     feasible_fraction: float | None = None
     seconds: float | None = None  # wall time of the search call that summarised it
 
@@ -140,6 +141,7 @@ class StudyRecord:
             "trials": study.trials,
             "evaluations": study.evaluations,
             "duplicates": study.duplicates,
+            "repairs": study.repairs,
             "feasible_fraction": study.feasible_fraction,
             "seconds": study.seconds,
             "requested": m.trials,
@@ -156,7 +158,9 @@ class StudyRecord:
             point = Point.from_trial(t, study.study_name, meta, space)
             if point is not None:
                 rec.points.append(point)
-        rec.duplicates = sum(bool(t.user_attrs.get("duplicate")) for t in finished)
+        records = [r for r in map(trial_record, finished) if r is not None]
+        rec.duplicates = sum(r.duplicate for r in records)
+        rec.repairs = sum(r.repaired_from is not None for r in records)
         rec.feasible_fraction = None if meta.pareto else _feasible_fraction(finished, meta)
         return rec
 

@@ -24,8 +24,9 @@ from optuna.trial import TrialState
 from slimda_nas._io import pid_alive
 from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.evaluator import CandidateScore
+from slimda_nas.evaluate.feasible import BandSampler, nearest, repair
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search._optuna import fail_running_trial, set_trial_system_attr
+from slimda_nas.search._optuna import fail_running_trial, set_trial_system_attr, waiting_params
 from slimda_nas.search.record import (
     TrialRecord,
     config_key,
@@ -50,6 +51,7 @@ class StudySpec:
     seed: int
     evaluations: int
     budget: ResolvedBudget | None = None  # None: multi-objective (MACs, UPEM)
+    repair: bool = True  # replace proposals over the budget or already scored (see _repair)
 
     @property
     def multi_objective(self) -> bool:
@@ -83,6 +85,13 @@ def fail_dead_trials(study: optuna.Study) -> int:
         )
         if dead and fail_running_trial(study, t):
             failed += 1
+            queued = waiting_params(t)
+            if t.user_attrs.get("repaired_from") and queued:
+                # a queued replacement lost to a kill: queue it again, so the resumed search
+                # goes on exactly as an uninterrupted one (its score, if any, is cached)
+                study.enqueue_trial(
+                    queued, user_attrs={"repaired_from": t.user_attrs["repaired_from"]}
+                )
     return failed
 
 
@@ -104,28 +113,25 @@ class StudyWorker:
         self.score, self.cache, self.rank, self.on_trial = score, cache, rank, on_trial
         self.dists = distributions(space)
         self.units = space.unit_names
-
-    def fits(self, params: dict) -> bool:
-        config = self.space.from_indices([params[u] for u in self.units])
-        return self.spec.budget.fits(self.cost.macs(config))
+        self.band = BandSampler(space, cost)
 
     def run(self, max_proposals: int | None = None) -> None:
         n = self.spec.evaluations
         max_proposals = max_proposals or 20 * n + 100
         proposals = 0
         while proposals < max_proposals:
-            evaluated, _ = evaluation_counts(self.study.get_trials(deepcopy=False))
-            if evaluated >= n:
+            trials = self.study.get_trials(deepcopy=False)
+            if evaluation_counts(trials)[0] >= n:
                 return
             try:
-                self.step()
+                self.step(trials)
             except optuna.exceptions.UpdateFinishedTrialError:
                 pass  # another worker judged this trial dead and closed it: propose again
             proposals += 1
 
-    def step(self) -> None:
+    def step(self, trials: list | None = None) -> None:
         spec = self.spec
-        trials = self.study.get_trials(deepcopy=False)
+        trials = self.study.get_trials(deepcopy=False) if trials is None else trials
         finished = [t for t in trials if t.state == TrialState.COMPLETE]
         # The seed depends on how many proposals finished, not on trial numbers: a trial lost to
         # a kill leaves a number behind, and the resumed search must propose what it would have.
@@ -139,39 +145,44 @@ class StudyWorker:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                fits = None if spec.multi_objective else self.fits
-                self.study.sampler = make_sampler(name, seed, self.dists, fits)
+                budget = None if spec.multi_objective else spec.budget.macs
+                self.study.sampler = make_sampler(name, seed, self.dists, self.band, budget)
                 trial = self.study.ask(self.dists)
-            self._score_and_tell(trial, name, finished)
+            self._score_and_tell(trial, name, trials)
         except KeyboardInterrupt:
             # interrupted (Ctrl-C, SIGTERM): abandon the trial of this step now rather than
             # leave it RUNNING for the next run to judge dead; its evaluation is redone then
             self._abandon(since=len(trials))
             raise
 
-    def _score_and_tell(self, trial: optuna.Trial, proposer: str, finished: list) -> None:
+    def _score_and_tell(self, trial: optuna.Trial, proposer: str, trials: list) -> None:
         spec = self.spec
         set_trial_system_attr(self.study, trial, "worker", worker_id())
         indices = [trial.params[u] for u in self.units]
         config = self.space.from_indices(indices)
         key = config_key(indices)
+        repaired_from = trial.user_attrs.get("repaired_from")
         record = TrialRecord(
             config=config,
             key=key,
             macs=self.cost.macs(config),
             params=self.cost.params(config),
             sampler=spec.sampler,
-            proposer=proposer,
+            proposer="repair" if repaired_from else proposer,
+            repaired_from=repaired_from,
         )
+        finished = [t for t in trials if t.state == TrialState.COMPLETE]
         if not spec.multi_objective:
             trial.set_constraint("macs", float(record.macs - spec.budget.macs))
             if not spec.budget.fits(record.macs):
                 self._tell(trial, record, math.inf)
+                self._repair(trial.number, record, indices, trials, "over the budget")
                 return
         if key in evaluated_keys(finished):
             # proposed again in this study: reuse, costs nothing, does not count
             score = self.cache.get(key)
             self._tell(trial, replace(record, upem=score.upem, duplicate=True), score.value)
+            self._repair(trial.number, record, indices, trials, "already scored")
             return
         if not self._slot_free(trial.number):
             # N evaluations already exist or run elsewhere
@@ -188,6 +199,34 @@ class StudyWorker:
             record, upem=score.upem, seconds=score.seconds, evaluated=True, cached=cached
         )
         self._tell(trial, record, score.value)
+
+    def _repair(self, number: int, record: TrialRecord, indices, trials: list, why: str) -> None:
+        """Queue, as the study's next trial, the configuration closest to a proposal that is
+        over the budget (shrunk to fit, keeping its shape) or already scored (its nearest
+        unscored neighbour), so that every proposal leads to an evaluation. The queued trial
+        records the proposal it replaces; a replacement is never replaced again."""
+        if not self.spec.repair or record.repaired_from is not None:
+            return
+        taken = evaluated_keys(trials)
+        for t in trials:
+            queued = waiting_params(t) if t.state == TrialState.WAITING else {}
+            if len(queued) == len(self.units):
+                taken.add(config_key(queued[u] for u in self.units))
+        budget = None if self.spec.multi_objective else self.spec.budget.macs
+
+        def free(x) -> bool:
+            return config_key(x) not in taken and (budget is None or self.band.macs(x) <= budget)
+
+        if why == "over the budget":
+            fixed = repair(self.band, indices, budget, keep=free)
+        else:
+            fixed = nearest(self.band, indices, free)
+        if fixed is None:
+            return
+        self.study.enqueue_trial(
+            dict(zip(self.units, fixed, strict=True)),
+            user_attrs={"repaired_from": {"trial": number, "key": record.key, "why": why}},
+        )
 
     def _abandon(self, since: int) -> None:
         """Close as FAIL the RUNNING trials this worker asked for (numbered from ``since``,

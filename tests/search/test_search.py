@@ -69,8 +69,12 @@ def test_every_sampler_honours_the_budget(run_dir, sampler):
 
 def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
     ev = _evaluator(run_dir)
-    opts = SearchOptions(
-        budgets=[parse_budget("1/16")], sampler="nsga2", evaluations=10, settings=SMALL
+    opts = SearchOptions(  # the sampler's raw proposals (repairs: tests/search/test_scale.py)
+        budgets=[parse_budget("1/16")],
+        sampler="nsga2",
+        evaluations=10,
+        settings=SMALL,
+        repair=False,
     )
     result = run_search(ev, opts)
     trials = [t for t in _trials(run_dir, result.studies[0].name) if t.state.name == "COMPLETE"]
