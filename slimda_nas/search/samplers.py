@@ -13,7 +13,10 @@ from optuna.samplers import BaseSampler
 
 from slimda_nas.errors import UserError
 from slimda_nas.evaluate.feasible import BandSampler
-from slimda_nas.search._optuna import set_trial_system_attr
+from slimda_nas.search._optuna import BoundedStudyView, set_trial_system_attr
+
+TPE_HISTORY = 500
+"""Finished trials TPE models besides the best 25 (see :class:`BoundedHistorySampler`)."""
 
 
 class FeasibleRandomSampler(BaseSampler):
@@ -53,13 +56,53 @@ class FeasibleRandomSampler(BaseSampler):
         return self._rng.randint(param_distribution.low, param_distribution.high)
 
 
+class BoundedHistorySampler(BaseSampler):
+    """A sampler that models only part of a long study's history: the last ``recent`` finished
+    trials and the ``best`` feasible ones (running trials always). TPE's cost per proposal grows
+    with every trial it models; past a few hundred, the newest and the best carry what it needs
+    (its "good" group is the best 10 %, at most 25 trials), and the cost stops growing."""
+
+    def __init__(self, inner: BaseSampler, recent: int = 500, best: int = 25) -> None:
+        self._inner, self._recent, self._best = inner, recent, best
+        self._views: dict[int, BoundedStudyView] = {}
+
+    def _view(self, study):
+        # one view per study (what it keeps is worked out once per proposal)
+        view = self._views.get(id(study))
+        if view is None or view._study is not study:
+            view = self._views[id(study)] = BoundedStudyView(study, self._recent, self._best)
+        return view
+
+    def before_trial(self, study, trial):
+        self._views.pop(id(study), None)  # a new proposal: the history has grown
+        self._inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._inner.infer_relative_search_space(self._view(study), trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._inner.sample_relative(self._view(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._inner.sample_independent(
+            self._view(study), trial, param_name, param_distribution
+        )
+
+    def after_trial(self, study, trial, state, values):
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
 Factory = Callable[[int, Mapping[str, BaseDistribution], BandSampler, "int | None"], BaseSampler]
 
 
 def _tpe(seed, distributions, band, budget_macs) -> BaseSampler:
-    return optuna.samplers.TPESampler(
+    tpe = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
     )
+    return BoundedHistorySampler(tpe, recent=TPE_HISTORY)
 
 
 def _nsga2(seed, distributions, band, budget_macs) -> BaseSampler:
