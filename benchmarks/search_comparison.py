@@ -1,32 +1,36 @@
-"""Samplers compared on one bank: best UPEM and its ground-truth accuracy per budget, over seeds.
+"""Samplers compared on one bank at equal UPEM evaluations: best UPEM reached against
+evaluations, the ground-truth accuracy of each sampler's pick, against the median and the best
+of random feasible models of the same budget and the best configuration any search evaluated.
 
-    python benchmarks/search_comparison.py --run runs/usps_mnist --budgets 1/4,1/16,1/64 \
-        --samplers tpe,nsga2,random,uniform,greedy --seeds 0,1,2 --trials 100
+    python benchmarks/search_comparison.py --run runs/seeds/usps_mnist_slimda_s0 \\
+        --budgets 1/16,1/64 --samplers tpe,nsga2,random,uniform,greedy --seeds 0,1,2 \\
+        --trials 100 [--metric kl] [--repair both] [--random 60] [--tag NAME]
 
-Studies go to their own journal (RUN/bench.journal) so a user's studies are untouched; scores
-are shared through the run's score cache, so re-running is cheap. Prints a table (mean and
-min-max over seeds) and writes benchmarks/results/search_<run>.json.
+Studies go to their own journal (RUN/bench-<tag>.journal), so a user's studies are untouched;
+scores are shared through the run's score cache, so re-running is cheap. Writes
+benchmarks/results/search_<run>[_<tag>].json and a PNG of the best-so-far curves.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from pathlib import Path
 
-import optuna
 from rich.console import Console
 from rich.table import Table
 
-from slimda_nas.evaluate.budget import parse_budgets
-from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.search.runner import SearchOptions, run_search
+import slimda_nas as sn
+from slimda_nas.evaluate.feasible import BandSampler
+from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.search.storage import open_storage
-from slimda_nas.train import load_run
+from slimda_nas.search.studies import read_studies
 
 REPO = Path(__file__).resolve().parents[1]
+DETERMINISTIC = ("uniform", "greedy")
 
 
 def _stat(values: list[float]) -> dict:
@@ -38,84 +42,176 @@ def _stat(values: list[float]) -> dict:
     }
 
 
+def curve(study, n: int) -> list[float | None]:
+    """Best feasible UPEM after each of the study's first n evaluations."""
+    out, best = [], float("inf")
+    for p in study.points:
+        if p.feasible:
+            best = min(best, p.value)
+        if p.evaluated:
+            out.append(best if best < float("inf") else None)
+    return (out + [out[-1]] * (n - len(out)))[:n] if out else [None] * n
+
+
+def random_models(ev, budget, n: int, seed: int) -> list[float]:
+    """Ground-truth accuracy of n distinct random feasible configurations of the budget."""
+    space = ev.run.space
+    band = BandSampler(space, ev.cost)
+    rng, seen = random.Random(seed), set()
+    while len(seen) < n:
+        x, _ = band.sample(rng, budget.macs)
+        seen.add(x)
+    return ground_truth(ev, [space.from_indices(list(x)) for x in sorted(seen)])
+
+
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--run", type=Path, default=Path("runs/usps_mnist"))
-    p.add_argument("--budgets", default="1/4,1/16,1/64")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--run", type=Path, required=True)
+    p.add_argument("--budgets", default="1/16,1/64")
     p.add_argument("--samplers", default="tpe,nsga2,random,uniform,greedy")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--out", type=Path)
+    p.add_argument("--metric", default="kl")
+    p.add_argument("--repair", choices=("on", "off", "both"), default="on")
+    p.add_argument("--random", type=int, default=60, help="random feasible models per budget")
+    p.add_argument(
+        "--best-evaluated",
+        action="store_true",
+        help="measure the accuracy of every configuration any search evaluated",
+    )
+    p.add_argument("--tag", default="")
     args = p.parse_args()
-    run = load_run(args.run)
-    ev = Evaluator(run, EvalSettings())
-    storage = str(args.run / "bench.journal")
+    run = sn.load_run(args.run)
+    ev = sn.Evaluator(run, sn.EvalSettings(metric=args.metric))
+    anchor = ev.cost.macs(ev.anchor_config)
+    storage = str(args.run / f"bench{'-' + args.tag if args.tag else ''}.journal")
+    repairs = {"on": [True], "off": [False], "both": [True, False]}[args.repair]
     rows = []
-    for sampler in args.samplers.split(","):
-        seeds = (
-            [0] if sampler in ("uniform", "greedy") else [int(s) for s in args.seeds.split(",")]
-        )
-        for seed in seeds:
-            t0 = time.perf_counter()
-            result = run_search(
-                ev,
-                SearchOptions(
-                    budgets=parse_budgets(args.budgets),
-                    sampler=sampler,
-                    evaluations=args.trials,
-                    seed=seed,
-                    storage=storage,
-                    settings=ev.settings,
-                ),
-                save=False,
-            )
-            wall = time.perf_counter() - t0
-            for s in result.studies:
-                c = next(k for k in result.picks if k.point.study == s.name)
-                rows.append(
-                    {
-                        "sampler": sampler,
-                        "seed": seed,
-                        "budget": c.budget.text,
-                        "upem": c.point.upem["kl"],
-                        "accuracy": c.accuracy,
-                        "macs": c.point.macs,
-                        "fraction": c.point.macs / c.budget.anchor_macs,
-                        "evaluations": s.evaluations,
-                        "trials": s.trials,
-                        "feasible_fraction": s.feasible_fraction,
-                        "study": s.name,
-                        "search_seconds": s.seconds,
-                    }
-                )
-            print(f"{sampler} seed {seed}: {wall:.0f} s", flush=True)
+    for budget in sn.parse_budgets(args.budgets):
+        resolved = budget.resolve(anchor)
+        for sampler in args.samplers.split(","):
+            seeds = [0] if sampler in DETERMINISTIC else [int(s) for s in args.seeds.split(",")]
+            for repair in repairs if sampler not in DETERMINISTIC else [True]:
+                for seed in seeds:
+                    t0 = time.perf_counter()
+                    opts = sn.SearchOptions(
+                        budgets=[budget],
+                        sampler=sampler,
+                        evaluations=args.trials,
+                        seed=seed,
+                        storage=storage,
+                        settings=ev.settings,
+                        repair=repair,
+                        study_name=f"{sampler}-{resolved.slug}-s{seed}-{'r' if repair else 'raw'}-{args.metric}",
+                    )
+                    result = sn.run_search(ev, opts, save=False)
+                    study, pick = result.studies[0], result.picks[0]
+                    rows.append(
+                        {
+                            "budget": budget.text,
+                            "sampler": sampler,
+                            "seed": seed,
+                            "repair": repair,
+                            "upem": pick.point.value,
+                            "accuracy": pick.accuracy,
+                            "macs": pick.point.macs,
+                            "fraction": pick.point.macs / anchor,
+                            "evaluations": study.evaluations,
+                            "trials": study.trials,
+                            "repairs": study.repairs,
+                            "feasible_fraction": study.feasible_fraction,
+                            "seconds": round(time.perf_counter() - t0, 1),
+                            "curve": curve(study, args.trials),
+                            "study": study.name,
+                        }
+                    )
+                    print(
+                        f"{budget.text} {sampler} seed {seed} repair={repair}: "
+                        f"UPEM {pick.point.value:.4f} acc {pick.accuracy:.2%} "
+                        f"({study.evaluations} evaluations, {rows[-1]['seconds']} s)",
+                        flush=True,
+                    )
+    references = {}
+    for budget in sn.parse_budgets(args.budgets):
+        resolved = budget.resolve(anchor)
+        accs = random_models(ev, resolved, args.random, seed=0) if args.random else []
+        ref = {
+            "random_median": statistics.median(accs) if accs else None,
+            "random_best": max(accs) if accs else None,
+            "random_n": len(accs),
+        }
+        if args.best_evaluated:
+            studies = read_studies(open_storage(storage, args.run), run.space, storage)
+            configs = {
+                p.key: p.config
+                for s in studies
+                if s.budget and s.budget.macs == resolved.macs
+                for p in s.points
+                if p.evaluated and p.feasible
+            }
+            accs_ev = ground_truth(ev, list(configs.values()))
+            ref.update({"best_evaluated": max(accs_ev), "evaluated_n": len(accs_ev)})
+        references[budget.text] = ref
     summary = []
     for budget in args.budgets.split(","):
         for sampler in args.samplers.split(","):
-            mine = [r for r in rows if r["budget"] == budget and r["sampler"] == sampler]
-            summary.append(
-                {
-                    "budget": budget,
-                    "sampler": sampler,
-                    "upem": _stat([r["upem"] for r in mine]),
-                    "accuracy": _stat([r["accuracy"] for r in mine]),
-                    "evaluations": _stat([r["evaluations"] for r in mine]),
-                    "feasible_fraction": None
-                    if mine[0]["feasible_fraction"] is None
-                    else _stat([r["feasible_fraction"] for r in mine]),
-                }
-            )
+            for repair in (True, False):
+                mine = [
+                    r
+                    for r in rows
+                    if r["budget"] == budget and r["sampler"] == sampler and r["repair"] == repair
+                ]
+                if not mine:
+                    continue
+                summary.append(
+                    {
+                        "budget": budget,
+                        "sampler": sampler,
+                        "repair": repair,
+                        "upem": _stat([r["upem"] for r in mine]),
+                        "accuracy": _stat([r["accuracy"] for r in mine]),
+                        "evaluations": _stat([r["evaluations"] for r in mine]),
+                        "trials": _stat([r["trials"] for r in mine]),
+                        "feasible_fraction": None
+                        if mine[0]["feasible_fraction"] is None
+                        else _stat([r["feasible_fraction"] for r in mine]),
+                        **references.get(budget, {}),
+                    }
+                )
+    show(summary, args)
+    name = f"search_{args.run.name}{'_' + args.tag if args.tag else ''}"
+    out = REPO / "benchmarks" / "results" / f"{name}.json"
+    out.write_text(
+        json.dumps(
+            {
+                "run": str(args.run),
+                "metric": args.metric,
+                "trials": args.trials,
+                "rows": rows,
+                "summary": summary,
+                "references": references,
+            },
+            indent=2,
+        )
+    )
+    plot(rows, args, out.with_suffix(".png"))
+    print(f"written {out}")
+
+
+def show(summary: list[dict], args) -> None:
     t = Table(
-        title=f"{args.run}: best UPEM (kl) and its ground-truth accuracy, {args.trials} UPEM evaluations"
+        title=f"{args.run}: pick of each sampler, {args.trials} UPEM evaluations ({args.metric})"
     )
     for col in (
         "budget",
         "sampler",
-        "seeds",
-        "UPEM mean [min, max]",
-        "accuracy mean [min, max]",
+        "repair",
+        "best UPEM",
+        "pick accuracy",
         "evals",
+        "trials",
         "feasible",
+        "random median / best",
     ):
         t.add_column(col)
     for s in summary:
@@ -123,28 +219,50 @@ def main() -> None:
         t.add_row(
             s["budget"],
             s["sampler"],
-            str(u["n"]),
+            "on" if s["repair"] else "off",
             f"{u['mean']:.4f} [{u['min']:.4f}, {u['max']:.4f}]",
             f"{a['mean']:.2%} [{a['min']:.2%}, {a['max']:.2%}]",
             f"{s['evaluations']['mean']:.0f}",
+            f"{s['trials']['mean']:.0f}",
             "-" if s["feasible_fraction"] is None else f"{s['feasible_fraction']['mean']:.1%}",
+            "-"
+            if s.get("random_median") is None
+            else f"{s['random_median']:.2%} / {s['random_best']:.2%}",
         )
     Console().print(t)
-    out = args.out or REPO / "benchmarks/results" / f"search_{args.run.name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps(
-            {
-                "run": str(args.run),
-                "trials": args.trials,
-                "rows": rows,
-                "summary": summary,
-                "studies": len(optuna.get_all_study_names(open_storage(storage, args.run))),
-            },
-            indent=2,
-        )
-    )
-    print(f"written {out}")
+
+
+def plot(rows: list[dict], args, path: Path) -> None:
+    """Best-so-far UPEM against evaluations: one panel per budget, mean over seeds."""
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    fig = Figure(figsize=(5.5 * len(budgets), 4))
+    FigureCanvasAgg(fig)
+    for i, budget in enumerate(budgets):
+        ax = fig.add_subplot(1, len(budgets), i + 1)
+        groups: dict[tuple, list] = {}
+        for r in rows:
+            if r["budget"] == budget:
+                groups.setdefault((r["sampler"], r["repair"]), []).append(r["curve"])
+        for (sampler, repair), curves in sorted(groups.items()):
+            grid = np.array([[np.nan if v is None else v for v in c] for c in curves], float)
+            x = np.arange(1, grid.shape[1] + 1)
+            ax.plot(
+                x,
+                np.nanmean(grid, 0),
+                ls="-" if repair else "--",
+                label=f"{sampler}{'' if repair else ' (no repair)'}",
+            )
+        ax.set_yscale("log")
+        ax.set_xlabel("UPEM evaluations")
+        ax.set_ylabel(f"best feasible UPEM ({args.metric})")
+        ax.set_title(f"budget {budget}, mean of {len(args.seeds.split(','))} seeds")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
 if __name__ == "__main__":

@@ -13,10 +13,18 @@ from slimda_nas.errors import ConfigError
 
 def add_eval_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``eval`` and ``search``: how a candidate is scored."""
-    from slimda_nas.evaluate.upem import METRICS
+    from slimda_nas.evaluate.evaluator import EvalSettings
+    from slimda_nas.evaluate.scores import SCORES
 
     g = p.add_argument_group("scoring (UPEM)")
-    g.add_argument("--metric", default="kl", choices=METRICS, help="UPEM objective")
+    g.add_argument(
+        "--metric",
+        default=EvalSettings().metric,
+        choices=tuple(SCORES),
+        metavar="NAME",
+        help=f"label-free score the search minimises (default {EvalSettings().metric}; "
+        f"one of {', '.join(SCORES)}; docs/method.md)",
+    )
     g.add_argument("--head", help="head to deploy and score (default: the bank's, ca for slimda)")
     g.add_argument(
         "--calibration-images", type=int, default=1000, help="target images for BN re-estimation"
@@ -53,6 +61,11 @@ def register(sub) -> None:
         help="rank check: N configurations across the MACs range",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of --ranking's configurations")
+    p.add_argument(
+        "--budget",
+        help="with --ranking N: N configurations just under each of these budgets "
+        "(MACs in [0.6 B, B]: what a search at B chooses among), e.g. 1/16,1/64",
+    )
     add_eval_options(p)
     p.set_defaults(handler=_run)
 
@@ -130,21 +143,17 @@ def _accuracy(evaluator, config) -> float | None:
 def _ranking(args, run, evaluator, console) -> int:
     from rich.progress import Progress
 
-    from slimda_nas._io import write_json
-    from slimda_nas.evaluate.ranking import ranking_check, sample_across_macs
+    from slimda_nas.evaluate.ranking import ranking_check, sample_across_macs, write_ranking
 
     if args.ranking < 3:
         raise ConfigError(f"--ranking: expected at least 3 configurations, got {args.ranking}")
+    if args.budget is not None:
+        return _within_budgets(args, run, evaluator, console)
     configs = sample_across_macs(run.space, args.ranking, args.seed)
     with Progress(console=Console(stderr=True)) as progress:
         task = progress.add_task("scoring UPEM and accuracy", total=len(configs))
         result = ranking_check(evaluator, configs, lambda i: progress.update(task, completed=i))
-    # kl with BN re-estimation is what the search uses (and the report shows): ranking.json
-    suffix = "" if result.metric == "kl" else f"-{result.metric}"
-    suffix += "" if evaluator.settings.recalibrate_bn else "-no-bn-recal"
-    out = write_json(
-        run.run_dir / f"ranking{suffix}.json", {**result.to_dict(), "settings": evaluator.record()}
-    )
+    out = write_ranking(run.run_dir, result, evaluator.record())
     t = Table(title=f"score vs target accuracy over {len(configs)} configurations")
     for col in ("score", "Pearson", "Spearman", "Kendall"):
         t.add_column(col, justify="right")
@@ -159,3 +168,57 @@ def _ranking(args, run, evaluator, console) -> int:
         f"correlations of -UPEM with accuracy; {mean_s:.3f} s per candidate (UPEM); written to {out}"
     )
     return 0
+
+
+def _within_budgets(args, run, evaluator, console) -> int:
+    """``--ranking N --budget B,...``: N configurations of each budget's band."""
+    from rich.progress import Progress
+
+    from slimda_nas.evaluate.budget import parse_budgets
+    from slimda_nas.evaluate.within_budget import BAND_LOW, band_ranking, write_rankings
+
+    anchor = evaluator.cost.macs(evaluator.anchor_config)
+    rankings = []
+    with Progress(console=Console(stderr=True)) as progress:
+        for budget in parse_budgets(args.budget):
+            resolved = budget.resolve(anchor)
+            task = progress.add_task(f"band under {budget}", total=args.ranking)
+            rankings.append(
+                band_ranking(
+                    evaluator,
+                    resolved,
+                    args.ranking,
+                    args.seed,
+                    on_progress=lambda i, t=task: progress.update(t, completed=i),
+                )
+            )
+    out = write_rankings(run.run_dir, rankings, evaluator.record())
+    images = evaluator.subsets["scoring"]
+    for r in rankings:
+        rec = r.to_dict()
+        table = rec["by_images"][str(min(images, max(int(k) for k in rec["by_images"])))]
+        t = Table(
+            title=f"{r.budget} ({BAND_LOW:g}-1 x {r.budget.macs:,} MACs): {rec['n']} configurations, "
+            f"accuracy {min(r.accuracies):.2%}-{max(r.accuracies):.2%} (median "
+            f"{rec['median_accuracy']:.2%}), split-half ceiling {rec['ceiling']:.2f}"
+        )
+        for col in ("score", "Spearman", "Kendall", "pick accuracy", "regret"):
+            t.add_column(col, justify="right")
+        for name, row in sorted(table.items(), key=lambda kv: -_nan0(kv[1]["spearman"])):
+            label = "MACs alone" if name == "macs" else name
+            if name == evaluator.settings.metric:
+                label += " (searched)"
+            t.add_row(
+                label,
+                f"{row['spearman']:.3f}",
+                f"{row['kendall']:.3f}",
+                f"{row['pick_accuracy']:.2%}",
+                f"{row['regret'] * 100:.2f} pt",
+            )
+        console.print(t)
+    console.print(f"within-budget rankings written to {out}")
+    return 0
+
+
+def _nan0(v: float) -> float:
+    return -2.0 if v != v else v

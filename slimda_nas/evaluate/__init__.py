@@ -13,11 +13,12 @@ from slimda_nas.evaluate.evaluator import CandidateScore, EvalSettings, Evaluato
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.macs import CostModel, count_macs, thop_profile
 from slimda_nas.evaluate.ranking import RankingResult, correlations, ranking_check
+from slimda_nas.evaluate.scores import SCORES, Score, compute_scores, score_names
 from slimda_nas.evaluate.space_summary import SpaceSummary, summarize_space
-from slimda_nas.evaluate.upem import METRICS, upem_scores
 
 __all__ = [
-    "METRICS",
+    "SCORES",
+    "Score",
     "Budget",
     "CandidateScore",
     "CostModel",
@@ -26,6 +27,7 @@ __all__ = [
     "RankingResult",
     "ResolvedBudget",
     "SpaceSummary",
+    "compute_scores",
     "correlations",
     "count_macs",
     "format_fraction",
@@ -37,5 +39,5 @@ __all__ = [
     "ranking_check",
     "summarize_space",
     "thop_profile",
-    "upem_scores",
+    "score_names",
 ]

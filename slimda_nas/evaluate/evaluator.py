@@ -22,11 +22,13 @@ import torch.nn.functional as F
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import ConfigError, Notice, RunError
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.evaluate.upem import METRICS, upem_scores
+from slimda_nas.evaluate.scores import SCORES, compute_scores
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.train.run import TrainedRun
 
 _CACHE_LIMIT_BYTES = 512 * 2**20  # keep transformed test images in memory below this size
+ENSEMBLE_RATIOS = (0.875, 0.75, 0.625)
+"""Uniform widths whose mean prediction, with the anchor's, is the ensemble reference."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,9 +45,9 @@ class EvalSettings:
     anchor: Mapping[str, float | int] | None = None  # default: the largest configuration
 
     def __post_init__(self) -> None:
-        if self.metric not in METRICS:
+        if self.metric not in SCORES:
             raise ConfigError(
-                f"UPEM metric: expected one of {', '.join(METRICS)}, got {self.metric!r}"
+                f"--metric: expected one of {', '.join(SCORES)}, got {self.metric!r}"
             )
         # BN re-estimation needs two images in every batch to have a batch variance
         least = {"calibration_images": 2, "scoring_images": 1, "batch_size": 2}
@@ -136,7 +138,10 @@ class Evaluator:
             "batch_size": s.batch_size,
         }
         self.cost = CostModel(self.bank, self.head)
-        self.anchor_log_p = self._anchor_log_p()
+        self.heads = self._scored_heads()
+        self.ensemble_configs = self._ensemble_configs()
+        self.references = self._references()
+        self.anchor_log_p = self.references["anchor"][self.head]
         if not torch.isfinite(self.anchor_log_p).all():
             raise RunError(
                 f"{self.run.run_dir}: the anchor's outputs are not finite (NaN or infinite "
@@ -162,6 +167,19 @@ class Evaluator:
                 model.train(was_training)
 
     @torch.no_grad()
+    def outputs(
+        self, config: Mapping, batches: Iterable[torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Log-probabilities of every scored head at ``config`` after BN re-estimation, from one
+        forward pass per batch (bank left unchanged)."""
+        with self.calibrated(config) as model:
+            parts = [model(x, heads=list(self.heads)) for x in (batches or self.scoring)]
+        return {
+            h: F.log_softmax(torch.cat([p[h] for p in parts]).double(), dim=1).float()
+            for h in self.heads
+        }
+
+    @torch.no_grad()
     def logits(
         self, config: Mapping, batches: Iterable[torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -172,12 +190,18 @@ class Evaluator:
             )
         return out.float()
 
+    def label_free_scores(
+        self, log_q: Mapping[str, torch.Tensor], images: int | None = None
+    ) -> dict[str, float]:
+        """Every registered score of a candidate's outputs (the first ``images`` only)."""
+        return compute_scores(log_q, self.references, self.head, images=images)
+
     def score(self, config: Mapping) -> CandidateScore:
-        """MACs, parameters and every UPEM metric of one configuration."""
+        """MACs, parameters and every label-free score of one configuration."""
         config = self.run.space.check_config(config)
         t0 = time.perf_counter()
-        upem = upem_scores(self.anchor_log_p, self.logits(config), METRICS)
-        if not all(math.isfinite(v) for v in upem.values()):
+        upem = self.label_free_scores(self.outputs(config))
+        if not math.isfinite(upem[self.settings.metric]):
             warnings.warn(
                 Notice(
                     f"configuration {config}: its outputs are not finite (UPEM "
@@ -185,7 +209,6 @@ class Evaluator:
                 ),
                 stacklevel=2,
             )
-            upem = {k: (v if math.isfinite(v) else math.inf) for k, v in upem.items()}
         return CandidateScore(
             config=dict(config),
             macs=self.cost.macs(config),
@@ -220,6 +243,20 @@ class Evaluator:
         predicted = self.logits(self.run.space.check_config(config), images()).argmax(1).cpu()
         return float((predicted == torch.cat(labels)).float().mean())
 
+    def correct(self, config: Mapping) -> torch.Tensor:
+        """Per test image, whether the deployed head at ``config`` is right (a bool tensor over
+        the labelled target test split, in its order). For ranking checks only."""
+        labels: list[torch.Tensor] = []
+        device = self.run.device
+
+        def images():
+            for x, y in self._test_batches():
+                labels.append(y)
+                yield x.to(device)
+
+        predicted = self.logits(self.run.space.check_config(config), images()).argmax(1).cpu()
+        return predicted == torch.cat(labels)
+
     def _test_batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
         from slimda_nas.data import eval_batches
 
@@ -235,36 +272,78 @@ class Evaluator:
             self._test = list(batches)
         return self._test
 
-    # -- anchor cache --------------------------------------------------------------------------
+    # -- references: the anchor and the ensemble, cached -----------------------------------------
+    def _scored_heads(self) -> tuple[str, ...]:
+        """The heads scores are computed on: the deployed (or chosen) head first, then the
+        other heads the method trained."""
+        from slimda_nas.methods import METHODS
+
+        method = METHODS.get(self.run.method)
+        trained = method.trained_heads if method else self.bank.model.head_names
+        others = [h for h in trained if h != self.head and h in self.bank.model.head_names]
+        return (self.head, *others)
+
+    def _ensemble_configs(self) -> list[dict]:
+        """Wide configurations whose mean prediction is the ensemble reference: the anchor and
+        the uniform widths below it (distinct ones)."""
+        space = self.run.space
+        out, seen = [self.anchor_config], {space.to_indices(self.anchor_config)}
+        for ratio in ENSEMBLE_RATIOS:
+            c = space.uniform(ratio)
+            if space.to_indices(c) not in seen:
+                seen.add(space.to_indices(c))
+                out.append(c)
+        return out
+
     def cache_key(self) -> dict:
         s = self.settings
         return {
             "checkpoint": self.run.checkpoint_hash,
             "head": self.head,
+            "heads": list(self.heads),
             "anchor": self.anchor_config,
+            "ensemble": self.ensemble_configs,
             "subsets": self.subsets,
             "recalibrate_bn": s.recalibrate_bn,
             "task": self.run.task,
         }
 
-    def _anchor_log_p(self) -> torch.Tensor:
+    def _references(self) -> dict[str, dict[str, torch.Tensor]]:
+        """Log-probabilities per head of the anchor and of the ensemble (the log of the mean
+        of its members' probabilities), computed once per checkpoint and subsets, cached."""
         key = self.cache_key()
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        path = self.run.run_dir / "cache" / f"anchor-{digest}.pt"
+        path = self.run.run_dir / "cache" / f"references-{digest}.pt"
+        device = self.run.device
         if self.cache and path.is_file():
             try:
                 stored = torch.load(path, map_location="cpu", weights_only=True)
-                if stored.get("key") == key and len(stored["log_p"]) == self.subsets["scoring"]:
-                    return stored["log_p"].to(self.run.device)
+                refs = stored["references"]
+                if stored.get("key") == key and all(
+                    len(refs[r][h]) == self.subsets["scoring"]
+                    for r in ("anchor", "ensemble")
+                    for h in self.heads
+                ):
+                    return {r: {h: t.to(device) for h, t in v.items()} for r, v in refs.items()}
             except Exception:  # a damaged cache is recomputed, never trusted
                 pass
-        log_p = F.log_softmax(self.logits(self.anchor_config).double(), dim=1).float()
+        anchor = self.outputs(self.anchor_config)
+        members = [anchor] + [self.outputs(c) for c in self.ensemble_configs[1:]]
+        ensemble = {
+            h: torch.log(torch.stack([m[h].double().exp() for m in members]).mean(0)).float()
+            for h in self.heads
+        }
+        refs = {"anchor": anchor, "ensemble": ensemble}
         if self.cache:
+            blob = {
+                "key": key,
+                "references": {r: {h: t.cpu() for h, t in v.items()} for r, v in refs.items()},
+            }
             try:
-                atomic_write(path, lambda f: torch.save({"key": key, "log_p": log_p.cpu()}, f))
+                atomic_write(path, lambda f: torch.save(blob, f))
             except OSError:
                 pass  # read-only run folder: scores are still right, only slower next time
-        return log_p
+        return refs
 
     def settings_hash(self) -> str:
         """Short identity of :meth:`record` (names studies and score caches)."""
@@ -276,6 +355,7 @@ class Evaluator:
             "head": self.head,
             "metric": self.settings.metric,
             "anchor": self.anchor_config,
+            "ensemble_ratios": list(ENSEMBLE_RATIOS),
             "subsets": self.subsets,
             "recalibrate_bn": self.settings.recalibrate_bn,
             "checkpoint": self.run.checkpoint_hash,

@@ -5,9 +5,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scipy import stats
 
+from slimda_nas._io import write_json
 from slimda_nas.evaluate.evaluator import CandidateScore, Evaluator
 from slimda_nas.space import Config, SearchSpace
 
@@ -89,6 +91,16 @@ def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float
         float(stats.pearsonr(neg, accuracy)[0]),
         float(stats.spearmanr(neg, accuracy)[0]),
         float(stats.kendalltau(neg, accuracy)[0]),
+    )
+
+
+def write_ranking(run_dir, result: RankingResult, settings: dict) -> Path:
+    """``RUN/ranking.json`` (the searched metric with BN re-estimation, what the report shows),
+    or ``ranking-<metric>[-no-bn-recal].json`` for other settings."""
+    suffix = "" if result.metric == "kl" else f"-{result.metric}"
+    suffix += "" if settings.get("recalibrate_bn", True) else "-no-bn-recal"
+    return write_json(
+        Path(run_dir) / f"ranking{suffix}.json", {**result.to_dict(), "settings": settings}
     )
 
 

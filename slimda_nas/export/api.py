@@ -20,7 +20,6 @@ from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.latency import latency_record
-from slimda_nas.evaluate.upem import METRICS, upem_scores
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
 from slimda_nas.export.staging import check_target, staging
@@ -229,7 +228,7 @@ def write_export(
     config = space.check_config(chosen.config, origin=chosen.label)
     # UPEM as the search computed it (default numerics); the exported model and the logits it
     # is compared with in true fp32 (see full_fp32)
-    upem = upem_scores(evaluator.anchor_log_p, evaluator.logits(config), METRICS)
+    upem = evaluator.label_free_scores(evaluator.outputs(config))
     with full_fp32():
         plain = calibrated_plain(evaluator, config)
         reference = evaluator.logits(config).cpu()

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
+from slimda_nas.evaluate.scores import tiebreak_key
 from slimda_nas.export.formats import ExportError
 from slimda_nas.search.record import RESULTS_FILE, Point, SearchResults, StudyMeta, trial_record
 from slimda_nas.search.storage import describe, open_run_storage
@@ -67,7 +68,13 @@ def by_budget(
         here = mine
     metric = metric or results.settings.get("metric", "kl")
     best = min(
-        here, key=lambda k: (k.point.upem.get(metric, float("inf")), k.point.macs, k.point.study)
+        here,
+        key=lambda k: (
+            k.point.upem.get(metric, float("inf")),
+            tiebreak_key(k.point.upem, metric),
+            -k.point.macs,
+            k.point.study,
+        ),
     )
     entry = results.studies.get(best.point.study, {})
     settings = entry.get("settings") or results.settings

@@ -22,6 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas.errors import RunError
 from slimda_nas.evaluate.budget import ResolvedBudget
+from slimda_nas.evaluate.scores import tiebreak_key
 from slimda_nas.space import SearchSpace
 
 RESULTS_FILE = Path("search") / "results.json"
@@ -243,6 +244,7 @@ class Point:
     value: float  # the UPEM objective the study minimised
     evaluated: bool  # counted as a UPEM evaluation of its study
     feasible: bool  # within its study's budget (always, in a Pareto study)
+    tiebreak: float = 0.0  # the secondary score ordering ties of a discrete objective
 
     @classmethod
     def from_trial(cls, t: FrozenTrial, name: str, meta: StudyMeta, space: SearchSpace):
@@ -269,12 +271,14 @@ class Point:
             value=float(value),
             evaluated=rec.evaluated,
             feasible=meta.budget is None or meta.budget.fits(int(rec.macs)),
+            tiebreak=tiebreak_key(rec.upem, meta.metric),
         )
 
     def rank(self) -> tuple:
-        """How points are ordered when one is picked: least UPEM, then fewer MACs, then the
-        study and trial (deterministic)."""
-        return (self.value, self.macs, self.study, self.trial)
+        """How points are ordered when one is picked: least UPEM; ties (a discrete score like
+        disagreement ties often) by its continuous tie-break score, then by MORE MACs (the
+        larger model within the budget), then study and trial (deterministic)."""
+        return (self.value, self.tiebreak, -self.macs, self.study, self.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -296,6 +300,7 @@ class Point:
             values.setdefault(name, default)
         if "value" not in values:
             values["value"] = float(raw["upem"][metric])
+        values.setdefault("tiebreak", tiebreak_key(raw["upem"], metric))
         values["config"], values["upem"] = dict(values["config"]), dict(values["upem"])
         values["macs"], values["trial"] = int(values["macs"]), int(values["trial"])
         return cls(**values)

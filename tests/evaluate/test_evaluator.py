@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from slimda_nas.data import LabelAccessError
+from slimda_nas.evaluate import scores
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.upem import METRICS, discrepancy
+from slimda_nas.evaluate.scores import SCORES
 from slimda_nas.train.checkpoint import load_checkpoint, save_checkpoint
 from slimda_nas.train.run import load_run
 from tests.conftest import copy_run
@@ -40,8 +41,13 @@ def test_same_config_same_upem_and_anchor_scores_zero(run_dir):
     a, b = ev.score(config), ev.score(config)
     assert a.upem == b.upem
     anchor = ev.score(ev.anchor_config)
-    for metric in METRICS:
-        assert anchor.upem[metric] == pytest.approx(0.0, abs=1e-6)
+    assert set(anchor.upem) == set(SCORES)  # every score, from the same forward passes
+    for name, s in SCORES.items():
+        if s.reference == "anchor" and s.fn is not scores.hard_nll:  # a discrepancy: 0 to itself
+            assert anchor.upem[name] == pytest.approx(0.0, abs=1e-6), name
+        if s.reference == "ensemble":  # the anchor is a member, not the ensemble: above 0
+            assert anchor.upem[name] >= -1e-9, name
+    assert anchor.upem["nll"] == pytest.approx(anchor.upem["entropy"], abs=0.7)
     assert a.macs < anchor.macs
 
 
@@ -70,40 +76,51 @@ def test_upem_never_reads_a_label(run_dir, monkeypatch):
 
 def test_anchor_cache_is_used_and_invalidated_when_checkpoint_changes(run_dir):
     ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
-    files = list((run_dir / "cache").glob("anchor-*.pt"))
+    files = list((run_dir / "cache").glob("references-*.pt"))
     assert len(files) == 1
     # a cached anchor is read back, not recomputed: poison it and see it come back
     stored = torch.load(files[0], weights_only=True)
-    stored["log_p"] = torch.zeros_like(stored["log_p"])
+    poisoned = torch.zeros_like(stored["references"]["anchor"]["ca"])
+    stored["references"]["anchor"]["ca"] = poisoned
     torch.save(stored, files[0])
-    assert torch.equal(
-        Evaluator(load_run(run_dir, device="cpu"), SMALL).anchor_log_p, stored["log_p"]
-    )
+    assert torch.equal(Evaluator(load_run(run_dir, device="cpu"), SMALL).anchor_log_p, poisoned)
     # a changed checkpoint never uses that file
     state = load_checkpoint(run_dir / "checkpoint.pt")
     state.model["conv1.weight"] += 0.01
     save_checkpoint(run_dir / "checkpoint.pt", state)
     fresh = Evaluator(load_run(run_dir, device="cpu"), SMALL)
     assert fresh.cache_key()["checkpoint"] != ev.cache_key()["checkpoint"]
-    assert not torch.equal(fresh.anchor_log_p, stored["log_p"])
-    assert len(list((run_dir / "cache").glob("anchor-*.pt"))) == 2
+    assert not torch.equal(fresh.anchor_log_p, poisoned)
+    assert len(list((run_dir / "cache").glob("references-*.pt"))) == 2
 
 
-def test_discrepancy_metrics_by_hand():
-    p = torch.tensor([[0.5, 0.5]]).log()
-    q = torch.tensor([[0.9, 0.1]]).log()
+def test_scores_by_hand():
     import math
 
-    assert discrepancy(p, q, "kl").item() == pytest.approx(
+    p = torch.tensor([[0.5, 0.5]]).log()  # the reference
+    q = torch.tensor([[0.9, 0.1]]).log()  # the candidate
+    assert scores.kl(q, p).item() == pytest.approx(
         0.5 * math.log(0.5 / 0.9) + 0.5 * math.log(0.5 / 0.1)
     )
-    assert discrepancy(p, q, "tv").item() == pytest.approx(0.4)
-    assert discrepancy(p, q, "disagreement").item() == 0.0
+    assert scores.reverse_kl(q, p).item() == pytest.approx(
+        0.9 * math.log(0.9 / 0.5) + 0.1 * math.log(0.1 / 0.5)
+    )
+    assert scores.tv(q, p).item() == pytest.approx(0.4)
+    assert scores.disagreement(q, p).item() == 0.0  # argmax of [0.5, 0.5] is class 0
+    assert scores.hard_nll(q, p).item() == pytest.approx(-math.log(0.9))
     m = [0.7, 0.3]
     js = 0.5 * sum(a * math.log(a / b) for a, b in zip([0.5, 0.5], m)) + 0.5 * sum(
         a * math.log(a / b) for a, b in zip([0.9, 0.1], m)
     )
-    assert discrepancy(p, q, "js").item() == pytest.approx(js)
+    assert scores.js(q, p).item() == pytest.approx(js)
+    assert scores.entropy(q).item() == pytest.approx(-(0.9 * math.log(0.9) + 0.1 * math.log(0.1)))
+    # two confident, different predictions: nuclear norm 2 over 2 images, IM = log 2
+    two = torch.tensor([[1 - 1e-9, 1e-9], [1e-9, 1 - 1e-9]]).log()
+    assert scores.neg_bnm(two).item() == pytest.approx(-1.0, abs=1e-6)
+    assert scores.neg_im(two).mean().item() == pytest.approx(-math.log(2), abs=1e-6)
+    same = torch.tensor([[1 - 1e-9, 1e-9], [1 - 1e-9, 1e-9]]).log()  # collapsed: worse
+    assert scores.neg_bnm(same).item() > scores.neg_bnm(two).item()
+    assert scores.neg_im(same).mean().item() > scores.neg_im(two).mean().item()
 
 
 def test_settings_are_recorded(run_dir):
@@ -134,9 +151,9 @@ def test_ranking_check_reports_every_metric_and_the_macs_baseline(run_dir, capsy
     assert record["metric"] == "kl" and record["n"] == 6
     assert record["settings"]["subsets"]["batch_size"] == 4  # --batch-size is honoured
     assert json.loads((run_dir / "ranking-js.json").read_text())["metric"] == "js"
-    assert set(record["by_score"]) == {*METRICS, "macs"}
+    assert set(record["by_score"]) == {*SCORES, "macs"}
     accuracy = [c["accuracy"] for c in record["candidates"]]
-    for metric in METRICS:
+    for metric in SCORES:
         upem = [-c["upem"][metric] for c in record["candidates"]]
         expected = stats.spearmanr(upem, accuracy)[0] if len(set(accuracy)) > 1 else None
         if expected is not None:
