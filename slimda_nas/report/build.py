@@ -17,7 +17,7 @@ from slimda_nas.train.run import TrainedRun, load_run
 
 REPORT_DIR = "report"
 MARKER = "summary.json"  # what makes a folder an earlier report
-FIGURES = ("pareto", "accuracy", "efficiency", "ranking")
+FIGURES = ("pareto", "accuracy", "efficiency", "ranking", "within_budget")
 
 
 def build_report(
@@ -68,6 +68,7 @@ def build_report(
         "accuracy": figures.accuracy_figure(data) if data.accuracy else None,
         "efficiency": figures.efficiency_figure(data),
         "ranking": figures.ranking_figure(data),
+        "within_budget": figures.within_budget_figure(data),
     }
     bars = {
         i: figures.widths_chart(

@@ -13,6 +13,7 @@ from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.ranking import correlations
+from slimda_nas.evaluate.within_budget import read_rankings
 from slimda_nas.report.efficiency import Curve, curves
 from slimda_nas.search.record import Pick, Point, SearchResults
 from slimda_nas.search.storage import describe, open_run_storage
@@ -68,6 +69,8 @@ class ReportData:
     # batch-1 latency on this machine of each budget's chosen pick (by point key) and of the
     # full width ("full_width"), with the machine it was measured on ("machine", "note")
     latency: dict | None = None
+    # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
+    within: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -137,6 +140,7 @@ def collect(
     else:
         data.notes.append("accuracy not computed (--no-accuracy)")
     data.ranking = _ranking(data)
+    data.within = read_rankings(run.run_dir)
     if latency:
         data.latency = _latency(data)
     return data

@@ -330,6 +330,44 @@ def ranking_figure(data: ReportData) -> bytes | None:
     return _png(fig)
 
 
+def within_images(rec: dict, wanted: int | None) -> str:
+    """The scoring-subset size of a saved within-budget ranking closest to ``wanted``."""
+    sizes = sorted(int(k) for k in rec["by_images"])
+    best = min(sizes, key=lambda s: abs(s - (wanted or sizes[-1])))
+    return str(best)
+
+
+def within_budget_figure(data: ReportData) -> bytes | None:
+    """One panel per budget: the searched score against accuracy for the configurations of
+    the band under it, with its Spearman and the split-half ceiling."""
+    if not data.within:
+        return None
+    budgets = list(data.within.items())
+    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    fig = Figure(figsize=(4.6 * len(budgets), 4.2))
+    for i, (text, rec) in enumerate(budgets):
+        ax = fig.add_subplot(1, len(budgets), i + 1)
+        images = within_images(rec, wanted)
+        cands = rec["candidates"]
+        metric = data.metric if data.metric in cands[0]["scores"][images] else "kl"
+        x = [c["scores"][images][metric] for c in cands]
+        y = [c["accuracy"] for c in cands]
+        ax.scatter(x, y, s=22, color="#1f77b4", edgecolors="black", linewidths=0.3)
+        row = rec["by_images"][images][metric]
+        ax.set_title(
+            f"budget {text}: {len(cands)} configurations\nSpearman {row['spearman']:.2f} "
+            f"(ceiling {rec['ceiling']:.2f}), regret {row['regret'] * 100:.2f} pt",
+            fontsize=9,
+        )
+        ax.set_xlabel(f"{metric} ({images} images), lower is better")
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+        if i == 0:
+            ax.set_ylabel("target test accuracy")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
 def widths_chart(channels: dict[str, int], full: dict[str, int], sampler: str) -> bytes:
     """Channels per unit (bars) in front of the full width (faint bars)."""
     names = list(channels)

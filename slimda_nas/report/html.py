@@ -81,6 +81,7 @@ def render(
             _ranking_caption(data),
             missing="No labelled target accuracy: correlations cannot be measured.",
         ),
+        _within_section(data, figures.get("within_budget")),
         "<h2>Chosen configuration per budget</h2>",
         "<p class='cap'>One row per sampler: its best configuration within the budget over its "
         "seeds. Bars: channels per unit in front of the full width (grey). Seeds: each seed's own "
@@ -195,6 +196,58 @@ def _latency_caption(lat: dict) -> str:
         "The numbers belong to this machine: measure on the target device."
         + (f" ONNX Runtime: {missing}." if missing else "")
     )
+
+
+def _within_section(data: ReportData, png: bytes | None) -> str:
+    """The within-budget ranking check: one panel per budget, and per budget the scores that
+    rank its band best, beside the searched one and MACs alone."""
+    if png is None:
+        return (
+            "<h2>Ranking within a budget</h2><p class='note'>Not measured: run "
+            f"<code>slimda-nas eval --run {escape(str(data.run.run_dir))} --ranking 60 --budget "
+            "1/16,1/64</code> to see how well each label-free score ranks the configurations a "
+            "search at one budget chooses among.</p>"
+        )
+    from slimda_nas.report.figures import within_images
+
+    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    tables = []
+    for text, rec in data.within.items():
+        images = within_images(rec, wanted)
+        table = rec["by_images"][images]
+        order = sorted(table, key=lambda k: -_finite(table[k]["spearman"]))
+        shown = list(dict.fromkeys([*order[:5], data.metric, "macs"]))
+        rows = "".join(
+            f"<tr><td class='l'>{'MACs alone' if k == 'macs' else escape(k)}"
+            f"{' (searched)' if k == data.metric else ''}</td>"
+            f"<td>{table[k]['spearman']:.2f}</td><td>{table[k]['kendall']:.2f}</td>"
+            f"<td>{table[k]['pick_accuracy']:.2%}</td><td>{table[k]['regret'] * 100:.2f} pt</td></tr>"
+            for k in shown
+            if k in table
+        )
+        tables.append(
+            f"<h3>Budget {escape(text)}: {rec['n']} configurations with MACs in "
+            f"[{rec['band'][0]:,}, {rec['band'][1]:,}], accuracy median {rec['median_accuracy']:.2%}, "
+            f"best {rec['best_accuracy']:.2%}, split-half ceiling {rec['ceiling']:.2f} "
+            f"({images} scoring images, sampling seed {rec['seed']})</h3>"
+            "<table><tr><th class='l'>score</th><th>Spearman</th><th>Kendall</th>"
+            f"<th>pick accuracy</th><th>regret</th></tr>{rows}</table>"
+        )
+    caption = (
+        "Each panel: configurations drawn near-uniformly from the band just under one budget "
+        "(what a search at that budget chooses among), the searched score against accuracy. The "
+        "ceiling is the Spearman of accuracy on one half of the test split against the other: no "
+        "score can rank better than the accuracy itself repeats. Regret: the best accuracy of "
+        "the band minus that of the score's pick."
+    )
+    return (
+        f"<h2>Ranking within a budget</h2>{img(png, 'within-budget ranking')}"
+        f"<p class='cap'>{escape(caption)}</p>{''.join(tables)}"
+    )
+
+
+def _finite(v: float | None) -> float:
+    return -2.0 if v is None or v != v else v
 
 
 def _ranking_caption(data: ReportData) -> str:

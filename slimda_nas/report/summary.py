@@ -50,6 +50,21 @@ def summary(data: ReportData) -> dict:
                 "kendall": data.ranking.kendall,
             },
             "efficiency": [asdict(c) for c in data.curves],
+            "within_budget": {
+                text: {
+                    k: rec[k]
+                    for k in (
+                        "band",
+                        "n",
+                        "seed",
+                        "ceiling",
+                        "best_accuracy",
+                        "median_accuracy",
+                        "by_images",
+                    )
+                }
+                for text, rec in data.within.items()
+            },
             "latency": None
             if data.latency is None
             else {

@@ -216,11 +216,6 @@ def is_evaluated(t: FrozenTrial) -> bool:
     return bool(t.user_attrs.get("evaluated"))
 
 
-def evaluated_keys(trials: Iterable[FrozenTrial]) -> set[str]:
-    """Configurations a study has already spent an evaluation on."""
-    return {t.user_attrs.get("key") for t in trials if is_evaluated(t)}
-
-
 def evaluation_counts(trials: Iterable[FrozenTrial]) -> tuple[int, int]:
     """(UPEM evaluations of a study, trials finished): ``--trials`` counts the first."""
     done = [t for t in trials if t.state == TrialState.COMPLETE]

@@ -62,9 +62,22 @@ class BoundedHistorySampler(BaseSampler):
     with every trial it models; past a few hundred, the newest and the best carry what it needs
     (its "good" group is the best 10 %, at most 25 trials), and the cost stops growing."""
 
-    def __init__(self, inner: BaseSampler, recent: int = 500, best: int = 25) -> None:
+    def __init__(
+        self,
+        inner: BaseSampler,
+        distributions: Mapping[str, BaseDistribution] | None = None,
+        recent: int = 500,
+        best: int = 25,
+    ) -> None:
         self._inner, self._recent, self._best = inner, recent, best
         self._views: dict[int, BoundedStudyView] = {}
+        # The search space is fixed and known: no need for the sampler to infer it from every
+        # trial again (the inference is O(trials) and its cache dies with each fresh sampler).
+        self._space = (
+            None
+            if distributions is None
+            else {n: d for n, d in distributions.items() if not d.single()}
+        )
 
     def _view(self, study):
         # one view per study (what it keeps is worked out once per proposal)
@@ -78,6 +91,8 @@ class BoundedHistorySampler(BaseSampler):
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study, trial):
+        if self._space is not None:
+            return dict(self._space)
         return self._inner.infer_relative_search_space(self._view(study), trial)
 
     def sample_relative(self, study, trial, search_space):
@@ -102,7 +117,7 @@ def _tpe(seed, distributions, band, budget_macs) -> BaseSampler:
     tpe = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
     )
-    return BoundedHistorySampler(tpe, recent=TPE_HISTORY)
+    return BoundedHistorySampler(tpe, distributions, recent=TPE_HISTORY)
 
 
 def _nsga2(seed, distributions, band, budget_macs) -> BaseSampler:

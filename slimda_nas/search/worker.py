@@ -30,8 +30,6 @@ from slimda_nas.search._optuna import fail_running_trial, set_trial_system_attr,
 from slimda_nas.search.record import (
     TrialRecord,
     config_key,
-    evaluated_keys,
-    evaluation_counts,
     is_evaluated,
 )
 from slimda_nas.search.samplers import make_sampler
@@ -95,6 +93,28 @@ def fail_dead_trials(study: optuna.Study) -> int:
     return failed
 
 
+class _Ledger:
+    """What this worker knows of its study's finished trials, kept up to date incrementally
+    (a finished trial never changes): how many finished, how many spent an evaluation, and
+    the configurations evaluated. Thousands of trials cost one cheap pass per step."""
+
+    def __init__(self) -> None:
+        self.seen: set[int] = set()
+        self.finished = 0
+        self.evaluated = 0
+        self.keys: set[str] = set()
+
+    def update(self, trials: list) -> None:
+        for t in trials:
+            if t.state != TrialState.COMPLETE or t.number in self.seen:
+                continue
+            self.seen.add(t.number)
+            self.finished += 1
+            if is_evaluated(t):
+                self.evaluated += 1
+                self.keys.add(t.user_attrs.get("key"))
+
+
 class StudyWorker:
     """Runs the ask / MACs / score / tell loop of one process on one study."""
 
@@ -114,6 +134,7 @@ class StudyWorker:
         self.dists = distributions(space)
         self.units = space.unit_names
         self.band = BandSampler(space, cost)
+        self.ledger = _Ledger()
 
     def run(self, max_proposals: int | None = None) -> None:
         n = self.spec.evaluations
@@ -121,7 +142,8 @@ class StudyWorker:
         proposals = 0
         while proposals < max_proposals:
             trials = self.study.get_trials(deepcopy=False)
-            if evaluation_counts(trials)[0] >= n:
+            self.ledger.update(trials)
+            if self.ledger.evaluated >= n:
                 return
             try:
                 self.step(trials)
@@ -132,13 +154,13 @@ class StudyWorker:
     def step(self, trials: list | None = None) -> None:
         spec = self.spec
         trials = self.study.get_trials(deepcopy=False) if trials is None else trials
-        finished = [t for t in trials if t.state == TrialState.COMPLETE]
+        self.ledger.update(trials)
         # The seed depends on how many proposals finished, not on trial numbers: a trial lost to
         # a kill leaves a number behind, and the resumed search must propose what it would have.
-        seed = (spec.seed * 1_000_003 + self.rank * 7919 + len(finished)) % 2**31
+        seed = (spec.seed * 1_000_003 + self.rank * 7919 + self.ledger.finished) % 2**31
         name = spec.sampler
         if name == "tpe" and not spec.multi_objective:
-            if evaluation_counts(finished)[0] < TPE_STARTUP:
+            if self.ledger.evaluated < TPE_STARTUP:
                 # TPE's own start-up trials are uniform over the whole space: at 1/64 almost
                 # none fit. Starting from feasible random configurations gives it a model.
                 name = "random"
@@ -171,14 +193,13 @@ class StudyWorker:
             proposer="repair" if repaired_from else proposer,
             repaired_from=repaired_from,
         )
-        finished = [t for t in trials if t.state == TrialState.COMPLETE]
         if not spec.multi_objective:
             trial.set_constraint("macs", float(record.macs - spec.budget.macs))
             if not spec.budget.fits(record.macs):
                 self._tell(trial, record, math.inf)
                 self._repair(trial.number, record, indices, trials, "over the budget")
                 return
-        if key in evaluated_keys(finished):
+        if key in self.ledger.keys:
             # proposed again in this study: reuse, costs nothing, does not count
             score = self.cache.get(key)
             self._tell(trial, replace(record, upem=score.upem, duplicate=True), score.value)
@@ -207,7 +228,7 @@ class StudyWorker:
         records the proposal it replaces; a replacement is never replaced again."""
         if not self.spec.repair or record.repaired_from is not None:
             return
-        taken = evaluated_keys(trials)
+        taken = set(self.ledger.keys)
         for t in trials:
             queued = waiting_params(t) if t.state == TrialState.WAITING else {}
             if len(queued) == len(self.units):
