@@ -42,6 +42,29 @@ class DistillationConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WarmupConfig:
+    """In-place distillation before adaptation (US-Nets): the largest model learns the source
+    labels, every other sampled width learns the largest's predictions on source AND target
+    images (no target label), so that small sub-networks of a pretrained backbone work before
+    domain adaptation starts. Off (0 iterations) by default."""
+
+    iterations: int = 0
+    images: str = "both"  # source | target | both: what the widths are distilled on
+    temperature: float = 1.0
+    lr: float | None = None  # default: optimizer.lr (constant during the warm-up)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShrinkingConfig:
+    """Progressive shrinking (once-for-all): training starts from the widest choices and opens
+    smaller ones step by step, in ``stages`` over the first ``fraction`` of the iterations of
+    every phase. Off (0 stages) by default."""
+
+    stages: int = 0
+    fraction: float = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     name: str
     task: str
@@ -60,6 +83,8 @@ class RunConfig:
     compile: bool = False
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
+    warmup: WarmupConfig = field(default_factory=WarmupConfig)
+    shrinking: ShrinkingConfig = field(default_factory=ShrinkingConfig)
     checkpoint_every: int = 500
     log_every: int = 50
     eval_every: int = 1000
@@ -67,6 +92,11 @@ class RunConfig:
     calibration_images: int = 1000
     data_root: str | None = None
     out: str | None = None
+
+    @property
+    def total_iterations(self) -> int:
+        """Warm-up and adaptation: what a finished run's checkpoint has done."""
+        return self.warmup.iterations + self.iterations
 
     @property
     def run_dir(self) -> Path:
@@ -89,6 +119,11 @@ class RunConfig:
             "calibration_images",
         ):
             d.pop(key)
+        # sections left at their defaults (off) are left out, so that configs written before
+        # they existed keep their identity (and their runs can be resumed)
+        for key, default in (("warmup", WarmupConfig()), ("shrinking", ShrinkingConfig())):
+            if d[key] == dataclasses.asdict(default):
+                d.pop(key)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -109,6 +144,7 @@ _CHOICES = {
     "deploy_head": (None, *HEADS),
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),
+    "warmup.images": ("source", "target", "both"),
 }
 
 
@@ -154,7 +190,12 @@ def config_from_dict(raw: dict, source: str = "<run config>") -> RunConfig:
 
 
 def _build(raw: dict, src: str) -> RunConfig:
-    nested = {"optimizer": OptimizerConfig, "distillation": DistillationConfig}
+    nested = {
+        "optimizer": OptimizerConfig,
+        "distillation": DistillationConfig,
+        "warmup": WarmupConfig,
+        "shrinking": ShrinkingConfig,
+    }
     kwargs: dict[str, Any] = {}
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
     for key, value in raw.items():
@@ -165,7 +206,7 @@ def _build(raw: dict, src: str) -> RunConfig:
         if key in nested:
             if value is None:
                 continue
-            if isinstance(value, (OptimizerConfig, DistillationConfig)):
+            if isinstance(value, tuple(nested.values())):
                 value = dataclasses.asdict(value)
             if not isinstance(value, dict):
                 raise ConfigError(f"{src}: field {key!r}: expected a mapping, got {value!r}")
@@ -246,6 +287,17 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
     ):
         if getattr(cfg, name) < 1:
             raise bad(name, "a positive integer", getattr(cfg, name))
+    w, sh = cfg.warmup, cfg.shrinking
+    if w.iterations < 0:
+        raise bad("warmup.iterations", "0 (off) or a positive integer", w.iterations)
+    if w.temperature <= 0:
+        raise bad("warmup.temperature", "a number above 0", w.temperature)
+    if w.lr is not None and w.lr <= 0:
+        raise bad("warmup.lr", "a number above 0 (or null: optimizer.lr)", w.lr)
+    if sh.stages < 0:
+        raise bad("shrinking.stages", "0 (off) or a positive integer", sh.stages)
+    if not 0 < sh.fraction <= 1:
+        raise bad("shrinking.fraction", "a fraction in (0, 1]", sh.fraction)
     if cfg.eval_every < 0:
         raise bad("eval_every", "0 (off) or a positive integer", cfg.eval_every)
     if not 0 <= cfg.seed < 2**32:

@@ -21,6 +21,7 @@ from slimda_nas._io import write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
 from slimda_nas.methods import HEADS, Method, build_method
+from slimda_nas.methods.inplace import InplaceDistillation
 from slimda_nas.methods.losses import confusion_lambda
 from slimda_nas.space import SearchSpace, load_space
 from slimda_nas.train import distributed as D
@@ -37,7 +38,7 @@ from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.optim import build_optimizer, lr_factor
 from slimda_nas.train.progress import TrainProgress
-from slimda_nas.train.sandwich import sample_model_batch
+from slimda_nas.train.sandwich import open_choices, sample_model_batch
 from slimda_nas.train.step import BankStep
 
 SUMMARY = "train_summary.json"
@@ -71,6 +72,7 @@ class _Session:
     optimizer: torch.optim.Optimizer
     src: Any  # InfiniteLoader
     tgt: Any | None
+    warmup: Method | None = None  # in-place distillation before adaptation
     step: nn.Module | None = None
     metrics: MetricsLog | None = None
 
@@ -99,10 +101,11 @@ def train_bank(
     """
     s = _setup(cfg)
     start = _restore(s, resume)
-    if start >= cfg.iterations:
+    total = cfg.total_iterations
+    if start >= total:
         return _finished(s, start)
     _prepare(s, start)
-    end = cfg.iterations if stop_after is None else min(cfg.iterations, start + stop_after)
+    end = total if stop_after is None else min(total, start + stop_after)
     result = TrainResult(
         run_dir=cfg.run_dir,
         checkpoint=s.ckpt_path,
@@ -113,7 +116,7 @@ def train_bank(
     )
     progress = TrainProgress(
         start,
-        cfg.iterations,
+        total,
         enabled=show_progress and s.dist.is_main,
         title=f"training {cfg.name} ({cfg.method}, {cfg.task})",
     )
@@ -125,16 +128,16 @@ def train_bank(
                 loss, terms = _train_step(s, it)
                 done = it + 1
                 progress.update(done, loss)
-                if _due(done, cfg.log_every, cfg.iterations) and s.metrics:
+                if _due(done, cfg.log_every, total) and s.metrics:
                     t_log = _log(s, done, loss, terms, t0, t_log)
-                if cfg.eval_every and _due(done, cfg.eval_every, cfg.iterations):
+                if cfg.eval_every and _due(done, cfg.eval_every, total):
                     if s.dist.is_main:
                         result.accuracy = _evaluate(s)
                         s.metrics.write({"iteration": done, "eval": result.accuracy})
                         progress.note(_acc_text(done, result.accuracy, s.bank.deploy_head))
                         s.model.train()
                     D.barrier(s.dist)
-                if _due(done, cfg.checkpoint_every, cfg.iterations):
+                if _due(done, cfg.checkpoint_every, total):
                     _checkpoint(s, done)
                 result.iterations = done
     except RuntimeError as e:
@@ -147,7 +150,7 @@ def train_bank(
             f"is {s.ckpt_path}: run the same command again to resume"
         ) from None
     result.seconds = time.time() - t0
-    if s.dist.is_main and result.iterations == cfg.iterations:
+    if s.dist.is_main and result.iterations == total:
         _write_summary(s, result, start)
     return result
 
@@ -184,11 +187,14 @@ def _setup(cfg: RunConfig) -> _Session:
         model.to(memory_format=torch.channels_last)
     seed = cfg.seed * 1000 + 2 * dist.rank
     src = InfiniteLoader(data.source_train, cfg.batch_size, seed=seed)
+    warmup = None
+    if cfg.warmup.iterations:
+        warmup = InplaceDistillation(cfg.warmup.images, cfg.warmup.temperature)
     tgt = None
-    if method.uses_target:
+    if method.uses_target or (warmup is not None and warmup.uses_target):
         tgt = InfiniteLoader(data.target_train, cfg.batch_size, seed=seed + 1, with_labels=False)
     return _Session(
-        cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt
+        cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt, warmup
     )
 
 
@@ -238,7 +244,7 @@ def _restore(s: _Session, resume: bool | None) -> int:
 
 def _prepare(s: _Session, start: int) -> None:
     """The step module (DDP, compiled), the metrics log and ``run.yaml``."""
-    step = BankStep(s.model, s.method, s.cfg.channels_last)
+    step = BankStep(s.model, s.method, s.cfg.channels_last, warmup=s.warmup)
     if s.dist.enabled:
         ddp_kwargs = {"device_ids": [s.device.index]} if s.device.type == "cuda" else {}
         step = nn.parallel.DistributedDataParallel(step, **ddp_kwargs)
@@ -279,20 +285,33 @@ def _autocast(s: _Session) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
+def _phase(cfg: RunConfig, it: int) -> tuple[bool, float]:
+    """(in the warm-up?, progress in [0, 1] of the phase) at iteration ``it`` (0-based)."""
+    w = cfg.warmup.iterations
+    if it < w:
+        return True, it / w
+    return False, (it - w) / cfg.iterations
+
+
 def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     """One optimizer step at iteration ``it`` (0-based); (loss, its terms)."""
     cfg = s.cfg
-    p = it / cfg.iterations
+    warmup, p = _phase(cfg, it)
+    # the warm-up keeps its learning rate constant; adaptation follows the schedule
+    factor = (cfg.warmup.lr or cfg.optimizer.lr) / cfg.optimizer.lr if warmup else None
     for g in s.optimizer.param_groups:
-        g["lr"] = g["base_lr"] * lr_factor(cfg.optimizer, p)
-    configs = sample_model_batch(s.space, cfg.models_per_step, cfg.seed, it, cfg.sandwich)
+        g["lr"] = g["base_lr"] * (factor if warmup else lr_factor(cfg.optimizer, p))
+    open_ = open_choices(s.space, p, cfg.shrinking.stages, cfg.shrinking.fraction)
+    configs = sample_model_batch(
+        s.space, cfg.models_per_step, cfg.seed, it, cfg.sandwich or warmup, open_
+    )
     widths = [s.space.layer_widths(c) for c in configs]
     x_src, y_src = next(s.src)
     x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
     s.optimizer.zero_grad(set_to_none=True)
     with _autocast(s):
         total, terms = s.step(
-            x_src.to(s.device, non_blocking=True), y_src.to(s.device), x_tgt, widths, p
+            x_src.to(s.device, non_blocking=True), y_src.to(s.device), x_tgt, widths, p, warmup
         )
     loss = float(total.detach())
     if not D.all_ok(s.dist, math.isfinite(loss), s.device):
@@ -315,12 +334,14 @@ def _log(s: _Session, done: int, loss: float, terms: dict, t0: float, t_log: flo
     now = time.time()
     steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
     images_per_step = cfg.batch_size * (2 if s.tgt else 1) * s.dist.world_size
+    warmup, p = _phase(cfg, done - 1)  # the step just taken
     s.metrics.write(
         {
             "iteration": done,
+            "phase": "warmup" if warmup else "adaptation",
             "loss": loss,
             **{k: float(v) for k, v in terms.items()},
-            "lambda": confusion_lambda((done - 1) / cfg.iterations),  # the step just taken
+            "lambda": 0.0 if warmup else confusion_lambda(p),
             "lr": s.optimizer.param_groups[1]["lr"],
             "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
             "time": now - t0,

@@ -72,9 +72,10 @@ def load_run(
         raise RunError(f"{run_dir}: no {CHECKPOINT} (training has not written one yet)")
     state = load_checkpoint(ckpt)
     config = config_from_dict(state.config, source=str(ckpt))
-    if state.iteration < config.iterations:
+    if state.iteration < config.total_iterations:
         raise RunError(
-            f"{ckpt}: training stopped at iteration {state.iteration} of {config.iterations}; "
+            f"{ckpt}: training stopped at iteration {state.iteration} of "
+            f"{config.total_iterations}; "
             f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
         )
     # as trained, even if the file changed since
@@ -113,7 +114,7 @@ def is_finished(run_dir: str | Path) -> bool:
     if not ckpt.is_file():
         return False
     state = load_checkpoint(ckpt)
-    return state.iteration >= int(state.config.get("iterations", 0))
+    return state.iteration >= config_from_dict(state.config, str(ckpt)).total_iterations
 
 
 def default_run(

@@ -16,10 +16,17 @@ class BankStep(nn.Module):
     """Runs every sampled sub-network on the source and target batch and returns the summed
     loss of ``method`` with its terms (summed over models, detached)."""
 
-    def __init__(self, model: SlimBackbone, method: Method, channels_last: bool = False) -> None:
+    def __init__(
+        self,
+        model: SlimBackbone,
+        method: Method,
+        channels_last: bool = False,
+        warmup: Method | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.method = method
+        self.warmup = warmup  # the method of the warm-up phase (in-place distillation)
         self.channels_last = channels_last
 
     def forward(
@@ -29,9 +36,11 @@ class BankStep(nn.Module):
         x_tgt: Tensor | None,
         widths: Sequence[dict[str, int]],
         progress: float,
+        warmup: bool = False,
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        method = self.warmup if warmup else self.method
         n_src = x_src.shape[0]
-        x = x_src if x_tgt is None or not self.method.uses_target else torch.cat([x_src, x_tgt])
+        x = x_src if x_tgt is None or not method.uses_target else torch.cat([x_src, x_tgt])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         terms: dict[str, Tensor] = {}
@@ -40,13 +49,13 @@ class BankStep(nn.Module):
             set_widths(self.model, w)
             # Source and target share one forward, as in SymNet: BN sees both domains.
             f = self.model.forward_features(x)
-            model_terms, state = self.method.model_terms(
+            model_terms, state = method.model_terms(
                 self.model, f[:n_src], f[n_src:], y_src, progress
             )
             states.append(state)
             for k, v in model_terms.items():
                 terms[k] = terms[k] + v if k in terms else v
-        terms.update(self.method.ensemble_terms(self.model, states))
+        terms.update(method.ensemble_terms(self.model, states))
         set_widths(self.model, {})
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}
