@@ -9,8 +9,10 @@ trial and per UPEM evaluation, up to 3,000 trials on the ResNet-50 and digits sp
 The search runs exactly as ``slimda-nas search`` runs it (the study worker, a journal file, the
 score cache), with one change: a candidate's score is a formula of its widths computed in
 microseconds, so only the overhead is timed. ``--eval-time`` measures what a real candidate
-evaluation costs on this machine, for the ratio. Writes benchmarks/results/overhead_<label>.json
-(and .png with --plot).
+evaluation costs on this machine, for the ratio. Writes benchmarks/results/overhead_<label>.json;
+``--summarise`` reads every overhead_before_* / overhead_after_* file there and prints the table
+(overhead per trial and per evaluation at 100, 1,000, 2,000 and 3,000 trials) and draws
+benchmarks/results/overhead.png.
 """
 
 from __future__ import annotations
@@ -164,6 +166,86 @@ def eval_time(run_dir: Path, budgets: list[str], n: int) -> dict:
     return {"run": str(run_dir), "task": run.task, "by_budget": out}
 
 
+MARKS = (100, 1000, 2000, 3000)
+
+
+def summarise(results_dir: Path) -> list[dict]:
+    """Rows (space, budget, sampler, code) with the overhead at MARKS, from the saved runs."""
+    rows = []
+    for path in sorted(results_dir.glob("overhead_*.json")):
+        code = path.stem.split("_")[1]
+        if code not in ("before", "after"):
+            continue
+        for r in json.loads(path.read_text())["runs"]:
+            at = {w["trials"]: w for w in r["windows"]}
+            rows.append(
+                {
+                    "space": r["space"],
+                    "budget": r["budget"],
+                    "sampler": r["sampler"],
+                    "code": code,
+                    "per_trial_ms": [at[m]["overhead_ms_per_trial"] for m in MARKS if m in at],
+                    "per_evaluation_ms": [
+                        at[m]["overhead_ms_per_evaluation"] for m in MARKS if m in at
+                    ],
+                    "curve": [(w["trials"], w["overhead_ms_per_evaluation"]) for w in r["windows"]],
+                }
+            )
+    return sorted(rows, key=lambda r: (r["space"], r["budget"], r["sampler"], r["code"] != "before"))
+
+
+def show(rows: list[dict], out_png: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="Search overhead (sampler + storage + MACs), ms, windows of 100 trials")
+    for col in ("space", "budget", "sampler", "code"):
+        table.add_column(col)
+    for m in MARKS:
+        table.add_column(f"per trial @{m}", justify="right")
+    for m in MARKS:
+        table.add_column(f"per eval @{m}", justify="right")
+    for r in rows:
+        table.add_row(
+            r["space"],
+            r["budget"],
+            r["sampler"],
+            r["code"],
+            *(f"{v:.0f}" for v in r["per_trial_ms"]),
+            *(f"{v:.0f}" for v in r["per_evaluation_ms"]),
+        )
+    Console().print(table)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(r["space"], r["budget"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    colours = {"tpe": "tab:blue", "nsga2": "tab:orange", "random": "tab:green"}
+    for ax, (space, budget) in zip(axes[0], panels, strict=True):
+        for r in rows:
+            if (r["space"], r["budget"]) != (space, budget):
+                continue
+            x, y = zip(*r["curve"], strict=True)
+            ax.plot(
+                x,
+                [max(v, 1e-1) for v in y],
+                color=colours.get(r["sampler"], "grey"),
+                linestyle="--" if r["code"] == "before" else "-",
+                label=f"{r['sampler']} {r['code']}",
+            )
+        ax.set_yscale("log")
+        ax.set_title(f"{space}, {budget}")
+        ax.set_xlabel("trial")
+        ax.set_ylabel("overhead per UPEM evaluation (ms)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110)
+    print(f"wrote {out_png}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--spaces", default="resnet50,digits_cnn")
@@ -174,7 +256,12 @@ def main() -> None:
     p.add_argument("--label", default="after")
     p.add_argument("--eval-time", action="store_true")
     p.add_argument("--run", type=Path, help="a trained run, for --eval-time")
+    p.add_argument("--summarise", action="store_true", help="table and PNG from the saved runs")
     args = p.parse_args()
+    if args.summarise:
+        results_dir = REPO / "benchmarks" / "results"
+        show(summarise(results_dir), results_dir / "overhead.png")
+        return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = REPO / "benchmarks" / "results" / f"overhead_{args.label}.json"
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}

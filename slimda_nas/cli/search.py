@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
 def _training(cfg, console: Console) -> None:
     console.print(
         f"[bold]No trained bank at {cfg.run_dir}[/]: training the default {cfg.task} bank "
-        f"({cfg.method}, {cfg.iterations} iterations, about 20 minutes on 2 CPU cores)"
+        f"({cfg.method}, {cfg.iterations} iterations, 5 to 80 minutes on 2 CPU cores)"
     )
 
 
