@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "ranking_within"
 CHOOSE_ON, CHECK_ON = (0, 1), (2,)
 TARGET_BUDGETS = ("1/16", "1/64")
+TIE = 0.03  # objective differences this small are well inside the Spearman's standard error
 
 
 def rank_run(run_dir: Path, budgets: list[str], seeds: list[int], n: int, images: int) -> None:
@@ -130,6 +131,12 @@ def _aggregate(rows: list[dict], seeds=None) -> dict:
     return out
 
 
+def _objective(t: dict) -> float:
+    # mean Spearman, with the worst case weighing in: a score that collapses on one bank is a
+    # risk users meet
+    return t["mean_spearman"] + 0.5 * t["worst_bank"]
+
+
 def _choose(rows: list[dict]) -> dict:
     """The score (and scoring-subset size) with the best mean within-budget Spearman over the
     target budgets and tasks whose worst bank is also good, chosen on seeds 0-1 and checked on
@@ -152,23 +159,24 @@ def _choose(rows: list[dict]) -> dict:
                     "mean_regret": statistics.fmean(a["regret"] for a in g),
                 }
             )
-        # mean Spearman, with the worst case weighing in: a score that collapses on one bank
-        # is a risk users meet
-        return sorted(table, key=lambda t: -(t["mean_spearman"] + 0.5 * t["worst_bank"]))
+        return sorted(table, key=lambda t: -_objective(t))
 
     chosen = ranked(CHOOSE_ON)
     checked = {(t["score"], t["images"]): t for t in ranked(CHECK_ON)}
-    top = chosen[0] if chosen else None
+    top = None
+    if chosen:
+        best = _objective(chosen[0])
+        tied = [t for t in chosen if _objective(t) >= best - TIE]
+        top = min(tied, key=lambda t: t["mean_regret"])
     return {
         "rule": "maximise mean within-budget Spearman at 1/16 and 1/64 + 0.5 x the worst "
-        "bank's, on sampling seeds 0-1; checked on seed 2",
+        f"bank's, on sampling seeds 0-1 (within {TIE} of the best: the smaller mean regret); "
+        "checked on seed 2",
         "chosen_on_seeds": list(CHOOSE_ON),
         "ranking": chosen[:10],
         "default": top,
         "check": checked.get((top["score"], top["images"])) if top else None,
-        "check_ranking": sorted(
-            checked.values(), key=lambda t: -(t["mean_spearman"] + 0.5 * t["worst_bank"])
-        )[:10],
+        "check_ranking": sorted(checked.values(), key=lambda t: -_objective(t))[:10],
     }
 
 

@@ -188,10 +188,14 @@ def summarise(results_dir: Path) -> list[dict]:
                     "per_evaluation_ms": [
                         at[m]["overhead_ms_per_evaluation"] for m in MARKS if m in at
                     ],
-                    "curve": [(w["trials"], w["overhead_ms_per_evaluation"]) for w in r["windows"]],
+                    "curve": [
+                        (w["trials"], w["overhead_ms_per_evaluation"]) for w in r["windows"]
+                    ],
                 }
             )
-    return sorted(rows, key=lambda r: (r["space"], r["budget"], r["sampler"], r["code"] != "before"))
+    return sorted(
+        rows, key=lambda r: (r["space"], r["budget"], r["sampler"], r["code"] != "before")
+    )
 
 
 def show(rows: list[dict], out_png: Path) -> None:

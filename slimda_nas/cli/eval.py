@@ -16,25 +16,32 @@ def add_eval_options(p: argparse.ArgumentParser) -> None:
     from slimda_nas.evaluate.evaluator import EvalSettings
     from slimda_nas.evaluate.scores import SCORES
 
+    d = EvalSettings()
     g = p.add_argument_group("scoring (UPEM)")
     g.add_argument(
         "--metric",
-        default=EvalSettings().metric,
+        default=d.metric,
         choices=tuple(SCORES),
         metavar="NAME",
-        help=f"label-free score the search minimises (default {EvalSettings().metric}; "
+        help=f"label-free score the search minimises (default {d.metric}; "
         f"one of {', '.join(SCORES)}; docs/method.md)",
     )
     g.add_argument("--head", help="head to deploy and score (default: the bank's, ca for slimda)")
     g.add_argument(
-        "--calibration-images", type=int, default=1000, help="target images for BN re-estimation"
+        "--calibration-images",
+        type=int,
+        default=d.calibration_images,
+        help="target images for BN re-estimation",
     )
     g.add_argument(
-        "--scoring-images", type=int, default=1000, help="target images UPEM is measured on"
+        "--scoring-images",
+        type=int,
+        default=d.scoring_images,
+        help="target images UPEM is measured on",
     )
     g.add_argument("--subset-seed", type=int, default=0, help="seed of the fixed target subsets")
     g.add_argument(
-        "--batch-size", type=int, default=500, help="images per forward pass when scoring"
+        "--batch-size", type=int, default=d.batch_size, help="images per forward pass when scoring"
     )
     g.add_argument(
         "--anchor", type=Path, help="anchor configuration file (default: the largest model)"

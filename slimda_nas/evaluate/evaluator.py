@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import ConfigError, Notice, RunError
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.evaluate.scores import SCORES, compute_scores
+from slimda_nas.evaluate.scores import DEFAULT_METRIC, LEGACY_METRIC, SCORES, compute_scores
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.train.run import TrainedRun
 
@@ -36,11 +36,11 @@ class EvalSettings:
     """How candidates are scored; recorded with every score."""
 
     calibration_images: int = 1000
-    scoring_images: int = 1000
+    scoring_images: int = 4000  # 1,000 ranks same-budget models measurably worse (BENCHMARKS.md)
     subset_seed: int = 0
     batch_size: int = 500
     head: str | None = None  # default: the bank's deployed head
-    metric: str = "kl"  # the objective; every metric is reported
+    metric: str = DEFAULT_METRIC  # the objective; every metric is reported
     recalibrate_bn: bool = True
     anchor: Mapping[str, float | int] | None = None  # default: the largest configuration
 
@@ -71,7 +71,7 @@ class EvalSettings:
             subset_seed=int(subsets.get("seed", d.subset_seed)),
             batch_size=int(subsets.get("batch_size", d.batch_size)),
             head=record.get("head"),
-            metric=record.get("metric", d.metric),
+            metric=record.get("metric", LEGACY_METRIC),
             recalibrate_bn=bool(record.get("recalibrate_bn", True)),
             anchor=record.get("anchor"),
         )
@@ -84,7 +84,7 @@ class CandidateScore:
     params: int
     upem: dict[str, float]
     seconds: float
-    metric: str = "kl"
+    metric: str = DEFAULT_METRIC
     accuracy: float | None = None  # ground truth, for reports only
 
     @property

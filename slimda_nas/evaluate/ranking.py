@@ -11,6 +11,7 @@ from scipy import stats
 
 from slimda_nas._io import write_json
 from slimda_nas.evaluate.evaluator import CandidateScore, Evaluator
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.space import Config, SearchSpace
 
 
@@ -44,7 +45,7 @@ class RankingResult:
     """
 
     scores: list[CandidateScore]
-    metric: str = "kl"
+    metric: str = DEFAULT_METRIC
     by_score: dict[str, tuple[float, float, float]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -97,7 +98,7 @@ def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float
 def write_ranking(run_dir, result: RankingResult, settings: dict) -> Path:
     """``RUN/ranking.json`` (the searched metric with BN re-estimation, what the report shows),
     or ``ranking-<metric>[-no-bn-recal].json`` for other settings."""
-    suffix = "" if result.metric == "kl" else f"-{result.metric}"
+    suffix = "" if result.metric == DEFAULT_METRIC else f"-{result.metric}"
     suffix += "" if settings.get("recalibrate_bn", True) else "-no-bn-recal"
     return write_json(
         Path(run_dir) / f"ranking{suffix}.json", {**result.to_dict(), "settings": settings}

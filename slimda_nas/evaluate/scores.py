@@ -37,6 +37,14 @@ class Score:
 
 SCORES: dict[str, Score] = {}
 
+# The search's default, chosen by the within-budget ranking check over tasks, banks and sampling
+# seeds (BENCHMARKS.md, "Ranking within a budget"): KL(anchor || candidate) on the Ct head ranks
+# same-budget configurations better than on the deployed Ca head, which SEED distils towards one
+# shared target at every width.
+DEFAULT_METRIC = "kl@ct"
+# What records written before the metric was stored (or chosen) held.
+LEGACY_METRIC = "kl"
+
 
 def register(score: Score) -> Score:
     if score.name in SCORES:

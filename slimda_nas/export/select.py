@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
-from slimda_nas.evaluate.scores import tiebreak_key
+from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
 from slimda_nas.export.formats import ExportError
 from slimda_nas.search.record import RESULTS_FILE, Point, SearchResults, StudyMeta, trial_record
 from slimda_nas.search.storage import describe, open_run_storage
@@ -66,7 +66,7 @@ def by_budget(
                 f"{', '.join(sorted({k.sampler for k in here}))}"
             )
         here = mine
-    metric = metric or results.settings.get("metric", "kl")
+    metric = metric or results.settings.get("metric", LEGACY_METRIC)
     best = min(
         here,
         key=lambda k: (

@@ -13,6 +13,7 @@ from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.ranking import correlations
+from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.evaluate.within_budget import read_rankings
 from slimda_nas.report.efficiency import Curve, curves
 from slimda_nas.search.record import Pick, Point, SearchResults
@@ -125,7 +126,7 @@ def collect(
         run=run,
         storage=where,
         settings=settings,
-        metric=settings.get("metric", "kl"),
+        metric=settings.get("metric", LEGACY_METRIC),
         anchor_macs=anchor_macs,
         studies=studies,
         budgets=budgets,

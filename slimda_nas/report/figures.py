@@ -17,6 +17,7 @@ from matplotlib.ticker import (
 )
 
 from slimda_nas.evaluate.budget import format_macs
+from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.report.collect import ReportData
 from slimda_nas.search.studies import sampler_label
 
@@ -349,7 +350,7 @@ def within_budget_figure(data: ReportData) -> bytes | None:
         ax = fig.add_subplot(1, len(budgets), i + 1)
         images = within_images(rec, wanted)
         cands = rec["candidates"]
-        metric = data.metric if data.metric in cands[0]["scores"][images] else "kl"
+        metric = data.metric if data.metric in cands[0]["scores"][images] else LEGACY_METRIC
         x = [c["scores"][images][metric] for c in cands]
         y = [c["accuracy"] for c in cands]
         ax.scatter(x, y, s=22, color="#1f77b4", edgecolors="black", linewidths=0.3)

@@ -22,7 +22,7 @@ from optuna.trial import FrozenTrial, TrialState
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas.errors import RunError
 from slimda_nas.evaluate.budget import ResolvedBudget
-from slimda_nas.evaluate.scores import tiebreak_key
+from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
 from slimda_nas.space import SearchSpace
 
 RESULTS_FILE = Path("search") / "results.json"
@@ -67,7 +67,7 @@ class StudyMeta:
 
     @property
     def metric(self) -> str:
-        return self.settings.get("metric", "kl")
+        return self.settings.get("metric", LEGACY_METRIC)
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -279,7 +279,7 @@ class Point:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], metric: str = "kl") -> Point:
+    def from_dict(cls, raw: Mapping[str, Any], metric: str = LEGACY_METRIC) -> Point:
         """Read back :meth:`to_dict` (entries of older files: what they hold)."""
         names = {f.name for f in fields(cls)}
         values = {k: raw[k] for k in names if k in raw}
@@ -325,7 +325,9 @@ class Pick:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any], anchor_macs: int, metric: str = "kl") -> Pick:
+    def from_dict(
+        cls, raw: Mapping[str, Any], anchor_macs: int, metric: str = LEGACY_METRIC
+    ) -> Pick:
         budget = ResolvedBudget(
             text=str(raw["budget"]), macs=int(raw["budget_macs"]), anchor_macs=anchor_macs
         )
@@ -352,7 +354,7 @@ class SearchResults:
 
     def picks(self) -> list[Pick]:
         """Every study's pick(s), as the search recorded them."""
-        metric = self.settings.get("metric", "kl")
+        metric = self.settings.get("metric", LEGACY_METRIC)
         return [
             Pick.from_dict(c, self.anchor_macs, (s.get("settings") or {}).get("metric", metric))
             for s in self.studies.values()
@@ -391,7 +393,7 @@ class SearchResults:
                 storage=str(raw.get("storage", "")),
                 studies=dict(raw.get("studies") or {}),
                 front=[
-                    Point.from_dict(p, (raw.get("settings") or {}).get("metric", "kl"))
+                    Point.from_dict(p, (raw.get("settings") or {}).get("metric", LEGACY_METRIC))
                     for p in raw.get("front") or []
                 ],
             )

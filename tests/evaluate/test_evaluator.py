@@ -10,7 +10,7 @@ import torch
 from slimda_nas.data import LabelAccessError
 from slimda_nas.evaluate import scores
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.scores import SCORES
+from slimda_nas.evaluate.scores import DEFAULT_METRIC, SCORES
 from slimda_nas.train.checkpoint import load_checkpoint, save_checkpoint
 from slimda_nas.train.run import load_run
 from tests.conftest import copy_run
@@ -144,11 +144,11 @@ def test_ranking_check_reports_every_metric_and_the_macs_baseline(run_dir, capsy
     args = ["eval", "--run", str(run_dir), "--ranking", "6", "--device", "cpu"]
     args += ["--calibration-images", "8", "--scoring-images", "8", "--batch-size", "4"]
     assert main(args) == 0
-    assert main([*args, "--metric", "js"]) == 0  # its own file: ranking.json stays the kl one
+    assert main([*args, "--metric", "js"]) == 0  # its own file: ranking.json stays the default's
     out = capsys.readouterr().out
-    assert "MACs alone" in out and "UPEM kl (searched)" in out
+    assert "MACs alone" in out and f"UPEM {DEFAULT_METRIC} (searched)" in out
     record = json.loads((run_dir / "ranking.json").read_text())
-    assert record["metric"] == "kl" and record["n"] == 6
+    assert record["metric"] == DEFAULT_METRIC and record["n"] == 6
     assert record["settings"]["subsets"]["batch_size"] == 4  # --batch-size is honoured
     assert json.loads((run_dir / "ranking-js.json").read_text())["metric"] == "js"
     assert set(record["by_score"]) == {*SCORES, "macs"}
@@ -158,4 +158,6 @@ def test_ranking_check_reports_every_metric_and_the_macs_baseline(run_dir, capsy
         expected = stats.spearmanr(upem, accuracy)[0] if len(set(accuracy)) > 1 else None
         if expected is not None:
             assert record["by_score"][metric]["spearman"] == pytest.approx(expected)
-    assert record["by_score"]["kl"]["spearman"] == pytest.approx(record["spearman"], nan_ok=True)
+    assert record["by_score"][DEFAULT_METRIC]["spearman"] == pytest.approx(
+        record["spearman"], nan_ok=True
+    )

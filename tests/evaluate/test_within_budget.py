@@ -12,7 +12,7 @@ import torch
 from slimda_nas.cli import main
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.scores import SCORES
+from slimda_nas.evaluate.scores import DEFAULT_METRIC, SCORES
 from slimda_nas.evaluate.within_budget import (
     BAND_LOW,
     band_ranking,
@@ -77,7 +77,7 @@ def test_the_cli_saves_budgets_beside_the_run_and_the_report_draws_them(run_dir,
     args += ["--device", "cpu", "--calibration-images", "8", "--scoring-images", "8"]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "split-half ceiling" in out and "kl (searched)" in out
+    assert "split-half ceiling" in out and f"{DEFAULT_METRIC} (searched)" in out
     saved = read_rankings(run_dir)
     assert set(saved) == {"1/4", "1/16"} and saved["1/4"]["n"] == 5
     raw = json.loads((run_dir / "ranking_within.json").read_text())

@@ -14,6 +14,7 @@ import pytest
 
 from slimda_nas.cli import main
 from slimda_nas.evaluate.budget import parse_budgets
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.report import build_report
 from slimda_nas.search.runner import SearchOptions, run_search
@@ -109,7 +110,7 @@ def test_summary_json_and_csv(two_samplers):
                 for c in st["choices"]
                 if c["budget"] == b["budget"]
             ),
-            key=lambda c: c["upem"]["kl"],
+            key=lambda c: c["upem"][DEFAULT_METRIC],
         )
         assert chosen["config"] == best["config"]
         assert chosen["accuracy"] is not None and 0 <= chosen["accuracy"] <= 1
@@ -286,6 +287,10 @@ def test_page_renders_in_headless_chromium(two_samplers):
 def test_reproduce_command_names_every_non_default_scoring_option():
     from slimda_nas.report.provenance import _scoring_options
 
-    record = {"metric": "kl", "subsets": {"calibration": 1000, "scoring": 8, "batch_size": 4}}
+    record = {
+        "metric": DEFAULT_METRIC,
+        "subsets": {"calibration": 1000, "scoring": 8, "batch_size": 4},
+    }
     assert _scoring_options(record, "ca") == " --scoring-images 8 --batch-size 4"
+    assert _scoring_options({**record, "metric": "kl"}, "ca").startswith(" --metric kl ")
     assert _scoring_options({"subsets": {"batch_size": 500}}, "ca") == ""
