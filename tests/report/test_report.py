@@ -14,8 +14,8 @@ import pytest
 
 from slimda_nas.cli import main
 from slimda_nas.evaluate.budget import parse_budgets
-from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.evaluate.evaluator import EvalSettings
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.report import build_report
 from slimda_nas.search.runner import SearchOptions, run_search
 from tests.conftest import copy_run, require, require_module
