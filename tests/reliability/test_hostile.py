@@ -18,6 +18,7 @@ import yaml
 
 from slimda_nas.cli import main
 from slimda_nas.errors import Notice
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.search.storage import open_storage
 from tests.conftest import REPO, cli_popen, copy_run, search_args, tiny_run_config
 from tests.reliability.conftest import cli, tree_hashes
@@ -58,7 +59,7 @@ def _one_line_error(code: int, err: str, *expected: str) -> None:
     [
         ({"--budget": "1/2"}, ("budget is 1/4", "this search's 1/2")),
         ({"--sampler": "tpe"}, ("sampler is random", "this search's tpe")),
-        ({"--metric": "js"}, ("other settings", "metric 'kl' there, 'js' now")),
+        ({"--metric": "js"}, ("other settings", f"metric '{DEFAULT_METRIC}' there, 'js' now")),
     ],
 )
 def test_a_study_name_reused_with_other_settings_is_refused(R, capsys, change, named):
