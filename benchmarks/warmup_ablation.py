@@ -49,9 +49,9 @@ def small_space(runs: Path, size: int) -> Path:
     return path
 
 
-def arm_config(arm: str, args, space: Path) -> sn.RunConfig:
+def arm_config(arm: str, name: str, args, space: Path) -> sn.RunConfig:
     cfg = sn.load_run_config(
-        "office31_aw", out=str(args.runs / arm), data_root=args.data_root, device="cpu"
+        "office31_aw", out=str(args.runs / name), data_root=args.data_root, device="cpu"
     )
     iterations = args.iterations + (args.warmup if arm == "longer" else 0)
     changes: dict = {
@@ -64,7 +64,7 @@ def arm_config(arm: str, args, space: Path) -> sn.RunConfig:
         "calibration_images": 200,
     }
     if arm.startswith("warmup"):
-        changes["warmup"] = {"iterations": args.warmup}
+        changes["warmup"] = {"iterations": args.warmup, "lr": args.warmup_lr}
     if arm.endswith("shrink"):
         changes["shrinking"] = {"stages": 3}
     return cfg.replace(**changes)
@@ -93,6 +93,7 @@ def main() -> None:
     p.add_argument("--size", type=int, default=112)
     p.add_argument("--iterations", type=int, default=300, help="adaptation iterations")
     p.add_argument("--warmup", type=int, default=150, help="warm-up iterations (warmup arms)")
+    p.add_argument("--warmup-lr", type=float, help="warm-up learning rate (default: the config's)")
     p.add_argument("--batch-size", type=int, default=32, help="per domain")
     p.add_argument("--runs", type=Path, default=REPO / "runs" / "warmup_ablation")
     p.add_argument("--data-root")
@@ -104,12 +105,15 @@ def main() -> None:
     results = json.loads(OUT.read_text()) if OUT.exists() else {"arms": {}}
     results["settings"] = {
         k: v for k, v in vars(args).items() if k in ("size", "iterations", "warmup", "batch_size")
-    }
+    }  # the same for every arm of one results file
     for arm in args.arms.split(","):
-        cfg = arm_config(arm, args, space)
+        name = (
+            f"{arm}_lr{args.warmup_lr:g}" if args.warmup_lr and arm.startswith("warmup") else arm
+        )
+        cfg = arm_config(arm, name, args, space)
         start = time.perf_counter()
         sn.train_bank(cfg, show_progress=True)
-        results["arms"][arm] = {
+        results["arms"][name] = {
             "seconds": time.perf_counter() - start,
             "total_iterations": cfg.total_iterations,
             "accuracy": evaluate(cfg.run_dir),
@@ -117,7 +121,7 @@ def main() -> None:
         }
         OUT.parent.mkdir(parents=True, exist_ok=True)
         OUT.write_text(json.dumps(results, indent=2))
-        print(f"{arm}: {results['arms'][arm]}", flush=True)
+        print(f"{name}: {results['arms'][name]}", flush=True)
     table = Table(title=f"Office-31 A->W, EfficientNet-Lite0 at {args.size} px (CPU)")
     for col in ("arm", "iterations", *MODELS):
         table.add_column(col, justify="left" if col == "arm" else "right")
