@@ -91,14 +91,7 @@ def main() -> None:
     table = []
     for i, b in enumerate(budgets):
         limit = b.macs(ev.cost.macs(ev.run.space.largest()))
-        uni = max(
-            (
-                r
-                for r in ev.run.space.uniform_ratios()
-                if ev.cost.macs(ev.run.space.uniform(r)) <= limit
-            ),
-            default=None,
-        )
+        uni = ev.cost.widest_uniform_ratio(limit)
         rand = random_feasible(ev, b, args.random, args.seed)
         table.append(
             {

@@ -220,10 +220,7 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
             scored.append((s.value, ev.accuracy(c), s.macs))
         points += scored
         best = min(scored)
-        uniform = max(
-            (r for r in space.uniform_ratios() if cost.macs(space.uniform(r)) <= limit),
-            default=None,
-        )
+        uniform = cost.widest_uniform_ratio(limit)
         rows.append(
             {
                 "budget": label,

@@ -62,19 +62,18 @@ def train(task: str, method: str, seed: int, args) -> tuple[Path, float | None]:
     ]
 
 
-def evaluate(run_dir: Path) -> dict[str, float]:
+def evaluate(
+    run_dir: Path, budgets=("1/16", "1/64"), settings: sn.EvalSettings | None = None
+) -> dict[str, float]:
+    """Accuracy of the largest, the smallest and the widest uniform model within each budget
+    (the smallest where no uniform model fits)."""
     run = sn.load_run(run_dir)
-    ev = sn.Evaluator(run, sn.EvalSettings())
-    anchor = ev.cost.macs(run.space.largest())
-    configs = {"largest": run.space.largest(), "smallest": run.space.smallest()}
-    for text in ("1/16", "1/64"):
-        limit = sn.parse_budget(text).macs(anchor)
-        fitting = [
-            r
-            for r in sorted(run.space.uniform_ratios(), reverse=True)
-            if ev.cost.macs(run.space.uniform(r)) <= limit
-        ]
-        configs[text] = run.space.uniform(fitting[0]) if fitting else run.space.smallest()
+    ev = sn.Evaluator(run, settings or sn.EvalSettings())
+    space, anchor = run.space, ev.cost.macs(run.space.largest())
+    configs = {"largest": space.largest(), "smallest": space.smallest()}
+    for text in budgets:
+        ratio = ev.cost.widest_uniform_ratio(sn.parse_budget(text).macs(anchor))
+        configs[text] = space.smallest() if ratio is None else space.uniform(ratio)
     accs = ground_truth(ev, list(configs.values()))
     return dict(zip(configs, accs, strict=True))
 

@@ -22,6 +22,7 @@ import json
 import time
 from pathlib import Path
 
+import seed_spread  # this folder is on sys.path when run as a script
 import torch
 from rich.console import Console
 from rich.table import Table
@@ -29,7 +30,6 @@ from rich.table import Table
 import slimda_nas as sn
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import SpaceError
-from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.space import resolve_space_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,20 +71,7 @@ def arm_config(arm: str, name: str, args, space: Path) -> sn.RunConfig:
 
 
 def evaluate(run_dir: Path) -> dict[str, float]:
-    run = sn.load_run(run_dir)
-    ev = sn.Evaluator(run, sn.EvalSettings(calibration_images=500))
-    anchor = ev.cost.macs(run.space.largest())
-    configs = {"largest": run.space.largest(), "smallest": run.space.smallest()}
-    for text in ("1/4", "1/16"):
-        limit = sn.parse_budget(text).macs(anchor)
-        fitting = [
-            r
-            for r in sorted(run.space.uniform_ratios(), reverse=True)
-            if ev.cost.macs(run.space.uniform(r)) <= limit
-        ]
-        configs[text] = run.space.uniform(fitting[0]) if fitting else run.space.smallest()
-    accs = ground_truth(ev, list(configs.values()))
-    return dict(zip(configs, accs, strict=True))
+    return seed_spread.evaluate(run_dir, ("1/4", "1/16"), sn.EvalSettings(calibration_images=500))
 
 
 def main() -> None:

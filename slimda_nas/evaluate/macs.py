@@ -265,6 +265,13 @@ class CostModel:
         """Parameters of the deployed sub-network at ``config``."""
         return self._evaluate("params", self._widths(config))
 
+    def widest_uniform_ratio(self, limit: float) -> float | None:
+        """The widest uniform width ratio whose model has at most ``limit`` MACs (None: none)."""
+        return max(
+            (r for r in self.space.uniform_ratios() if self.macs(self.space.uniform(r)) <= limit),
+            default=None,
+        )
+
     def macs_of_indices(self, indices) -> int:
         """MACs of the configuration given as unit indices (no validation: the search's own
         proposals, thousands per second)."""

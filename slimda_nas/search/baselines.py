@@ -75,13 +75,10 @@ class Recorder:
 
 def run_uniform(rec: Recorder) -> None:
     """Score the widest uniform-width configuration within the budget."""
-    space, spec = rec.space, rec.spec
-    for ratio in sorted(space.uniform_ratios(), reverse=True):
-        config = space.uniform(ratio)
-        if spec.budget.fits(rec.cost.macs(config)):
-            rec.score(space.to_indices(config))
-            return
-    raise BudgetError(f"budget {spec.budget}: no uniform-width configuration fits")
+    ratio = rec.cost.widest_uniform_ratio(rec.spec.budget.macs)
+    if ratio is None:
+        raise BudgetError(f"budget {rec.spec.budget}: no uniform-width configuration fits")
+    rec.score(rec.space.to_indices(rec.space.uniform(ratio)))
 
 
 def run_greedy(rec: Recorder) -> None:
