@@ -66,7 +66,7 @@ class BoundedHistorySampler(BaseSampler):
         self,
         inner: BaseSampler,
         distributions: Mapping[str, BaseDistribution] | None = None,
-        recent: int = 500,
+        recent: int = TPE_HISTORY,
         best: int = 25,
     ) -> None:
         self._inner, self._recent, self._best = inner, recent, best
@@ -117,7 +117,7 @@ def _tpe(seed, distributions, band, budget_macs) -> BaseSampler:
     tpe = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
     )
-    return BoundedHistorySampler(tpe, distributions, recent=TPE_HISTORY)
+    return BoundedHistorySampler(tpe, distributions)
 
 
 def _nsga2(seed, distributions, band, budget_macs) -> BaseSampler:

@@ -100,16 +100,18 @@ class _Ledger:
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
-        self.finished = 0
         self.evaluated = 0
         self.keys: set[str] = set()
+
+    @property
+    def finished(self) -> int:
+        return len(self.seen)
 
     def update(self, trials: list) -> None:
         for t in trials:
             if t.state != TrialState.COMPLETE or t.number in self.seen:
                 continue
             self.seen.add(t.number)
-            self.finished += 1
             if is_evaluated(t):
                 self.evaluated += 1
                 self.keys.add(t.user_attrs.get("key"))
