@@ -67,6 +67,34 @@ class BandSampler:
     def smallest_index(self) -> Indices:
         return tuple(0 for _ in self.sizes)
 
+    def enumerate(self, high: int, limit: int) -> list[Indices] | None:
+        """Every configuration within ``high`` MACs, in index order, when there are at most
+        ``limit`` of them; None when there are more (digits at 1/64: 720 of 10^6).
+
+        MACs never fall as a unit widens (ascending choices, non-negative terms), so once a
+        prefix with every later unit at its narrowest is over the budget, so is everything
+        wider: the walk visits little more than the configurations it returns.
+        """
+        found: list[Indices] = []
+        x = [0] * len(self.sizes)
+
+        def walk(u: int) -> bool:  # False: more than ``limit``, stop
+            if u == len(x):
+                found.append(tuple(x))
+                return len(found) <= limit
+            for i in range(self.sizes[u]):
+                x[u] = i
+                if self.macs(x) > high or not walk(u + 1):
+                    break
+            else:
+                x[u] = 0
+                return True
+            x[u] = 0
+            return len(found) <= limit
+
+        walk(0)
+        return found if len(found) <= limit else None
+
     def _grow_into(self, x: list[int], low: int, high: int, rng: random.Random) -> list[int]:
         """Widen random units one step at a time until the MACs reach ``low``."""
         if self.macs(x) > high:

@@ -18,6 +18,7 @@ import torch
 from slimda_nas.errors import BudgetError, Notice, RunError, UserError
 from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
+from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.evaluate.space_summary import check_reachable
@@ -127,6 +128,26 @@ def study_specs(
     return specs
 
 
+def _held_by_band(spec: StudySpec, band: BandSampler) -> StudySpec:
+    """A budget that holds fewer configurations than the evaluations asked is searched
+    exhaustively: all of them are evaluated, and the search says so."""
+    if spec.multi_objective:
+        return spec
+    held = band.enumerate(spec.budget.macs, limit=spec.evaluations)
+    if held is None or len(held) >= spec.evaluations:
+        return spec
+    fit = "1 configuration fits" if len(held) == 1 else f"{len(held):,} configurations fit"
+    warnings.warn(
+        Notice(
+            f"budget {spec.budget.text}: only {fit} {spec.budget.macs:,} MACs, fewer than the "
+            f"{spec.evaluations:,} evaluations asked; {spec.sampler} evaluates "
+            f"{'it' if len(held) == 1 else f'all {len(held):,}'}"
+        ),
+        stacklevel=3,
+    )
+    return replace(spec, evaluations=len(held))
+
+
 def _open_study(storage, spec: StudySpec, meta: StudyMeta) -> optuna.Study:
     """Create the study, or join it when it searches the same thing the same way; a study of
     that name made by another search is refused (its results would be overwritten)."""
@@ -224,7 +245,8 @@ def run_search(
         check_reachable(b, smallest, anchor_macs)
     storage = open_storage(opts.storage, run.run_dir, opts.workers)
     cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
-    specs = study_specs(opts, budgets, evaluator.settings_hash())
+    band = BandSampler(run.space, evaluator.cost)
+    specs = [_held_by_band(s, band) for s in study_specs(opts, budgets, evaluator.settings_hash())]
 
     def meta(spec: StudySpec) -> StudyMeta:
         return StudyMeta(

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import socket
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 import optuna
 from optuna.distributions import IntDistribution
@@ -38,6 +40,8 @@ from slimda_nas.space import SearchSpace
 
 TPE_STARTUP = 10  # TPE's start-up trials, drawn feasible
 STALE_SECONDS = 600  # a RUNNING trial of another machine older than this is a dead worker's
+LISTED_BAND = 20_000  # a band this short is listed once when a repair finds nothing near
+BAND_DRAWS = 20  # else: band draws tried for a free configuration
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,9 +161,7 @@ class StudyWorker:
         spec = self.spec
         trials = self.study.get_trials(deepcopy=False) if trials is None else trials
         self.ledger.update(trials)
-        # The seed depends on how many proposals finished, not on trial numbers: a trial lost to
-        # a kill leaves a number behind, and the resumed search must propose what it would have.
-        seed = (spec.seed * 1_000_003 + self.rank * 7919 + self.ledger.finished) % 2**31
+        seed = self._seed()
         name = spec.sampler
         if name == "tpe" and not spec.multi_objective:
             if self.ledger.evaluated < TPE_STARTUP:
@@ -244,12 +246,37 @@ class StudyWorker:
             fixed = repair(self.band, indices, budget, keep=free)
         else:
             fixed = nearest(self.band, indices, free)
+        if fixed is None and budget is not None:
+            fixed = self._free_in_band(free)
         if fixed is None:
             return
         self.study.enqueue_trial(
             dict(zip(self.units, fixed, strict=True)),
             user_attrs={"repaired_from": {"trial": number, "key": record.key, "why": why}},
         )
+
+    def _free_in_band(self, free: Callable) -> tuple[int, ...] | None:
+        """Any free configuration within the budget, for a proposal with none nearby (a
+        band nearly exhausted): drawn from the band's list when it is short, else by a few
+        band draws."""
+        rng = random.Random(self._seed())
+        if self._band_list is not None:
+            left = [x for x in self._band_list if free(x)]
+            return rng.choice(left) if left else None
+        for _ in range(BAND_DRAWS):
+            x, _ = self.band.sample(rng, self.spec.budget.macs)
+            if free(x):
+                return x
+        return None
+
+    @cached_property
+    def _band_list(self) -> list[tuple[int, ...]] | None:
+        return self.band.enumerate(self.spec.budget.macs, limit=LISTED_BAND)
+
+    def _seed(self) -> int:
+        # The seed depends on how many proposals finished, not on trial numbers: a trial lost to
+        # a kill leaves a number behind, and the resumed search must propose what it would have.
+        return (self.spec.seed * 1_000_003 + self.rank * 7919 + self.ledger.finished) % 2**31
 
     def _abandon(self, since: int) -> None:
         """Close as FAIL the RUNNING trials this worker asked for (numbered from ``since``,

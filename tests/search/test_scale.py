@@ -4,6 +4,7 @@ fast where uniform draws never fit, and a killed search with repairs resumes exa
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import signal
@@ -14,11 +15,12 @@ import optuna
 import pytest
 
 from slimda_nas.bank import ModelBank
+from slimda_nas.errors import Notice
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.feasible import BandSampler, repair
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search.record import trial_record
+from slimda_nas.search.record import config_key, trial_record
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
 from slimda_nas.space import load_space, space_from_dict
@@ -45,6 +47,39 @@ def test_samplers_deliver_every_evaluation_at_one_64th(tiny_run_dir, tmp_path, s
     keys = [t.user_attrs["key"] for t in evaluated]
     assert len(keys) == len(set(keys)) == n  # n distinct configurations, each scored once
     assert all(t.user_attrs["macs"] <= study.budget.macs for t in evaluated)
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_a_budget_holding_fewer_configurations_than_asked_is_searched_exhaustively(
+    tiny_run_dir, tmp_path, sampler
+):
+    run_dir = copy_run(tiny_run_dir, tmp_path / "run")
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    band = BandSampler(ev.run.space, ev.cost)
+    budget = parse_budget("1/128").resolve(ev.cost.macs(ev.anchor_config))
+    held = band.enumerate(budget.macs, limit=1000)
+    assert held is not None and 5 < len(held) < 30  # digits at 1/128: a dozen
+    opts = SearchOptions(budgets="1/128", sampler=sampler, evaluations=30, settings=SMALL)
+    with pytest.warns(
+        Notice, match=f"only {len(held)} configurations fit .* evaluates all {len(held)}"
+    ):
+        study = run_search(ev, opts, save=False, accuracy=False).studies[0]
+    assert study.evaluations == study.requested == len(held) and not study.short
+    keys = {
+        t.user_attrs["key"] for t in _trials(run_dir, study.name) if t.user_attrs.get("evaluated")
+    }
+    assert keys == {config_key(x) for x in held}  # every one of them, once
+
+
+def test_the_band_listing_is_exact():
+    """On a space small enough to list by brute force, the pruned walk finds the same set."""
+    space = _small_space()
+    band = BandSampler(space, CostModel(ModelBank.build(space, 10)))
+    for high in (band.macs([0] * 6), band.macs([3] * 6) // 9, band.macs([3] * 6) // 4):
+        inside = [x for x in itertools.product(range(4), repeat=6) if band.macs(x) <= high]
+        assert band.enumerate(high, limit=len(inside)) == inside
+        assert band.enumerate(high, limit=len(inside) - 1) is None
+    assert band.enumerate(band.macs([0] * 6) - 1, limit=10) == []
 
 
 def test_a_repaired_proposal_is_feasible_and_recorded_with_its_original(tiny_run_dir, tmp_path):
@@ -136,9 +171,9 @@ def test_band_sampler_draws_where_uniform_draws_never_fit(resnet_band):
     assert band.sample(random.Random(0), high, low=int(0.6 * high))[0] == drawn[0]  # seeded
 
 
-def test_the_walk_is_uniform_over_the_band():
-    """On a space small enough to list, the walk's draws match the uniform distribution."""
-    space = space_from_dict(
+def _small_space():
+    """The digits CNN with four widths per unit: 4,096 configurations."""
+    return space_from_dict(
         {
             "backbone": "digits_cnn",
             "input": {"channels": 3, "size": 32},
@@ -146,10 +181,13 @@ def test_the_walk_is_uniform_over_the_band():
             "units": {n: {} for n in ("conv1", "conv2", "conv3", "conv4", "conv5", "fc1")},
         }
     )
+
+
+def test_the_walk_is_uniform_over_the_band():
+    """On a space small enough to list, the walk's draws match the uniform distribution."""
+    space = _small_space()
     band = BandSampler(space, CostModel(ModelBank.build(space, 10)), rejection_draws=0)
     high = band.macs([3] * 6) // 4
-    import itertools
-
     inside = [x for x in itertools.product(range(4), repeat=6) if band.macs(x) <= high]
     rng = random.Random(1)
     counts = Counter(band.chain(rng, high) for _ in range(3000))

@@ -88,15 +88,34 @@ def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
     assert result.studies[0].requested == 10 and not result.studies[0].short
 
 
-def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
+def test_a_budget_holding_one_configuration_evaluates_it(run_dir):
+    from slimda_nas.errors import Notice
     from slimda_nas.evaluate.budget import Budget
 
     ev = _evaluator(run_dir)
     smallest = ev.cost.macs(ev.run.space.smallest())
     only_smallest = Budget("smallest", absolute=smallest)  # one feasible configuration
     opts = SearchOptions(budgets=[only_smallest], sampler="nsga2", evaluations=3, settings=SMALL)
+    with pytest.warns(Notice, match="only 1 configuration fits .* nsga2 evaluates it"):
+        study = run_search(ev, opts).studies[0]
+    assert study.evaluations == study.requested == 1 and not study.short
+    assert study.points[-1].config == ev.run.space.smallest()
+
+
+def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
+    from slimda_nas.evaluate.budget import Budget
+
+    ev = _evaluator(run_dir)
+    smallest = ev.cost.macs(ev.run.space.smallest())
+    opts = SearchOptions(
+        budgets=[Budget("smallest", absolute=smallest)],
+        sampler="nsga2",
+        evaluations=3,
+        settings=SMALL,
+        repair=False,  # raw proposals: 1 in 10^6 fits
+    )
     study = run_search(ev, opts).studies[0]
-    assert study.evaluations < 3 and study.short
+    assert study.evaluations < study.requested == 1 and study.short
 
 
 def test_the_cli_says_when_a_sampler_fell_short(run_dir, capsys):
@@ -105,11 +124,13 @@ def test_the_cli_says_when_a_sampler_fell_short(run_dir, capsys):
     run = load_run(run_dir, device="cpu")
     smallest = CostModel(run.bank).macs(run.space.smallest())
     args = ["search", "--run", str(run_dir), "--budget", f"{smallest / 1000}K", "--no-report"]
-    args += ["--sampler", "nsga2", "--trials", "3", "--device", "cpu"]
+    args += ["--sampler", "nsga2", "--trials", "3", "--device", "cpu", "--no-repair"]
     args += ["--calibration-images", "8", "--scoring-images", "8", "--batch-size", "4"]
     assert main(args) == 0
-    out = " ".join(capsys.readouterr().out.split())
-    assert "note: nsga2 @" in out and "of 3 evaluations" in out
+    captured = capsys.readouterr()
+    assert "search: note: budget" in captured.err and "only 1 configuration fits" in captured.err
+    out = " ".join(captured.out.split())
+    assert "note: nsga2 @" in out and "0 of 1 evaluations" in out
 
 
 def test_unreachable_budget_fails_at_once(run_dir):
