@@ -31,6 +31,7 @@ from slimda_nas.bank import ModelBank
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.storage import open_storage
 from slimda_nas.search.worker import StudySpec, StudyWorker
@@ -68,7 +69,7 @@ def fake_score(space):
         wobble = int(hashlib.sha256(key).hexdigest()[:6], 16) / 16**6
         upem = 0.001 * base + 0.002 * wobble
         return CandidateScore(
-            config=dict(config), macs=0, params=0, upem={"kl": upem}, seconds=0.0
+            config=dict(config), macs=0, params=0, upem={DEFAULT_METRIC: upem}, seconds=0.0
         )
 
     return score

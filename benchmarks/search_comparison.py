@@ -4,7 +4,7 @@ of random feasible models of the same budget and the best configuration any sear
 
     python benchmarks/search_comparison.py --run runs/seeds/usps_mnist_slimda_s0 \\
         --budgets 1/16,1/64 --samplers tpe,nsga2,random,uniform,greedy --seeds 0,1,2 \\
-        --trials 100 [--metric kl] [--repair both] [--random 60] [--tag NAME]
+        --trials 100 [--metric kl@ct] [--repair both] [--random 60] [--tag NAME]
 
 Studies go to their own journal (RUN/bench-<tag>.journal), so a user's studies are untouched;
 scores are shared through the run's score cache, so re-running is cheap. Writes
@@ -26,6 +26,7 @@ from rich.table import Table
 import slimda_nas as sn
 from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.ground_truth import ground_truth
+from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.search.storage import open_storage
 from slimda_nas.search.studies import read_studies
 
@@ -71,7 +72,7 @@ def main() -> None:
     p.add_argument("--samplers", default="tpe,nsga2,random,uniform,greedy")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--metric", default="kl")
+    p.add_argument("--metric", default=DEFAULT_METRIC)
     p.add_argument("--repair", choices=("on", "off", "both"), default="on")
     p.add_argument("--random", type=int, default=60, help="random feasible models per budget")
     p.add_argument(

@@ -56,7 +56,41 @@ class FeasibleRandomSampler(BaseSampler):
         return self._rng.randint(param_distribution.low, param_distribution.high)
 
 
-class BoundedHistorySampler(BaseSampler):
+class FixedSpaceSampler(BaseSampler):
+    """An Optuna sampler given the search space once instead of inferring it from every trial:
+    the space is fixed and known, and the inference (an intersection over all finished trials)
+    costs O(trials) per proposal, its cache dying with each fresh sampler (the search makes one
+    per trial). Everything else is the inner sampler's, on the study :meth:`_study` returns."""
+
+    def __init__(self, inner: BaseSampler, distributions: Mapping[str, BaseDistribution]) -> None:
+        self._inner = inner
+        self._space = {n: d for n, d in distributions.items() if not d.single()}
+
+    def _study(self, study):
+        return study
+
+    def infer_relative_search_space(self, study, trial):
+        return dict(self._space)
+
+    def before_trial(self, study, trial):
+        self._inner.before_trial(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._inner.sample_relative(self._study(study), trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._inner.sample_independent(
+            self._study(study), trial, param_name, param_distribution
+        )
+
+    def after_trial(self, study, trial, state, values):
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
+class BoundedHistorySampler(FixedSpaceSampler):
     """A sampler that models only part of a long study's history: the last ``recent`` finished
     trials and the ``best`` feasible ones (running trials always). TPE's cost per proposal grows
     with every trial it models; past a few hundred, the newest and the best carry what it needs
@@ -65,21 +99,15 @@ class BoundedHistorySampler(BaseSampler):
     def __init__(
         self,
         inner: BaseSampler,
-        distributions: Mapping[str, BaseDistribution] | None = None,
+        distributions: Mapping[str, BaseDistribution],
         recent: int = TPE_HISTORY,
         best: int = 25,
     ) -> None:
-        self._inner, self._recent, self._best = inner, recent, best
+        super().__init__(inner, distributions)
+        self._recent, self._best = recent, best
         self._views: dict[int, BoundedStudyView] = {}
-        # The search space is fixed and known: no need for the sampler to infer it from every
-        # trial again (the inference is O(trials) and its cache dies with each fresh sampler).
-        self._space = (
-            None
-            if distributions is None
-            else {n: d for n, d in distributions.items() if not d.single()}
-        )
 
-    def _view(self, study):
+    def _study(self, study):
         # one view per study (what it keeps is worked out once per proposal)
         view = self._views.get(id(study))
         if view is None or view._study is not study:
@@ -88,26 +116,7 @@ class BoundedHistorySampler(BaseSampler):
 
     def before_trial(self, study, trial):
         self._views.pop(id(study), None)  # a new proposal: the history has grown
-        self._inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study, trial):
-        if self._space is not None:
-            return dict(self._space)
-        return self._inner.infer_relative_search_space(self._view(study), trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self._inner.sample_relative(self._view(study), trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self._inner.sample_independent(
-            self._view(study), trial, param_name, param_distribution
-        )
-
-    def after_trial(self, study, trial, state, values):
-        self._inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self._inner.reseed_rng()
+        super().before_trial(study, trial)
 
 
 Factory = Callable[[int, Mapping[str, BaseDistribution], BandSampler, "int | None"], BaseSampler]
@@ -121,7 +130,9 @@ def _tpe(seed, distributions, band, budget_macs) -> BaseSampler:
 
 
 def _nsga2(seed, distributions, band, budget_macs) -> BaseSampler:
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+    nsga2 = optuna.samplers.NSGAIISampler(seed=seed, population_size=16)
+    # sorted by name, the order Optuna's own inference gives: the same proposals as without
+    return FixedSpaceSampler(nsga2, dict(sorted(distributions.items())))
 
 
 def _random(seed, distributions, band, budget_macs) -> BaseSampler:
