@@ -99,26 +99,51 @@ def fail_dead_trials(study: optuna.Study) -> int:
 
 class _Ledger:
     """What this worker knows of its study's finished trials, kept up to date incrementally
-    (a finished trial never changes): how many finished, how many spent an evaluation, and
-    the configurations evaluated. Thousands of trials cost one cheap pass per step."""
+    (a finished trial never changes): how many completed, how many spent an evaluation, and
+    the configurations evaluated. Trials are listed in creation order, so once the first
+    ``_final`` trials are all finished they are never read again: a step reads only the trials
+    from the oldest one still running or waiting."""
 
     def __init__(self) -> None:
         self.seen: set[int] = set()
         self.evaluated = 0
         self.keys: set[str] = set()
+        self._final = 0  # trials[:_final] are all finished
+        self._final_evaluated = 0  # UPEM evaluations among them
 
     @property
     def finished(self) -> int:
         return len(self.seen)
 
     def update(self, trials: list) -> None:
-        for t in trials:
+        for t in self.unfinished(trials):
             if t.state != TrialState.COMPLETE or t.number in self.seen:
                 continue
             self.seen.add(t.number)
             if is_evaluated(t):
                 self.evaluated += 1
                 self.keys.add(t.user_attrs.get("key"))
+        while self._final < len(trials) and trials[self._final].state.is_finished():
+            t = trials[self._final]
+            self._final_evaluated += _evaluated(t)
+            self._final += 1
+
+    def unfinished(self, trials: list) -> list:
+        """The trials from the oldest one not finished (running or waiting) on."""
+        return trials[self._final :]
+
+    def slots_before(self, trials: list, number: int) -> int:
+        """Evaluations done or running among the trials numbered before ``number`` (itself
+        running, so every trial of the finished prefix is numbered before it)."""
+        self.update(trials)
+        return self._final_evaluated + sum(
+            t.number < number and (t.state == TrialState.RUNNING or _evaluated(t))
+            for t in self.unfinished(trials)
+        )
+
+
+def _evaluated(t) -> bool:
+    return t.state == TrialState.COMPLETE and is_evaluated(t)
 
 
 class StudyWorker:
@@ -233,7 +258,7 @@ class StudyWorker:
         if not self.spec.repair or record.repaired_from is not None:
             return
         taken = set(self.ledger.keys)
-        for t in trials:
+        for t in self.ledger.unfinished(trials):
             queued = waiting_params(t) if t.state == TrialState.WAITING else {}
             if len(queued) == len(self.units):
                 taken.add(config_key(queued[u] for u in self.units))
@@ -297,12 +322,5 @@ class StudyWorker:
             self.on_trial(frozen)
 
     def _slot_free(self, number: int) -> bool:
-        before = 0
-        for t in self.study.get_trials(deepcopy=False):
-            if t.number >= number:
-                continue
-            if t.state == TrialState.RUNNING or (
-                t.state == TrialState.COMPLETE and is_evaluated(t)
-            ):
-                before += 1
-        return before < self.spec.evaluations
+        trials = self.study.get_trials(deepcopy=False)  # fresh: other workers' trials too
+        return self.ledger.slots_before(trials, number) < self.spec.evaluations
