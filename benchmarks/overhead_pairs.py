@@ -1,0 +1,79 @@
+"""Search overhead of two checkouts of slimda-nas measured as pairs: for each (space, sampler),
+``sampler_overhead.run_one`` of one checkout and right after it of the other (alternating which
+goes first), so that both halves of a pair see the same load on a shared machine.
+
+    python benchmarks/overhead_pairs.py --old ../slimda-nas-2b87e77 --new .
+
+Each half runs in a subprocess with PYTHONPATH set to its checkout (and that checkout's own
+benchmarks/sampler_overhead.py). Writes benchmarks/results/overhead_paired.json: per
+"space|sampler|budget|old|new" the run's windows, as sampler_overhead.py records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PAIRS = (
+    ("digits_cnn", "nsga2", 3000, "1/16"),
+    ("digits_cnn", "tpe", 3000, "1/16"),
+    ("resnet50", "nsga2", 2000, "1/4"),
+    ("resnet50", "tpe", 2000, "1/4"),
+)
+RUN = (
+    "import sys, json; sys.path.insert(0, {bench!r}); import sampler_overhead as so; "
+    "print(json.dumps(so.run_one({space!r}, {sampler!r}, {trials}, {budget!r}, 0)))"
+)
+
+
+def run_half(checkout: Path, space: str, sampler: str, trials: int, budget: str) -> dict:
+    code = RUN.format(
+        bench=str(checkout / "benchmarks"),
+        space=space,
+        sampler=sampler,
+        trials=trials,
+        budget=budget,
+    )
+    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--old", type=Path, required=True)
+    p.add_argument("--new", type=Path, default=REPO)
+    args = p.parse_args()
+    checkouts = {"old": args.old.resolve(), "new": args.new.resolve()}
+    out_path = REPO / "benchmarks" / "results" / "overhead_paired.json"
+    results: dict = {}
+    for i, (space, sampler, trials, budget) in enumerate(PAIRS):
+        for label in ("old", "new") if i % 2 == 0 else ("new", "old"):
+            t0 = time.time()
+            r = run_half(checkouts[label], space, sampler, trials, budget)
+            results[f"{space}|{sampler}|{budget}|{label}"] = r
+            at = {w["trials"]: w for w in r["windows"]}
+            marks = {
+                m: (
+                    round(at[m]["overhead_ms_per_trial"]),
+                    round(at[m]["overhead_ms_per_evaluation"]),
+                )
+                for m in (100, 1000, 2000, 3000)
+                if m in at
+            }
+            print(
+                f"{space} {sampler} {budget} {label} {time.time() - t0:.0f} s {marks}", flush=True
+            )
+            out_path.write_text(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
