@@ -82,15 +82,16 @@ class BandSampler:
             if u == len(x):
                 found.append(tuple(x))
                 return len(found) <= limit
+            more = True
             for i in range(self.sizes[u]):
                 x[u] = i
-                if self.macs(x) > high or not walk(u + 1):
+                if self.macs(x) > high:
                     break
-            else:
-                x[u] = 0
-                return True
+                if not walk(u + 1):
+                    more = False
+                    break
             x[u] = 0
-            return len(found) <= limit
+            return more
 
         walk(0)
         return found if len(found) <= limit else None
