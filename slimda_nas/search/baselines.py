@@ -105,8 +105,9 @@ def run_greedy(rec: Recorder) -> None:
         if not moves:
             break
         unscored = sum(config_key(nxt) not in rec.recorded for nxt, _ in moves)
-        # keep one evaluation for the final model
-        if rec.evaluations + unscored < spec.evaluations:
+        # keep one evaluation for the final model; once out of evaluations, MACs alone decide
+        # (even where every move happens to be scored already: the current model is not)
+        if current_score is not None and rec.evaluations + unscored < spec.evaluations:
             ranked = []
             for nxt, saved in moves:
                 s = rec.score(tuple(nxt))

@@ -130,8 +130,9 @@ def study_specs(
 
 def _held_by_band(spec: StudySpec, band: BandSampler) -> StudySpec:
     """A budget that holds fewer configurations than the evaluations asked is searched
-    exhaustively: all of them are evaluated, and the search says so."""
-    if spec.multi_objective:
+    exhaustively: all of them are evaluated, and the search says so. (The baselines follow
+    their own path and are left as they are.)"""
+    if spec.multi_objective or spec.sampler not in OPTUNA_SAMPLERS:
         return spec
     held = band.enumerate(spec.budget.macs, limit=spec.evaluations)
     if held is None or len(held) >= spec.evaluations:

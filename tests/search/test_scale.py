@@ -9,6 +9,7 @@ import json
 import random
 import signal
 import time
+import warnings
 from collections import Counter
 
 import optuna
@@ -69,6 +70,16 @@ def test_a_budget_holding_fewer_configurations_than_asked_is_searched_exhaustive
         t.user_attrs["key"] for t in _trials(run_dir, study.name) if t.user_attrs.get("evaluated")
     }
     assert keys == {config_key(x) for x in held}  # every one of them, once
+
+
+def test_the_baselines_keep_their_own_count_in_a_short_band(tiny_run_dir, tmp_path):
+    run_dir = copy_run(tiny_run_dir, tmp_path / "run")
+    ev = Evaluator(load_run(run_dir, device="cpu"), SMALL)
+    opts = SearchOptions(budgets="1/128", sampler="greedy", evaluations=30, settings=SMALL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Notice)  # no "evaluates all" notice for a baseline
+        study = run_search(ev, opts, save=False, accuracy=False).studies[0]
+    assert study.requested == 30 and study.budget.fits(study.picks()[0].point.macs)
 
 
 def test_the_band_listing_is_exact():
