@@ -10,60 +10,21 @@ Optuna 5 has no public call for two things a shared, resumable search needs:
 - a bounded history for TPE (its samplers read a study's trials through ``study._get_trials``).
 
 Both go through the storage directly. The journal file's operation codes (to tell a damaged
-journal from one Optuna can replay, and which records must be fsynced at once) come from its
-private module too. If Optuna changes these names, only this file changes.
+journal from one Optuna can replay) come from its private module too. If Optuna changes these
+names, only this file changes.
 """
 
 from __future__ import annotations
 
 import heapq
-import json
 import math
-import os
 from typing import Any
 
 import optuna
-from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial, TrialState
 
 JOURNAL_OP_CODES = frozenset(int(op) for op in JournalOperation)
-RUNNING_TRIAL_OPS = frozenset(
-    int(op)
-    for op in (
-        JournalOperation.SET_TRIAL_PARAM,
-        JournalOperation.SET_TRIAL_USER_ATTR,
-        JournalOperation.SET_TRIAL_SYSTEM_ATTR,
-        JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE,
-    )
-)
-"""What a running trial writes line by line: made durable by the next fsync (its creation, its
-end, any study record), not each on its own."""
-
-
-class TrialDurableJournalFile(JournalFileBackend):
-    """Optuna's journal file (same lines, same lock), fsynced when a record that must survive a
-    crash is written (a study or trial created, a trial finished, a study attribute) instead of
-    after every line. A running trial writes one line per parameter and attribute (about 50 on
-    ResNet-50, an fsync each in Optuna's backend, most of a trial's storage time); those lines
-    ride on the next fsync, which covers every earlier byte of the file. A machine crash can
-    therefore lose only trials still running, which the next run closes as dead anyway."""
-
-    def __init__(self, path: str) -> None:
-        self._path, self._file_lock = path, JournalFileOpenLock(path)
-        super().__init__(path, lock_obj=self._file_lock)
-
-    def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
-        self._file_lock.acquire()
-        try:
-            with open(self._path, "ab") as f:
-                f.write(data.encode("utf-8"))
-                f.flush()
-                if any(log.get("op_code") not in RUNNING_TRIAL_OPS for log in logs):
-                    os.fsync(f.fileno())
-        finally:
-            self._file_lock.release()
 
 
 def set_trial_system_attr(

@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 
 from slimda_nas.errors import Notice, RunError, UserError
-from slimda_nas.search._optuna import JOURNAL_OP_CODES, TrialDurableJournalFile
+from slimda_nas.search._optuna import JOURNAL_OP_CODES
 
 JOURNAL = "study.journal"
 
@@ -94,7 +94,7 @@ def _connect_args(scheme: str) -> dict:
 
 
 def _journal(path: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalStorage
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 
     if path.exists() and not path.is_file():
         raise StorageError(
@@ -104,7 +104,8 @@ def _journal(path: Path) -> optuna.storages.BaseStorage:
         check_journal(path)  # appending after a cut line would corrupt every later record
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(TrialDurableJournalFile(str(path)))
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        return JournalStorage(backend)
     except PermissionError:
         raise StorageError(f"{path}: cannot write the study journal (permission denied)") from None
     except (ValueError, KeyError, UnicodeDecodeError) as e:

@@ -229,34 +229,3 @@ def test_macs_of_indices_equals_macs(resnet_band):
     for _ in range(50):
         config = space.sample(rng)
         assert band.cost.macs_of_indices(space.to_indices(config)) == band.cost.macs(config)
-
-
-def test_the_journal_syncs_once_per_durable_record_and_stays_optunas(tmp_path, monkeypatch):
-    """A running trial's parameter and attribute lines ride on the next fsync (its end); the
-    file is still one a plain Optuna journal replays to the same trials."""
-    import os
-
-    from optuna.distributions import IntDistribution
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-    from slimda_nas.search._optuna import RUNNING_TRIAL_OPS
-
-    synced, real = [], os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd) or real(fd))
-    study = optuna.create_study(study_name="s", storage=open_storage(None, tmp_path))
-    for i in range(5):
-        trial = study.ask({f"p{j}": IntDistribution(0, 9) for j in range(6)})
-        for k in range(3):
-            trial.set_user_attr(f"a{k}", k)
-        study.tell(trial, float(i))
-    path = tmp_path / "study.journal"
-    ops = [json.loads(line)["op_code"] for line in path.read_text().splitlines()]
-    durable = [op for op in ops if op not in RUNNING_TRIAL_OPS]
-    assert len(synced) == len(durable) and 3 * len(durable) < len(ops)
-    monkeypatch.setattr(os, "fsync", real)
-    plain = optuna.load_study(
-        study_name="s", storage=JournalStorage(JournalFileBackend(str(path)))
-    )
-    assert [(t.params, t.user_attrs, t.value) for t in plain.trials] == [
-        (t.params, t.user_attrs, t.value) for t in study.trials
-    ]
