@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
+from slimda_nas.evaluate.latency import format_ms, one_thread_text
 
 #: Scoring options left unset on the command line take the values the search recorded.
 _FROM_SEARCH = (
@@ -144,16 +145,12 @@ def _table(result) -> Table:
 
 def latency_caption(lat: dict) -> str:
     """One line: this model's and the full-width model's batch-1 latency on this machine."""
-
-    def ms(rec: dict, runtime: str) -> str:
-        r = rec.get(runtime)
-        return "-" if r is None else f"{r['median_ms']:.3g} ms"
-
     m, full, mach = lat["model"], lat["full_width"], lat["machine"]
     return (
         f"latency at batch 1 on this machine ({mach['cpu']}, {mach['threads']} threads): "
-        f"PyTorch {ms(m, 'pytorch')}, ONNX Runtime {ms(m, 'onnxruntime')}; full width "
-        f"{ms(full, 'pytorch')} / {ms(full, 'onnxruntime')}. Another device gives other numbers."
+        f"PyTorch {format_ms(m, 'pytorch')}, ONNX Runtime {format_ms(m, 'onnxruntime')}"
+        f"{one_thread_text(m)}; full width {format_ms(full, 'pytorch')} / "
+        f"{format_ms(full, 'onnxruntime')}. Another device gives other numbers."
     )
 
 

@@ -5,6 +5,7 @@ thread settings are recorded with them); they are cached per configuration in th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -76,25 +77,59 @@ def time_runner(run: Runner, example: Tensor) -> dict[str, float]:
 
 def measure_latency(plain: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
     """Batch-1 latency of a plain (materialized, CPU, eval-mode) sub-network under PyTorch and
-    under ONNX Runtime (None, with the reason, where ONNX cannot run here)."""
+    under ONNX Runtime (None, with the reason, where ONNX cannot run here), with this process's
+    threads and, where that is more than one, again with one thread under ``"one_thread"``:
+    many threads on a busy machine measure the contention, one thread the model."""
     plain = plain.cpu().eval()
+    out: dict[str, Any] = {"batch": 1, **_runtimes(plain, input_shape, None)}
+    if torch.get_num_threads() > 1:
+        out["one_thread"] = _runtimes(plain, input_shape, 1)
+    return out
+
+
+def _runtimes(plain: nn.Module, input_shape: tuple[int, ...], threads: int | None) -> dict:
     example = torch.zeros(1, *input_shape)
-    out: dict[str, Any] = {"batch": 1, "pytorch": time_runner(plain, example)}
+    with _torch_threads(threads):
+        out: dict[str, Any] = {"pytorch": time_runner(plain, example)}
     if onnxruntime() is None:
-        out["onnxruntime"] = None
-        out["onnxruntime_missing"] = "onnxruntime is not installed"
-        return out
+        return {**out, "onnxruntime": None, "onnxruntime_missing": "onnxruntime is not installed"}
     try:
         data = onnx_bytes(plain, torch.zeros(2, *input_shape))
     except RuntimeMissing as e:
-        out["onnxruntime"] = None
-        out["onnxruntime_missing"] = str(e)
-        return out
+        return {**out, "onnxruntime": None, "onnxruntime_missing": str(e)}
     with tempfile.TemporaryDirectory() as tmp:  # ORT reads a path as fast as bytes
         path = Path(tmp) / "model.onnx"
         path.write_bytes(data)
-        out["onnxruntime"] = time_runner(onnx_runner(str(path)), example)
+        out["onnxruntime"] = time_runner(onnx_runner(str(path), threads), example)
     return out
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def format_ms(rec: Mapping | None, runtime: str) -> str:
+    """``"0.37 ms"`` for one runtime's median in a latency record, ``"-"`` where it has none."""
+    r = (rec or {}).get(runtime)
+    return "-" if r is None else f"{r['median_ms']:.3g} ms"
+
+
+def one_thread_text(rec: Mapping) -> str:
+    """`` (one thread: PyTorch .., ONNX Runtime ..)`` where the record has one-thread figures."""
+    one = rec.get("one_thread")
+    if not one:
+        return ""
+    return (
+        f" (one thread: PyTorch {format_ms(one, 'pytorch')}, "
+        f"ONNX Runtime {format_ms(one, 'onnxruntime')})"
+    )
 
 
 NOTE = (

@@ -8,6 +8,7 @@ import statistics
 from html import escape
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_fraction, format_macs
+from slimda_nas.evaluate.latency import format_ms, one_thread_text
 from slimda_nas.report.collect import Pick, ReportData
 from slimda_nas.report.figures import colour
 
@@ -176,13 +177,8 @@ def _glance(data: ReportData) -> str:
     )
 
 
-def _ms(rec: dict | None, runtime: str) -> str:
-    r = (rec or {}).get(runtime)
-    return "-" if r is None else f"{r['median_ms']:.3g} ms"
-
-
 def _latency_cells(rec: dict | None) -> str:
-    return f"<td>{_ms(rec, 'pytorch')}</td><td>{_ms(rec, 'onnxruntime')}</td>"
+    return f"<td>{format_ms(rec, 'pytorch')}</td><td>{format_ms(rec, 'onnxruntime')}</td>"
 
 
 def _latency_caption(lat: dict) -> str:
@@ -192,7 +188,8 @@ def _latency_caption(lat: dict) -> str:
         f" Latency: median of repeated batch-1 runs after a warm-up, on the machine that made "
         f"this report ({m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch "
         f"{m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}); full width "
-        f"{_ms(full, 'pytorch')} (PyTorch) / {_ms(full, 'onnxruntime')} (ONNX Runtime). "
+        f"{format_ms(full, 'pytorch')} (PyTorch) / {format_ms(full, 'onnxruntime')} (ONNX Runtime)"
+        f"{one_thread_text(full)}. "
         "The numbers belong to this machine: measure on the target device."
         + (f" ONNX Runtime: {missing}." if missing else "")
     )
