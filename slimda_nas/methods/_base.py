@@ -16,7 +16,8 @@ HEADS = ("cs", "ct", "ca")
 class Method:
     """A way to train the bank. One training step calls :meth:`model_terms` once per sampled
     model (features of the source and target batch at that model's widths), then
-    :meth:`ensemble_terms` once with what those calls returned. The step minimises the sum of
+    :meth:`ensemble_terms` once with what those calls returned (``progress``: the fraction of
+    the phase done, in [0, 1]). The step minimises the sum of
     all terms; each method routes gradients by what it detaches.
     """
 
@@ -35,7 +36,9 @@ class Method:
     ) -> tuple[dict[str, Tensor], Any]:
         raise NotImplementedError
 
-    def ensemble_terms(self, model: SlimBackbone, states: list[Any]) -> dict[str, Tensor]:
+    def ensemble_terms(
+        self, model: SlimBackbone, states: list[Any], progress: float
+    ) -> dict[str, Tensor]:
         return {}
 
 

@@ -32,7 +32,7 @@ class InplaceDistillation(Method):
         )
         return {}, (source, distilled, y_src)
 
-    def ensemble_terms(self, model, states):
+    def ensemble_terms(self, model, states, progress):
         """The first state is the largest model's: the sandwich samples it first."""
         (src, teacher, y), students = states[0], states[1:]
         t = self.temperature

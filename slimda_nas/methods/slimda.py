@@ -9,7 +9,12 @@ detached ensemble target).
 from __future__ import annotations
 
 from slimda_nas.methods._base import HEADS, Method
-from slimda_nas.methods.losses import folded_probabilities, seed_target, soft_cross_entropy
+from slimda_nas.methods.losses import (
+    confusion_lambda,
+    folded_probabilities,
+    seed_target,
+    soft_cross_entropy,
+)
 from slimda_nas.methods.symnet import SymNet
 
 
@@ -19,11 +24,18 @@ class SlimDA(Method):
     default_deploy_head = "ca"
 
     def __init__(
-        self, temperature: float = 0.5, weight: float = 1.0, confidence: str = "max"
+        self,
+        temperature: float = 0.5,
+        weight: float = 1.0,
+        confidence: str = "max",
+        ramp: bool = False,
     ) -> None:
         self.temperature = temperature
         self.weight = weight
         self.confidence = confidence
+        # SEED's target is the sharpened ensemble of the bank's own target predictions: early
+        # in training it is often wrong, and at full weight it teaches the backbone its mistakes
+        self.ramp = ramp
 
     @classmethod
     def from_options(cls, **seed_options) -> SlimDA:
@@ -34,7 +46,8 @@ class SlimDA(Method):
         q = folded_probabilities(model.cs(f_tgt), model.ct(f_tgt)).detach()
         return terms, (q, model.ca(f_tgt))
 
-    def ensemble_terms(self, model, states):
+    def ensemble_terms(self, model, states, progress):
         target = seed_target([q for q, _ in states], self.temperature, self.confidence)
         seed = sum(soft_cross_entropy(target, ca_logits) for _, ca_logits in states)
-        return {"seed": self.weight * seed}
+        weight = self.weight * (confusion_lambda(progress) if self.ramp else 1.0)
+        return {"seed": weight * seed}

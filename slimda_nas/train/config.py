@@ -39,6 +39,7 @@ class DistillationConfig:
     temperature: float = 0.5
     weight: float = 1.0
     confidence: str = "max"  # max | entropy
+    ramp: bool = False  # weight x SymNet's lambda (0 -> 1): weak while the ensemble is poor
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -124,6 +125,8 @@ class RunConfig:
         for key, default in (("warmup", WarmupConfig()), ("shrinking", ShrinkingConfig())):
             if d[key] == dataclasses.asdict(default):
                 d.pop(key)
+        if not d["distillation"]["ramp"]:
+            d["distillation"].pop("ramp")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> RunConfig:

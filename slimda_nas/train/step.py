@@ -55,7 +55,7 @@ class BankStep(nn.Module):
             states.append(state)
             for k, v in model_terms.items():
                 terms[k] = terms[k] + v if k in terms else v
-        terms.update(method.ensemble_terms(self.model, states))
+        terms.update(method.ensemble_terms(self.model, states, progress))
         set_widths(self.model, {})
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}

@@ -67,7 +67,7 @@ def test_seed_reaches_ca_and_backbone_never_cs_ct():
         f = model.forward_features(x)
         _, state = method.model_terms(model, f[:4], f[4:], y, 0.5)
         states.append(state)
-    g = _grads(model, method.ensemble_terms(model, states)["seed"])
+    g = _grads(model, method.ensemble_terms(model, states, 1.0)["seed"])
     assert g == {"backbone": True, "cs": False, "ct": False, "ca": True}
 
 
@@ -97,3 +97,18 @@ def test_slimda_total_matches_sum_of_routed_parts():
     for n, p in model.named_parameters():
         if n.startswith(("cs.", "ct.")):
             torch.testing.assert_close(combined[n], p.grad)
+
+
+def test_seed_ramp_follows_the_confusion_schedule():
+    from slimda_nas.methods.losses import confusion_lambda
+
+    model, x, y = _setup()
+    f = model.forward_features(x)
+    states = [SlimDA().model_terms(model, f[:4], f[4:], y, 0.3)[1]]
+    full = SlimDA(weight=2.0).ensemble_terms(model, states, 0.3)["seed"]
+    ramped = SlimDA(weight=2.0, ramp=True)
+    assert float(ramped.ensemble_terms(model, states, 0.0)["seed"].detach()) == 0.0
+    assert torch.allclose(
+        ramped.ensemble_terms(model, states, 0.3)["seed"], full * confusion_lambda(0.3)
+    )
+    assert float(full.detach()) > 0

@@ -86,6 +86,7 @@ def test_shrinking_opens_the_widths_in_stages():
             "field 'shrinking.fraction': expected a fraction in (0, 1]",
         ),
         ("shrinking", {"stages": "two"}, "field 'shrinking.stages': expected an integer"),
+        ("distillation", {"ramp": "yes"}, "field 'distillation.ramp': expected true or false"),
     ],
 )
 def test_warm_up_options_are_checked(tmp_path, tiny_task, section, value, message):
@@ -112,7 +113,9 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
         "shrinking",
     ):
         d.pop(key)
+    d["distillation"].pop("ramp")  # added later, off by default like the warm-up
     before = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
     assert cfg.training_hash() == before
     assert cfg.replace(**WARM).training_hash() != before
+    assert cfg.replace(distillation={"ramp": True}).training_hash() != before
     assert isinstance(cfg, RunConfig)
