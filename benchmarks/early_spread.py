@@ -30,8 +30,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def curve(run_dir: Path) -> dict[int, dict]:
-    """Iteration -> the training log's evaluation (largest / smallest, every trained head)."""
+    """Iteration -> the training log's evaluation (largest / smallest, every trained head); {}
+    before the run has a log."""
     path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return {}
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return {r["iteration"]: r["eval"] for r in rows if "eval" in r}
 
@@ -41,16 +44,12 @@ def train_until(task: str, method: str, seed: int, threads: int, args) -> Path:
     cfg = sn.load_run_config(
         task, method=method, seed=seed, out=str(args.runs / name), data_root=args.data_root
     ).replace(eval_every=args.eval_every, **overrides(args.set))
-    if args.until not in curve_or_empty(cfg.run_dir):
+    if args.until not in curve(cfg.run_dir):
         torch.set_num_threads(threads)
         # a killed run resumes from its last checkpoint: train from there up to UNTIL
         start = sn.train_bank(cfg, show_progress=False, stop_after=0).iterations
         sn.train_bank(cfg, show_progress=False, stop_after=args.until - start)
     return cfg.run_dir
-
-
-def curve_or_empty(run_dir: Path) -> dict[int, dict]:
-    return curve(run_dir) if (run_dir / "metrics.jsonl").exists() else {}
 
 
 def main() -> None:

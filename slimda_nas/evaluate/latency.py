@@ -81,26 +81,34 @@ def measure_latency(plain: nn.Module, input_shape: tuple[int, ...]) -> dict[str,
     threads and, where that is more than one, again with one thread under ``"one_thread"``:
     many threads on a busy machine measure the contention, one thread the model."""
     plain = plain.cpu().eval()
-    out: dict[str, Any] = {"batch": 1, **_runtimes(plain, input_shape, None)}
-    if torch.get_num_threads() > 1:
-        out["one_thread"] = _runtimes(plain, input_shape, 1)
+    missing = None
+    if onnxruntime() is None:
+        missing = "onnxruntime is not installed"
+    else:
+        try:
+            onnx = onnx_bytes(plain, torch.zeros(2, *input_shape))  # exported once, timed twice
+        except RuntimeMissing as e:
+            missing = str(e)
+    with tempfile.TemporaryDirectory() as tmp:  # ORT reads a path as fast as bytes
+        path = None
+        if missing is None:
+            path = Path(tmp) / "model.onnx"
+            path.write_bytes(onnx)
+        out: dict[str, Any] = {"batch": 1, **_runtimes(plain, input_shape, path, missing, None)}
+        if torch.get_num_threads() > 1:
+            out["one_thread"] = _runtimes(plain, input_shape, path, missing, 1)
     return out
 
 
-def _runtimes(plain: nn.Module, input_shape: tuple[int, ...], threads: int | None) -> dict:
+def _runtimes(
+    plain: nn.Module, input_shape, onnx_path: Path | None, missing: str | None, threads
+) -> dict[str, Any]:
     example = torch.zeros(1, *input_shape)
     with _torch_threads(threads):
         out: dict[str, Any] = {"pytorch": time_runner(plain, example)}
-    if onnxruntime() is None:
-        return {**out, "onnxruntime": None, "onnxruntime_missing": "onnxruntime is not installed"}
-    try:
-        data = onnx_bytes(plain, torch.zeros(2, *input_shape))
-    except RuntimeMissing as e:
-        return {**out, "onnxruntime": None, "onnxruntime_missing": str(e)}
-    with tempfile.TemporaryDirectory() as tmp:  # ORT reads a path as fast as bytes
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(data)
-        out["onnxruntime"] = time_runner(onnx_runner(str(path), threads), example)
+    if onnx_path is None:
+        return {**out, "onnxruntime": None, "onnxruntime_missing": missing}
+    out["onnxruntime"] = time_runner(onnx_runner(str(onnx_path), threads), example)
     return out
 
 
