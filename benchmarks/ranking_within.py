@@ -97,8 +97,11 @@ def summarise() -> dict:
                         }
                     )
     summary = _aggregate(rows)
-    choice = _choose(rows)
-    out = {"rows": rows, "summary": summary, "choice": choice}
+    choice = _choose(rows, TARGET_BUDGETS)
+    # the issue asks for the choice over 1/4 too; the rule was written for the target budgets,
+    # so the wider one is reported beside it, as a check, not as the rule
+    wider = _choose(rows, ("1/4", *TARGET_BUDGETS))
+    out = {"rows": rows, "summary": summary, "choice": choice, "choice_with_1/4": wider}
     (REPO / "benchmarks" / "results" / "ranking_within.json").write_text(json.dumps(out, indent=1))
     return out
 
@@ -137,16 +140,16 @@ def _objective(t: dict) -> float:
     return t["mean_spearman"] + 0.5 * t["worst_bank"]
 
 
-def _choose(rows: list[dict]) -> dict:
-    """The score (and scoring-subset size) with the best mean within-budget Spearman over the
-    target budgets and tasks whose worst bank is also good, chosen on seeds 0-1 and checked on
+def _choose(rows: list[dict], budgets: tuple[str, ...]) -> dict:
+    """The score (and scoring-subset size) with the best mean within-budget Spearman over
+    `budgets` and the tasks whose worst bank is also good, chosen on seeds 0-1 and checked on
     seed 2; ties of a few hundredths go to the smaller regret."""
 
     def ranked(seeds):
         agg = _aggregate(rows, seeds)
         by: dict[tuple, list[dict]] = {}
         for a in agg.values():
-            if a["budget"] in TARGET_BUDGETS and a["score"] != "macs":
+            if a["budget"] in budgets and a["score"] != "macs":
                 by.setdefault((a["score"], a["images"]), []).append(a)
         table = []
         for (score, images), g in by.items():
@@ -169,7 +172,7 @@ def _choose(rows: list[dict]) -> dict:
         tied = [t for t in chosen if _objective(t) >= best - TIE]
         top = min(tied, key=lambda t: t["mean_regret"])
     return {
-        "rule": "maximise mean within-budget Spearman at 1/16 and 1/64 + 0.5 x the worst "
+        "rule": f"maximise mean within-budget Spearman at {', '.join(budgets)} + 0.5 x the worst "
         f"bank's, on sampling seeds 0-1 (within {TIE} of the best: the smaller mean regret); "
         "checked on seed 2",
         "chosen_on_seeds": list(CHOOSE_ON),
@@ -216,7 +219,8 @@ def show(out: dict) -> None:
             f"{a['ceiling']:.2f}",
         )
     Console().print(t)
-    Console().print(out["choice"]["default"], out["choice"]["check"])
+    for name in ("choice", "choice_with_1/4"):
+        Console().print(name, out[name]["default"], out[name]["check"])
 
 
 def main() -> None:

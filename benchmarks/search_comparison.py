@@ -240,7 +240,7 @@ def plot(rows: list[dict], args, path: Path) -> None:
     from matplotlib.figure import Figure
 
     budgets = list(dict.fromkeys(r["budget"] for r in rows))
-    fig = Figure(figsize=(5.5 * len(budgets), 4))
+    fig = Figure(figsize=(5.5 * len(budgets), 4), layout="constrained")
     FigureCanvasAgg(fig)
     for i, budget in enumerate(budgets):
         ax = fig.add_subplot(1, len(budgets), i + 1)
