@@ -10,6 +10,11 @@ largest and smallest model on the log's fixed target subset).
 Runs go to RUNS/<task>_<method>[_<tag>]_s<seed>_t<threads> (a finished one is read again, a
 killed one resumes with the same rounding: its thread count is in its name). Writes
 benchmarks/results/early_spread[_<tag>].json; --summarise only reads what is there.
+
+    python benchmarks/early_spread.py --compare base,lr025,ramp
+
+sets the arms (variants; ``base`` is the run without --tag) side by side: a table of each arm's
+mean, sd, min and max at UNTIL and the curves of every run, early_spread_arms.json / .png.
 """
 
 from __future__ import annotations
@@ -66,10 +71,12 @@ def main() -> None:
     p.add_argument("--tag")
     p.add_argument("--data-root")
     p.add_argument("--summarise", action="store_true")
+    p.add_argument("--compare", metavar="TAGS", help="arms to set side by side (base = no tag)")
     args = p.parse_args()
-    out = (
-        REPO / "benchmarks" / "results" / f"early_spread{'_' + args.tag if args.tag else ''}.json"
-    )
+    if args.compare:
+        compare(args.compare.split(","), args.until)
+        return
+    out = results_path(args.tag)
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
     results.update({"overrides": args.set, "until": args.until})
     if not args.summarise:
@@ -90,9 +97,14 @@ def main() -> None:
     show(results)
 
 
+def results_path(tag: str | None) -> Path:
+    return REPO / "benchmarks" / "results" / f"early_spread{'_' + tag if tag else ''}.json"
+
+
 def summarise(runs: dict, until: int) -> dict:
     """Mean, sd, min, max at ``until`` of the largest and smallest model (each run's head)."""
     out = {}
+    runs = {name: r for name, r in runs.items() if str(until) in r["curve"]}
     for model in ("largest", "smallest"):
         values = [r["curve"][str(until)][model][r["head"]] for r in runs.values()]
         out[model] = {
@@ -122,6 +134,59 @@ def show(results: dict) -> None:
         )
     Console().print(t)
     Console().print(results["summary"])
+
+
+def compare(tags: list[str], until: int) -> None:
+    """Each arm's spread at ``until`` (a table and JSON) and every run's curve (a PNG)."""
+    arms = {}
+    for tag in tags:
+        path = results_path(None if tag == "base" else tag)
+        if not path.exists():
+            raise SystemExit(f"--compare {tag}: no {path.relative_to(REPO)} (run that arm first)")
+        arms[tag] = json.loads(path.read_text())["runs"]
+    summary = {tag: summarise(runs, until) for tag, runs in arms.items()}
+    out = results_path("arms")
+    out.write_text(json.dumps({"until": until, "arms": summary}, indent=2))
+    t = Table(title=f"arms at iteration {until}: mean ± sd \\[min, max] (training log subset)")
+    for col in ("arm", "runs", "largest", "smallest"):
+        t.add_column(col)
+    for tag, s in summary.items():
+        cells = [
+            f"{m['mean']:.2%} ± {m['sd']:.2%} [{m['min']:.2%}, {m['max']:.2%}]"
+            for m in (s["largest"], s["smallest"])
+        ]
+        t.add_row(tag, str(s["largest"]["runs"]), *cells)
+    Console().print(t)
+    plot_curves(arms, out.with_suffix(".png"))
+
+
+def plot_curves(arms: dict, path: Path) -> None:
+    """Accuracy of the largest and the smallest model against iterations, one line per run."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    colours = dict(zip(arms, ("C0", "C1", "C2", "C3", "C4", "C5")))
+    for i, model in enumerate(("largest", "smallest")):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for tag, runs in arms.items():
+            for n, r in enumerate(runs.values()):
+                its = sorted(int(k) for k in r["curve"])
+                acc = [100 * r["curve"][str(k)][model][r["head"]] for k in its]
+                ax.plot(
+                    its,
+                    acc,
+                    color=colours[tag],
+                    marker=".",
+                    alpha=0.8,
+                    label=tag if n == 0 else None,
+                )
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"{model} model, target accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
 if __name__ == "__main__":
