@@ -15,6 +15,10 @@ SPACES = REPO / "search_spaces"
 CONFIGS = REPO / "configs"
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# A relative $SLIMDA_NAS_DATA (the README's ../shared/data) means relative to where pytest was
+# started: fixed here, since tests that chdir into a temporary folder would lose it.
+if os.environ.get("SLIMDA_NAS_DATA"):
+    os.environ["SLIMDA_NAS_DATA"] = str(Path(os.environ["SLIMDA_NAS_DATA"]).resolve())
 
 
 def cli_env(**extra: str) -> dict[str, str]:
