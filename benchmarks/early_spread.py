@@ -167,17 +167,16 @@ def plot_curves(arms: dict, path: Path) -> None:
 
     fig = Figure(figsize=(11, 4), layout="constrained")
     FigureCanvasAgg(fig)
-    colours = dict(zip(arms, ("C0", "C1", "C2", "C3", "C4", "C5")))
     for i, model in enumerate(("largest", "smallest")):
         ax = fig.add_subplot(1, 2, i + 1)
-        for tag, runs in arms.items():
+        for colour, (tag, runs) in enumerate(arms.items()):
             for n, r in enumerate(runs.values()):
                 its = sorted(int(k) for k in r["curve"])
                 acc = [100 * r["curve"][str(k)][model][r["head"]] for k in its]
                 ax.plot(
                     its,
                     acc,
-                    color=colours[tag],
+                    color=f"C{colour % 10}",
                     marker=".",
                     alpha=0.8,
                     label=tag if n == 0 else None,
