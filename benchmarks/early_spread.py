@@ -30,6 +30,7 @@ from rich.table import Table
 from seed_spread import bank_name, overrides  # this folder is on sys.path when run as a script
 
 import slimda_nas as sn
+from slimda_nas._io import write_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,9 +92,9 @@ def main() -> None:
                     "head": args.head,
                     "curve": {str(k): v for k, v in curve(run_dir).items() if k <= args.until},
                 }
-                out.write_text(json.dumps(results, indent=2))
+                write_text(out, json.dumps(results, indent=2))
     results["summary"] = summarise(results["runs"], args.until)
-    out.write_text(json.dumps(results, indent=2))
+    write_text(out, json.dumps(results, indent=2))
     show(results)
 
 
@@ -146,7 +147,7 @@ def compare(tags: list[str], until: int) -> None:
         arms[tag] = json.loads(path.read_text())["runs"]
     summary = {tag: summarise(runs, until) for tag, runs in arms.items()}
     out = results_path("arms")
-    out.write_text(json.dumps({"until": until, "arms": summary}, indent=2))
+    write_text(out, json.dumps({"until": until, "arms": summary}, indent=2))
     t = Table(title=f"arms at iteration {until}: mean ± sd \\[min, max] (training log subset)")
     for col in ("arm", "runs", "largest", "smallest"):
         t.add_column(col)

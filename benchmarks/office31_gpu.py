@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from slimda_nas._io import write_text
 from slimda_nas.bank import ModelBank
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.methods import HEADS, build_method
@@ -45,7 +46,7 @@ def _device_name() -> str:
 
 
 def log(out: Path, name: str, obj) -> None:
-    (out / f"{name}.json").write_text(json.dumps(obj, indent=2, default=str))
+    write_text(out / f"{name}.json", json.dumps(obj, indent=2, default=str))
     print(f"[{time.time() - T0:6.0f}s] {name}: {json.dumps(obj, default=str)[:600]}", flush=True)
 
 

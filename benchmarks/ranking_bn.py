@@ -17,6 +17,7 @@ import json
 import time
 from pathlib import Path
 
+from slimda_nas._io import write_text
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ranking import correlations, sample_across_macs
 from slimda_nas.train import load_run
@@ -100,7 +101,7 @@ def report(run_dir: Path, rows: list[dict], seconds: float, path: Path) -> None:
     for k, v in out.items():
         if k != "rows":
             print(k, v)
-    path.write_text(json.dumps(out, indent=2))
+    write_text(path, json.dumps(out, indent=2))
     print(f"written {path}")
 
 

@@ -24,6 +24,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from slimda_nas._io import write_text
+
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "benchmarks" / "results" / "ranking_within"
 CHOOSE_ON, CHECK_ON = (0, 1), (2,)
@@ -58,7 +60,7 @@ def rank_run(run_dir: Path, budgets: list[str], seeds: list[int], n: int, images
             rec = r.to_dict()
             done["entries"][key] = rec
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(_rounded(done)))
+            write_text(path, json.dumps(_rounded(done)))
             best = max(
                 rec["by_images"][str(min(images, 1000))].items(),
                 key=lambda kv: _num(kv[1]["spearman"]),
@@ -104,7 +106,7 @@ def summarise() -> dict:
     out = {"summary": summary, "choice": choice, "choice_with_1/4": wider}
     # the rows are derived from the per-run files, so only the aggregates are written
     path = REPO / "benchmarks" / "results" / "ranking_within.json"
-    path.write_text(json.dumps(_rounded(out), indent=1))
+    write_text(path, json.dumps(_rounded(out), indent=1))
     return out
 
 

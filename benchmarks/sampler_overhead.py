@@ -27,6 +27,7 @@ from pathlib import Path
 
 import optuna
 
+from slimda_nas._io import write_text
 from slimda_nas.bank import ModelBank
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import CandidateScore
@@ -288,8 +289,8 @@ def main() -> None:
                     flush=True,
                 )
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(results, indent=2))
-    out.write_text(json.dumps(results, indent=2))
+                write_text(out, json.dumps(results, indent=2))
+    write_text(out, json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

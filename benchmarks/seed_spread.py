@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
+from slimda_nas._io import write_text
 from slimda_nas.evaluate.ground_truth import ground_truth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,10 +130,10 @@ def main() -> None:
                     "accuracy": evaluate(run_dir),
                 }
                 out.parent.mkdir(parents=True, exist_ok=True)
-                out.write_text(json.dumps(results, indent=2))
+                write_text(out, json.dumps(results, indent=2))
                 print(f"{name}: {results['banks'][name]}", flush=True)
     results["summary"] = summarise(results["banks"])
-    out.write_text(json.dumps(results, indent=2))
+    write_text(out, json.dumps(results, indent=2))
     show(results["summary"])
 
 

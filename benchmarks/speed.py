@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from slimda_nas._io import write_text
 from slimda_nas.bank import ModelBank
 from slimda_nas.evaluate.macs import CostModel, thop_profile
 from slimda_nas.methods import HEADS, build_method
@@ -259,7 +260,7 @@ def main() -> None:
     if "workers" in sections:
         results["workers"] = workers(args.run)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
+    write_text(out, json.dumps(results, indent=2))
     print(f"written {out}")
 
 

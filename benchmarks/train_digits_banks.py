@@ -16,6 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from slimda_nas._io import write_text
 from slimda_nas.train import train_bank
 from slimda_nas.train.config import load_run_config
 
@@ -50,7 +51,7 @@ def main() -> None:
                     "accuracy": result.accuracy,
                 }
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(json.dumps(results, indent=2))
+                write_text(args.out, json.dumps(results, indent=2))
     t = Table(title="digit banks: target accuracy after BN re-estimation (deployed head)")
     for col in ("run", "method", "iterations", "wall s", "largest", "smallest"):
         t.add_column(col)

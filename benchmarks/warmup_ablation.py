@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
+from slimda_nas._io import write_text
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import SpaceError
 from slimda_nas.space import resolve_space_path
@@ -107,7 +108,7 @@ def main() -> None:
             "torch_threads": torch.get_num_threads(),
         }
         OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=2))
+        write_text(OUT, json.dumps(results, indent=2))
         print(f"{name}: {results['arms'][name]}", flush=True)
     table = Table(title=f"Office-31 A->W, EfficientNet-Lite0 at {args.size} px (CPU)")
     for col in ("arm", "iterations", *MODELS):
