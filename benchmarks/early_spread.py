@@ -74,6 +74,8 @@ def main() -> None:
     p.add_argument("--summarise", action="store_true")
     p.add_argument("--compare", metavar="TAGS", help="arms to set side by side (base = no tag)")
     args = p.parse_args()
+    if args.tag == "arms":
+        p.error("--tag arms: that name is --compare's output (early_spread_arms.json)")
     if args.compare:
         compare(args.compare.split(","), args.until)
         return

@@ -251,9 +251,13 @@ def plot(rows: list[dict], args, path: Path) -> None:
         for (sampler, repair), curves in sorted(groups.items()):
             grid = np.array([[np.nan if v is None else v for v in c] for c in curves], float)
             x = np.arange(1, grid.shape[1] + 1)
+            # before any seed has a feasible candidate the column is all NaN: left blank
+            found = np.isfinite(grid).sum(0)
+            mean = np.full(grid.shape[1], np.nan)
+            np.divide(np.nansum(grid, 0), found, out=mean, where=found > 0)
             ax.plot(
                 x,
-                np.nanmean(grid, 0),
+                mean,
                 ls="-" if repair else "--",
                 label=f"{sampler}{'' if repair else ' (no repair)'}",
             )
