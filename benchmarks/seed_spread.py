@@ -8,7 +8,8 @@ of the MACs, per bank and as mean, standard deviation, min and max over the seed
 Each bank goes to RUNS/<task>_<method>[_<tag>]_s<seed> (a finished bank is reused, a killed one
 resumes). Accuracy is measured on the whole target test split after BN re-estimation on 1,000
 unlabelled target train images (the deployed models, as the budget table measures them).
-Writes benchmarks/results/seeds[_<tag>].json; --evaluate-only skips training.
+Writes benchmarks/results/seeds[_<tag>].json; --evaluate-only skips training; --head H measures
+head H instead of the deployed one (results in seeds[_<tag>]_<H>.json).
 """
 
 from __future__ import annotations
@@ -106,10 +107,12 @@ def main() -> None:
     p.add_argument("--data-root")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--head", help="the head to measure (default: each bank's deployed head)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = REPO / "benchmarks" / "results" / f"seeds{'_' + args.tag if args.tag else ''}.json"
+    suffix = "".join(f"_{x}" for x in (args.tag, args.head) if x)
+    out = REPO / "benchmarks" / "results" / f"seeds{suffix}.json"
     results = json.loads(out.read_text()) if out.exists() else {"banks": {}}
     results.update({"overrides": args.set, "machine": sn_machine()})
     for task in args.tasks.split(","):
@@ -127,7 +130,7 @@ def main() -> None:
                     "method": method,
                     "seed": seed,
                     "seconds": seconds,
-                    "accuracy": evaluate(run_dir),
+                    "accuracy": evaluate(run_dir, settings=sn.EvalSettings(head=args.head)),
                 }
                 out.parent.mkdir(parents=True, exist_ok=True)
                 write_text(out, json.dumps(results, indent=2))
