@@ -45,15 +45,20 @@ def curve(run_dir: Path) -> dict[int, dict]:
     return {r["iteration"]: r["eval"] for r in rows if "eval" in r}
 
 
-def train_until(task: str, method: str, seed: int, threads: int, args) -> Path:
+def run_config(task: str, method: str, seed: int, threads: int, args) -> sn.RunConfig:
+    """The run's config; its folder name carries the thread count (the rounding it trains with)."""
     name = f"{bank_name(task, method, seed, args.tag)}_t{threads}"
-    cfg = sn.load_run_config(
+    return sn.load_run_config(
         task, method=method, seed=seed, out=str(args.runs / name), data_root=args.data_root
     ).replace(eval_every=args.eval_every, **overrides(args.set))
-    if args.until not in curve(cfg.run_dir):
-        torch.set_num_threads(threads)
-        # a killed run resumes from its last checkpoint: train from there up to UNTIL
-        start = sn.train_bank(cfg, show_progress=False, stop_after=0).iterations
+
+
+def train_until(task: str, method: str, seed: int, threads: int, args) -> Path:
+    cfg = run_config(task, method, seed, threads, args)
+    torch.set_num_threads(threads)
+    # a killed run resumes from its last checkpoint (its log may reach further: not trusted)
+    start = sn.train_bank(cfg, show_progress=False, stop_after=0).iterations
+    if start < args.until:
         sn.train_bank(cfg, show_progress=False, stop_after=args.until - start)
     return cfg.run_dir
 

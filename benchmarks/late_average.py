@@ -15,13 +15,12 @@ benchmarks/results/late_average[_<tag>].json.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import statistics
 from pathlib import Path
 
 import torch
-from early_spread import curve, train_until  # this folder is on sys.path when run as a script
+from early_spread import curve, run_config  # this folder is on sys.path when run as a script
 from rich.console import Console
 from rich.table import Table
 
@@ -34,29 +33,24 @@ MODELS = ("largest", "smallest", "1/16")
 
 
 def keep_snapshots(task: str, method: str, seed: int, threads: int, args) -> Path:
-    """Train up to the end of the schedule, saving the weights at every snapshot iteration."""
-    iterations = sn.load_run_config(task).replace(**_overrides(args)).iterations
-    run_dir = None
-    for until in range(args.start, iterations + 1, args.every):
-        step = copy.copy(args)
-        step.until = until
-        run_dir = train_until(task, method, seed, threads, step)
-        snap = run_dir / "snapshots" / f"{until}.pt"
-        if not snap.exists():
-            state = torch.load(run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-            if state["iteration"] != until:
-                raise SystemExit(
-                    f"{run_dir}: its checkpoint is at iteration {state['iteration']}, not {until}; "
-                    "snapshots must be taken as the run passes (train it again from before FROM)"
-                )
-            atomic_write(snap, lambda f, m=state["model"]: torch.save(m, f))
-    return run_dir
-
-
-def _overrides(args) -> dict:
-    from seed_spread import overrides
-
-    return overrides(args.set)
+    """Train up to the end of the schedule, saving the weights at every snapshot iteration (one
+    the run had passed before snapshots were kept is missing, and said so)."""
+    cfg = run_config(task, method, seed, threads, args)
+    torch.set_num_threads(threads)
+    for until in range(args.start, cfg.iterations + 1, args.every):
+        snap = cfg.run_dir / "snapshots" / f"{until}.pt"
+        if snap.exists():
+            continue
+        at = sn.train_bank(cfg, show_progress=False, stop_after=0).iterations
+        if at > until:
+            print(f"{cfg.run_dir.name}: no snapshot at {until} (the run was at {at})", flush=True)
+            continue
+        if at < until:
+            sn.train_bank(cfg, show_progress=False, stop_after=until - at)
+        state = torch.load(cfg.run_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+        assert state["iteration"] == until, (state["iteration"], until)
+        atomic_write(snap, lambda f, m=state["model"]: torch.save(m, f))
+    return cfg.run_dir
 
 
 def averaged(snapshots: list[Path]) -> dict[str, torch.Tensor]:
