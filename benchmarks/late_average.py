@@ -35,7 +35,9 @@ MODELS = ("largest", "smallest", "1/16")
 def keep_snapshots(task: str, method: str, seed: int, threads: int, args) -> Path:
     """Train up to the end of the schedule, saving the weights at every snapshot iteration (one
     the run had passed before snapshots were kept is missing, and said so)."""
-    cfg = run_config(task, method, seed, threads, args)
+    # a stop writes no checkpoint of its own: checkpoint at every snapshot (not part of what is
+    # trained, so the run resumes as before)
+    cfg = run_config(task, method, seed, threads, args).replace(checkpoint_every=args.every)
     torch.set_num_threads(threads)
     for until in range(args.start, cfg.iterations + 1, args.every):
         snap = cfg.run_dir / "snapshots" / f"{until}.pt"
