@@ -82,6 +82,10 @@ class RunConfig:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    # joint: source and target in one batch through BatchNorm (SymNet's); separate: one forward
+    # per domain, so each domain is normalised by its own batch statistics, as at deployment
+    # (where BN is re-estimated on target images alone)
+    domain_bn: str = "joint"
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
@@ -125,6 +129,8 @@ class RunConfig:
         for key, default in (("warmup", WarmupConfig()), ("shrinking", ShrinkingConfig())):
             if d[key] == dataclasses.asdict(default):
                 d.pop(key)
+        if d["domain_bn"] == "joint":
+            d.pop("domain_bn")
         if not d["distillation"]["ramp"]:
             d["distillation"].pop("ramp")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -144,6 +150,7 @@ class RunConfig:
 _CHOICES = {
     "method": tuple(METHODS),
     "precision": ("fp32", "bf16"),
+    "domain_bn": ("joint", "separate"),
     "deploy_head": (None, *HEADS),
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),

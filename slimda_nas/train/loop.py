@@ -244,7 +244,13 @@ def _restore(s: _Session, resume: bool | None) -> int:
 
 def _prepare(s: _Session, start: int) -> None:
     """The step module (DDP, compiled), the metrics log and ``run.yaml``."""
-    step = BankStep(s.model, s.method, s.cfg.channels_last, warmup=s.warmup)
+    step = BankStep(
+        s.model,
+        s.method,
+        s.cfg.channels_last,
+        warmup=s.warmup,
+        separate_domains=s.cfg.domain_bn == "separate",
+    )
     if s.dist.enabled:
         ddp_kwargs = {"device_ids": [s.device.index]} if s.device.type == "cuda" else {}
         step = nn.parallel.DistributedDataParallel(step, **ddp_kwargs)

@@ -22,12 +22,14 @@ class BankStep(nn.Module):
         method: Method,
         channels_last: bool = False,
         warmup: Method | None = None,
+        separate_domains: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
         self.method = method
         self.warmup = warmup  # the method of the warm-up phase (in-place distillation)
         self.channels_last = channels_last
+        self.separate_domains = separate_domains
 
     def forward(
         self,
@@ -40,15 +42,20 @@ class BankStep(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         method = self.warmup if warmup else self.method
         n_src = x_src.shape[0]
-        x = x_src if x_tgt is None or not method.uses_target else torch.cat([x_src, x_tgt])
+        with_target = x_tgt is not None and method.uses_target
+        if self.separate_domains and with_target:
+            batches = [x_src, x_tgt]
+        else:
+            batches = [torch.cat([x_src, x_tgt]) if with_target else x_src]
         if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            batches = [x.contiguous(memory_format=torch.channels_last) for x in batches]
         terms: dict[str, Tensor] = {}
         states = []
         for w in widths:
             set_widths(self.model, w)
-            # Source and target share one forward, as in SymNet: BN sees both domains.
-            f = self.model.forward_features(x)
+            # joint: one forward, as in SymNet (BN sees both domains); separate: one per domain
+            feats = [self.model.forward_features(x) for x in batches]
+            f = feats[0] if len(feats) == 1 else torch.cat(feats)
             model_terms, state = method.model_terms(
                 self.model, f[:n_src], f[n_src:], y_src, progress
             )
