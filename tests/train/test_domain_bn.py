@@ -39,9 +39,11 @@ def _features(separate: bool):
     model.train()
     rec = _Recorder()
     step = BankStep(model, rec, separate_domains=separate)
-    x_src = torch.randn(6, space.input_channels, space.input_size, space.input_size)
-    x_tgt = torch.randn(6, space.input_channels, space.input_size, space.input_size) * 3 + 2  # another domain: other statistics
-    step(x_src, torch.zeros(6, dtype=torch.long), x_tgt, [space.layer_widths(space.largest())], 0.5)
+    shape = (6, space.input_channels, space.input_size, space.input_size)
+    x_src = torch.randn(shape)
+    x_tgt = torch.randn(shape) * 3 + 2  # another domain: other statistics
+    widths = [space.layer_widths(space.largest())]
+    step(x_src, torch.zeros(6, dtype=torch.long), x_tgt, widths, 0.5)
     return model, rec.seen[0], x_src, x_tgt
 
 
