@@ -124,15 +124,15 @@ class RunConfig:
             "calibration_images",
         ):
             d.pop(key)
-        # sections left at their defaults (off) are left out, so that configs written before
-        # they existed keep their identity (and their runs can be resumed)
-        for key, default in (("warmup", WarmupConfig()), ("shrinking", ShrinkingConfig())):
-            if d[key] == dataclasses.asdict(default):
-                d.pop(key)
-        if d["domain_bn"] == "joint":
-            d.pop("domain_bn")
-        if not d["distillation"]["ramp"]:
-            d["distillation"].pop("ramp")
+        # fields added later are left out at their defaults (off), so that configs written
+        # before they existed keep their identity (and their runs can be resumed)
+        for key, default in _ADDED_LATER.items():
+            *parents, leaf = key.split(".")
+            holder = d
+            for parent in parents:
+                holder = holder[parent]
+            if holder[leaf] == default:
+                holder.pop(leaf)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> RunConfig:
@@ -146,6 +146,13 @@ class RunConfig:
             )
         return _build(raw, "<overrides>")
 
+
+_ADDED_LATER = {
+    "warmup": dataclasses.asdict(WarmupConfig()),
+    "shrinking": dataclasses.asdict(ShrinkingConfig()),
+    "distillation.ramp": False,
+    "domain_bn": "joint",
+}
 
 _CHOICES = {
     "method": tuple(METHODS),

@@ -55,10 +55,8 @@ class BankStep(nn.Module):
             set_widths(self.model, w)
             # joint: one forward, as in SymNet (BN sees both domains); separate: one per domain
             feats = [self.model.forward_features(x) for x in batches]
-            f = feats[0] if len(feats) == 1 else torch.cat(feats)
-            model_terms, state = method.model_terms(
-                self.model, f[:n_src], f[n_src:], y_src, progress
-            )
+            f_src, f_tgt = feats if len(feats) == 2 else (feats[0][:n_src], feats[0][n_src:])
+            model_terms, state = method.model_terms(self.model, f_src, f_tgt, y_src, progress)
             states.append(state)
             for k, v in model_terms.items():
                 terms[k] = terms[k] + v if k in terms else v

@@ -57,7 +57,7 @@ def test_separate_domains_normalise_each_domain_alone():
     assert not torch.allclose(f_src, j_src, atol=1e-3)
 
 
-def test_a_run_with_separate_domains_trains_and_resumes(tmp_path, tiny_task):
+def test_a_run_with_separate_domains_trains(tmp_path, tiny_task):
     cfg = tiny_run_config(tmp_path, tiny_task, iterations=4, domain_bn="separate")
     result = train_bank(cfg, show_progress=False)
     assert result.iterations == 4
