@@ -3,9 +3,12 @@ UPEM search on the SlimDA bank, next to the same budget searched on the symnet a
 banks, the uniform-width model, the median of random feasible models and the full-width models.
 
     python benchmarks/budget_table.py --task usps_mnist [--trials 100] [--random 15]
+    python benchmarks/budget_table.py --task usps_mnist --seeds 0,1,2 [--runs runs/seeds]
 
-Needs the banks runs/<task>, runs/<task>_symnet, runs/<task>_source_only
-(benchmarks/train_digits_banks.py). Writes benchmarks/results/budgets_<task>.json.
+Without --seeds: the banks runs/<task>, runs/<task>_symnet, runs/<task>_source_only
+(benchmarks/train_digits_banks.py); writes benchmarks/results/budgets_<task>.json. With --seeds:
+the banks of benchmarks/seed_spread.py, one table per bank seed and mean ± sd over the seeds;
+writes benchmarks/results/budgets_<task>_seeds.json.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
-from train_digits_banks import run_name  # this folder is on sys.path when run as a script
+from seed_spread import bank_name, describe  # this folder is on sys.path when run as a script
+from train_digits_banks import run_name
 
+from slimda_nas._io import write_text
 from slimda_nas.evaluate.budget import Budget, format_fraction, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth
@@ -75,24 +80,19 @@ def random_feasible(ev: Evaluator, budget: Budget, n: int, seed: int) -> list[fl
     return ground_truth(ev, configs)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--task", default="usps_mnist")
-    p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--random", type=int, default=15, help="random feasible models per budget")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args()
-    banks = {m: Path("runs") / run_name(args.task, m) for m in ("slimda", "symnet", "source_only")}
+def budget_rows(banks: dict[str, Path], trials: int, n_random: int, seed: int) -> dict:
+    """One table: per budget, the UPEM pick on each bank, the uniform model and random feasible
+    models of the SlimDA bank; and the full-width accuracy of each bank."""
     evs = {m: Evaluator(load_run(d), EvalSettings()) for m, d in banks.items()}
     budgets = budgets_for(evs["slimda"])
     full = {m: ev.accuracy(ev.run.space.largest()) for m, ev in evs.items()}
-    rows = {m: searched(ev, budgets, args.trials, args.seed) for m, ev in evs.items()}
+    rows = {m: searched(ev, budgets, trials, seed) for m, ev in evs.items()}
     ev = evs["slimda"]
     table = []
     for i, b in enumerate(budgets):
         limit = b.macs(ev.cost.macs(ev.run.space.largest()))
         uni = ev.cost.widest_uniform_ratio(limit)
-        rand = random_feasible(ev, b, args.random, args.seed)
+        rand = random_feasible(ev, b, n_random, seed)
         table.append(
             {
                 "budget": b.text,
@@ -111,20 +111,30 @@ def main() -> None:
                 "random_n": len(rand),
             }
         )
+    return {"full_width": full, "rows": table, "choices": rows}
+
+
+COLUMNS = {
+    "SlimDA + UPEM": "slimda_upem_search",
+    "SymNet bank": "symnet_upem_search",
+    "source-only bank": "source_only_upem_search",
+    "uniform": "uniform",
+    "random median": "random_median",
+}
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2%}"
+
+
+def show_one(task: str, trials: int, result: dict) -> None:
     t = Table(
-        title=f"{args.task}: target accuracy (ground truth) per budget; TPE, {args.trials} UPEM evaluations"
+        title=f"{task}: target accuracy (ground truth) per budget; TPE, {trials} UPEM evaluations"
     )
-    for col in (
-        "budget",
-        "SlimDA + UPEM",
-        "SymNet bank",
-        "source-only bank",
-        "uniform",
-        "random median [min, max]",
-    ):
+    for col in ("budget", "SlimDA + UPEM", "SymNet bank", "source-only bank", "uniform"):
         t.add_column(col, justify="right")
-    pct = lambda v: "-" if v is None else f"{v:.2%}"  # noqa: E731
-    for r in table:
+    t.add_column("random median [min, max]", justify="right")
+    for r in result["rows"]:
         t.add_row(
             r["budget"],
             pct(r["slimda_upem_search"]),
@@ -133,24 +143,87 @@ def main() -> None:
             pct(r["uniform"]),
             f"{pct(r['random_median'])} [{pct(r['random_min'])}, {pct(r['random_max'])}]",
         )
+    full = result["full_width"]
     t.add_row(
         "full width", pct(full["slimda"]), pct(full["symnet"]), pct(full["source_only"]), "", ""
     )
     Console().print(t)
-    out = REPO / "benchmarks/results" / f"budgets_{args.task}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "task": args.task,
-                "trials": args.trials,
-                "seed": args.seed,
-                "full_width": full,
-                "rows": table,
-                "choices": rows,
-            },
-            indent=2,
-        )
+
+
+def over_seeds(per_seed: dict[int, dict]) -> dict:
+    """Mean, sd, min and max over the bank seeds of every column, budget by budget (the budgets
+    are the same for every seed: one space, one MACs counter)."""
+    first = next(iter(per_seed.values()))
+    rows = []
+    for i, r in enumerate(first["rows"]):
+        row = {"budget": r["budget"]}
+        for key in COLUMNS.values():
+            values = [s["rows"][i][key] for s in per_seed.values()]
+            row[key] = None if None in values else describe(values)
+        rows.append(row)
+    full = {
+        m: describe([s["full_width"][m] for s in per_seed.values()]) for m in first["full_width"]
+    }
+    return {"rows": rows, "full_width": full}
+
+
+def show_seeds(task: str, trials: int, seeds: list[int], summary: dict) -> None:
+    t = Table(
+        title=f"{task}: target accuracy per budget over bank seeds {seeds}: mean ± sd [spread]"
     )
+    t.add_column("budget", justify="right")
+    for col in COLUMNS:
+        t.add_column(col, justify="right")
+    cell = lambda d: "-" if d is None else f"{d['mean']:.2%} ± {d['sd']:.2%} [{d['spread']:.2%}]"  # noqa: E731
+    for r in summary["rows"]:
+        t.add_row(r["budget"], *(cell(r[k]) for k in COLUMNS.values()))
+    full = summary["full_width"]
+    t.add_row(
+        "full width", cell(full["slimda"]), cell(full["symnet"]), cell(full["source_only"]), "", ""
+    )
+    Console().print(t)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--task", default="usps_mnist")
+    p.add_argument("--trials", type=int, default=100)
+    p.add_argument("--random", type=int, default=15, help="random feasible models per budget")
+    p.add_argument("--seed", type=int, default=0, help="the search's and the random models' seed")
+    p.add_argument(
+        "--seeds", help="bank seeds: the banks of benchmarks/seed_spread.py under --runs"
+    )
+    p.add_argument("--runs", type=Path, default=Path("runs") / "seeds")
+    p.add_argument("--slimda-tag", help="the slimda banks' seed_spread --tag (a config variant)")
+    args = p.parse_args()
+    methods = ("slimda", "symnet", "source_only")
+    if not args.seeds:
+        banks = {m: Path("runs") / run_name(args.task, m) for m in methods}
+        result = budget_rows(banks, args.trials, args.random, args.seed)
+        show_one(args.task, args.trials, result)
+        out = REPO / "benchmarks/results" / f"budgets_{args.task}.json"
+        payload = {"task": args.task, "trials": args.trials, "seed": args.seed, **result}
+    else:
+        seeds = [int(s) for s in args.seeds.split(",")]
+        tag = {"slimda": args.slimda_tag}
+        per_seed = {}
+        for s in seeds:
+            banks = {m: args.runs / bank_name(args.task, m, s, tag.get(m)) for m in methods}
+            per_seed[s] = budget_rows(banks, args.trials, args.random, args.seed)
+            show_one(f"{args.task}, bank seed {s}", args.trials, per_seed[s])
+        summary = over_seeds(per_seed)
+        show_seeds(args.task, args.trials, seeds, summary)
+        out = REPO / "benchmarks/results" / f"budgets_{args.task}_seeds.json"
+        payload = {
+            "task": args.task,
+            "trials": args.trials,
+            "search_seed": args.seed,
+            "bank_seeds": seeds,
+            "slimda_tag": args.slimda_tag,
+            "summary": summary,
+            "per_seed": {str(s): r for s, r in per_seed.items()},
+        }
+    write_text(out, json.dumps(payload, indent=2))
     print(f"written {out}")
 
 
