@@ -113,8 +113,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     suffix = "".join(f"_{x}" for x in (args.tag, args.head) if x)
     out = REPO / "benchmarks" / "results" / f"seeds{suffix}.json"
-    results = json.loads(out.read_text()) if out.exists() else {"banks": {}}
-    results.update({"overrides": args.set, "machine": sn_machine()})
+    meta = {"overrides": args.set, "machine": sn_machine()}
     for task in args.tasks.split(","):
         for method in args.methods.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
@@ -124,20 +123,28 @@ def main() -> None:
                     if args.evaluate_only
                     else train(task, method, seed, args)
                 )
-                seconds = seconds or results["banks"].get(name, {}).get("seconds")
-                results["banks"][name] = {
+                bank = {
                     "task": task,
                     "method": method,
                     "seed": seed,
                     "seconds": seconds,
                     "accuracy": evaluate(run_dir, settings=sn.EvalSettings(head=args.head)),
                 }
-                out.parent.mkdir(parents=True, exist_ok=True)
-                write_text(out, json.dumps(results, indent=2))
+                results = record(out, name, bank, meta)
                 print(f"{name}: {results['banks'][name]}", flush=True)
-    results["summary"] = summarise(results["banks"])
-    write_text(out, json.dumps(results, indent=2))
     show(results["summary"])
+
+
+def record(out: Path, name: str, bank: dict, meta: dict) -> dict:
+    """Add one bank to the results file, read afresh so that runs side by side (other tasks or
+    methods) keep each other's banks; a reused bank keeps the seconds it was trained in."""
+    results = json.loads(out.read_text()) if out.exists() else {"banks": {}}
+    bank["seconds"] = bank["seconds"] or results["banks"].get(name, {}).get("seconds")
+    results["banks"][name] = bank
+    results.update(meta, summary=summarise(results["banks"]))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_text(out, json.dumps(results, indent=2))
+    return results
 
 
 def sn_machine() -> dict:
