@@ -127,27 +127,29 @@ def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.2%}"
 
 
-def show_one(task: str, trials: int, result: dict) -> None:
-    t = Table(
-        title=f"{task}: target accuracy (ground truth) per budget; TPE, {trials} UPEM evaluations"
-    )
-    for col in ("budget", "SlimDA + UPEM", "SymNet bank", "source-only bank", "uniform"):
+def show(title: str, table: dict, cell) -> None:
+    """One row per budget and a full-width row; ``cell(row, key)`` formats one column."""
+    t = Table(title=title)
+    t.add_column("budget", justify="right")
+    for col in COLUMNS:
         t.add_column(col, justify="right")
-    t.add_column("random median [min, max]", justify="right")
-    for r in result["rows"]:
-        t.add_row(
-            r["budget"],
-            pct(r["slimda_upem_search"]),
-            pct(r["symnet_upem_search"]),
-            pct(r["source_only_upem_search"]),
-            pct(r["uniform"]),
-            f"{pct(r['random_median'])} [{pct(r['random_min'])}, {pct(r['random_max'])}]",
-        )
-    full = result["full_width"]
-    t.add_row(
-        "full width", pct(full["slimda"]), pct(full["symnet"]), pct(full["source_only"]), "", ""
-    )
+    for r in table["rows"]:
+        t.add_row(r["budget"], *(cell(r, k) for k in COLUMNS.values()))
+    full = {f"{m}_upem_search": v for m, v in table["full_width"].items()}
+    t.add_row("full width", *(cell(full, k) if k in full else "" for k in COLUMNS.values()))
     Console().print(t)
+
+
+def one_cell(row: dict, key: str) -> str:
+    """A value of one bank seed; the random column with its [min, max]."""
+    if key != "random_median":
+        return pct(row[key])
+    return f"{pct(row[key])} [{pct(row['random_min'])}, {pct(row['random_max'])}]"
+
+
+def seeds_cell(row: dict, key: str) -> str:
+    d = row[key]
+    return "-" if d is None else f"{d['mean']:.2%} ± {d['sd']:.2%} [{d['spread']:.2%}]"
 
 
 def over_seeds(per_seed: dict[int, dict]) -> dict:
@@ -167,23 +169,6 @@ def over_seeds(per_seed: dict[int, dict]) -> dict:
     return {"rows": rows, "full_width": full}
 
 
-def show_seeds(task: str, trials: int, seeds: list[int], summary: dict) -> None:
-    t = Table(
-        title=f"{task}: target accuracy per budget over bank seeds {seeds}: mean ± sd [spread]"
-    )
-    t.add_column("budget", justify="right")
-    for col in COLUMNS:
-        t.add_column(col, justify="right")
-    cell = lambda d: "-" if d is None else f"{d['mean']:.2%} ± {d['sd']:.2%} [{d['spread']:.2%}]"  # noqa: E731
-    for r in summary["rows"]:
-        t.add_row(r["budget"], *(cell(r[k]) for k in COLUMNS.values()))
-    full = summary["full_width"]
-    t.add_row(
-        "full width", cell(full["slimda"]), cell(full["symnet"]), cell(full["source_only"]), "", ""
-    )
-    Console().print(t)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--task", default="usps_mnist")
@@ -200,7 +185,11 @@ def main() -> None:
     if not args.seeds:
         banks = {m: Path("runs") / run_name(args.task, m) for m in methods}
         result = budget_rows(banks, args.trials, args.random, args.seed)
-        show_one(args.task, args.trials, result)
+        show(
+            f"{args.task}: target accuracy per budget; TPE, {args.trials} UPEM evaluations",
+            result,
+            one_cell,
+        )
         out = REPO / "benchmarks/results" / f"budgets_{args.task}.json"
         payload = {"task": args.task, "trials": args.trials, "seed": args.seed, **result}
     else:
@@ -210,9 +199,9 @@ def main() -> None:
         for s in seeds:
             banks = {m: args.runs / bank_name(args.task, m, s, tag.get(m)) for m in methods}
             per_seed[s] = budget_rows(banks, args.trials, args.random, args.seed)
-            show_one(f"{args.task}, bank seed {s}", args.trials, per_seed[s])
+            show(f"{args.task}, bank seed {s}: target accuracy per budget", per_seed[s], one_cell)
         summary = over_seeds(per_seed)
-        show_seeds(args.task, args.trials, seeds, summary)
+        show(f"{args.task}: mean ± sd [spread] over bank seeds {seeds}", summary, seeds_cell)
         out = REPO / "benchmarks/results" / f"budgets_{args.task}_seeds.json"
         payload = {
             "task": args.task,
