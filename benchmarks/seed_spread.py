@@ -8,7 +8,7 @@ of the MACs, per bank and as mean, standard deviation, min and max over the seed
 Each bank goes to RUNS/<task>_<method>[_<tag>]_s<seed> (a finished bank is reused, a killed one
 resumes). Accuracy is measured on the whole target test split after BN re-estimation on 1,000
 unlabelled target train images (the deployed models, as the budget table measures them).
-Writes benchmarks/results/seeds[_<tag>].json; --evaluate-only skips training; --head H measures
+Writes benchmarks/results/seeds[_<tag>].json (or --results NAME); --evaluate-only skips training; --head H measures
 head H instead of the deployed one (results in seeds[_<tag>]_<H>.json).
 """
 
@@ -108,11 +108,15 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: PyTorch's default)")
     p.add_argument("--evaluate-only", action="store_true")
     p.add_argument("--head", help="the head to measure (default: each bank's deployed head)")
+    p.add_argument(
+        "--results",
+        help="results file name under benchmarks/results (default: seeds[_<tag>][_<head>].json)",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     suffix = "".join(f"_{x}" for x in (args.tag, args.head) if x)
-    out = REPO / "benchmarks" / "results" / f"seeds{suffix}.json"
+    out = REPO / "benchmarks" / "results" / (args.results or f"seeds{suffix}.json")
     meta = {"overrides": args.set, "machine": sn_machine()}
     for task in args.tasks.split(","):
         for method in args.methods.split(","):
