@@ -7,9 +7,11 @@ Optuna 5 has no public call for two things a shared, resumable search needs:
 - closing a RUNNING trial left behind by a killed worker as FAIL from another process
   (``study.tell`` only accepts trials this process asked for, or by number with a state check
   that races with the owner);
-- a bounded history for TPE (its samplers read a study's trials through ``study._get_trials``).
+- a bounded history for TPE (its samplers read a study's trials through ``study._get_trials``);
+- writing a trial's many small records (one per parameter and attribute) to the journal file in
+  one append instead of one locked, fsynced append each (:func:`batched_writes`).
 
-Both go through the storage directly. The journal file's operation codes (to tell a damaged
+They go through the storage directly. The journal file's operation codes (to tell a damaged
 journal from one Optuna can replay) come from its private module too. If Optuna changes these
 names, only this file changes.
 """
@@ -18,13 +20,93 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import optuna
+from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import JournalOperation
 from optuna.trial import FrozenTrial, TrialState
 
 JOURNAL_OP_CODES = frozenset(int(op) for op in JournalOperation)
+
+# Records that only add to a running trial (a parameter, an attribute): nothing this process
+# reads back before the trial is told depends on them being in the file yet.
+_DEFERRABLE = frozenset(
+    int(op)
+    for op in (
+        JournalOperation.SET_TRIAL_PARAM,
+        JournalOperation.SET_TRIAL_USER_ATTR,
+        JournalOperation.SET_TRIAL_SYSTEM_ATTR,
+    )
+)
+
+
+class BatchingJournalBackend(JournalFileBackend):
+    """Optuna's journal file, where the records of one batch (see :func:`batched_writes`) go to
+    the file in one locked, fsynced append: a trial writes one record per parameter and
+    attribute (about 20 on the digits space, 50 on ResNet-50), and each append costs a lock, an
+    fsync and a re-read (1-7 ms on a loaded machine). Outside a batch it is Optuna's backend.
+
+    In a batch, parameter and attribute records wait; any other record (a trial created, told,
+    failed) is written together with those waiting, in order, so the file never holds a
+    trial's end before its parameters. A kill loses only waiting records of a trial that was
+    still running: the next run fails that trial, as it fails any a killed worker left."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._waiting: list[dict[str, Any]] | None = None  # None: not in a batch
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        if self._waiting is not None and all(log["op_code"] in _DEFERRABLE for log in logs):
+            self._waiting.extend(logs)
+            return
+        self._write(logs)
+
+    def _write(self, logs: list[dict[str, Any]]) -> None:
+        if self._waiting:
+            logs, self._waiting[:] = [*self._waiting, *logs], []
+        if logs:
+            super().append_logs(logs)
+
+
+@contextmanager
+def batched_writes(study: optuna.Study) -> Iterator[None]:
+    """Write what the block adds to a study's running trial in one append (a no-op on other
+    storages). At the end the records are written and read back, so that a record on a trial
+    another worker closed meanwhile raises ``UpdateFinishedTrialError`` here, once, as an
+    unbatched write would have."""
+    backend = getattr(study._storage, "_backend", None)
+    if not isinstance(backend, BatchingJournalBackend) or backend._waiting is not None:
+        yield
+        return
+    backend._waiting = []
+    try:
+        yield
+    except BaseException:
+        try:  # keep what was written (a kill mid-step: the trial is failed next run anyway)
+            _flush(study, backend, raise_closed=False)
+        except Exception:
+            pass  # the first error is the one to report
+        raise
+    _flush(study, backend, raise_closed=True)
+
+
+def _flush(study: optuna.Study, backend: BatchingJournalBackend, raise_closed: bool) -> None:
+    try:
+        backend._write([])
+    finally:
+        backend._waiting = None
+    closed = False
+    while True:  # the replay raises once per record of ours on a closed trial, then goes on
+        try:
+            study._storage.get_all_studies()  # a read: replays the records just written
+            break
+        except optuna.exceptions.UpdateFinishedTrialError:
+            closed = True
+    if closed and raise_closed:
+        raise optuna.exceptions.UpdateFinishedTrialError("the trial was closed by another worker")
 
 
 def set_trial_system_attr(

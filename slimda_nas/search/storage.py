@@ -14,7 +14,7 @@ from pathlib import Path
 import optuna
 
 from slimda_nas.errors import Notice, RunError, UserError
-from slimda_nas.search._optuna import JOURNAL_OP_CODES
+from slimda_nas.search._optuna import JOURNAL_OP_CODES, BatchingJournalBackend
 
 JOURNAL = "study.journal"
 
@@ -94,7 +94,7 @@ def _connect_args(scheme: str) -> dict:
 
 
 def _journal(path: Path) -> optuna.storages.BaseStorage:
-    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
+    from optuna.storages.journal import JournalFileOpenLock, JournalStorage
 
     if path.exists() and not path.is_file():
         raise StorageError(
@@ -104,7 +104,7 @@ def _journal(path: Path) -> optuna.storages.BaseStorage:
         check_journal(path)  # appending after a cut line would corrupt every later record
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        backend = BatchingJournalBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
         return JournalStorage(backend)
     except PermissionError:
         raise StorageError(f"{path}: cannot write the study journal (permission denied)") from None

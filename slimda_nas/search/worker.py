@@ -28,7 +28,12 @@ from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.evaluate.feasible import BandSampler, nearest, repair
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.search._optuna import fail_running_trial, set_trial_system_attr, waiting_params
+from slimda_nas.search._optuna import (
+    batched_writes,
+    fail_running_trial,
+    set_trial_system_attr,
+    waiting_params,
+)
 from slimda_nas.search.record import (
     TrialRecord,
     config_key,
@@ -194,11 +199,12 @@ class StudyWorker:
                 # none fit. Starting from feasible random configurations gives it a model.
                 name = "random"
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), batched_writes(self.study):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 budget = None if spec.multi_objective else spec.budget.macs
                 self.study.sampler = make_sampler(name, seed, self.dists, self.band, budget)
                 trial = self.study.ask(self.dists)
+                set_trial_system_attr(self.study, trial, "worker", worker_id())
             self._score_and_tell(trial, name, trials)
         except KeyboardInterrupt:
             # interrupted (Ctrl-C, SIGTERM): abandon the trial of this step now rather than
@@ -208,7 +214,6 @@ class StudyWorker:
 
     def _score_and_tell(self, trial: optuna.Trial, proposer: str, trials: list) -> None:
         spec = self.spec
-        set_trial_system_attr(self.study, trial, "worker", worker_id())
         indices = [trial.params[u] for u in self.units]
         config = self.space.from_indices(indices)
         key = config_key(indices)
@@ -222,12 +227,10 @@ class StudyWorker:
             proposer="repair" if repaired_from else proposer,
             repaired_from=repaired_from,
         )
-        if not spec.multi_objective:
-            trial.set_constraint("macs", float(record.macs - spec.budget.macs))
-            if not spec.budget.fits(record.macs):
-                self._tell(trial, record, math.inf)
-                self._repair(trial.number, record, indices, trials, "over the budget")
-                return
+        if not spec.multi_objective and not spec.budget.fits(record.macs):
+            self._tell(trial, record, math.inf)
+            self._repair(trial.number, record, indices, trials, "over the budget")
+            return
         if key in self.ledger.keys:
             # proposed again in this study: reuse, costs nothing, does not count
             score = self.cache.get(key)
@@ -236,8 +239,7 @@ class StudyWorker:
             return
         if not self._slot_free(trial.number):
             # N evaluations already exist or run elsewhere
-            replace(record, overflow=True).write(trial)
-            self.study.tell(trial, state=TrialState.FAIL)
+            self._tell(trial, replace(record, overflow=True), None)
             time.sleep(0.2)
             return
         score = self.cache.get(key)  # scored before by another study, or before a kill
@@ -314,10 +316,18 @@ class StudyWorker:
         except Exception:  # the storage itself failed: the next run closes the trial instead
             pass
 
-    def _tell(self, trial, record: TrialRecord, value: float) -> None:
-        record.write(trial)
-        values = [float(record.macs), value] if self.spec.multi_objective else value
-        frozen = self.study.tell(trial, values)
+    def _tell(self, trial, record: TrialRecord, value: float | None) -> None:
+        """Record and finish a trial: COMPLETE with its value, or FAIL without one (an
+        evaluation it had no slot for). One journal append for all of it."""
+        with batched_writes(self.study):
+            if not self.spec.multi_objective:
+                trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
+            record.write(trial)
+            if value is None:
+                self.study.tell(trial, state=TrialState.FAIL)
+                return
+            values = [float(record.macs), value] if self.spec.multi_objective else value
+            frozen = self.study.tell(trial, values)
         if self.on_trial:
             self.on_trial(frozen)
 
