@@ -76,7 +76,11 @@ def fake_score(space):
     return score
 
 
-def run_one(space_name: str, sampler: str, trials: int, budget: str, seed: int) -> dict:
+def run_one(
+    space_name: str, sampler: str, trials: int, budget: str, seed: int, keep_scores: bool = False
+) -> dict:
+    """Overhead per window of trials; with ``keep_scores`` also the score of every evaluation
+    in order (what the sampler found)."""
     space = load_space(resolve_space_path(space_name))
     bank = ModelBank.build(space, CLASSES.get(space.backbone, 10))
     cost = CostModel(bank)
@@ -102,10 +106,13 @@ def run_one(space_name: str, sampler: str, trials: int, budget: str, seed: int) 
             timers["get_trials"],
         )
         rows, state = [], {"t0": time.perf_counter(), "trials": 0, "evals": 0}
+        scores = []
 
         def on_trial(frozen):
             state["trials"] += 1
-            state["evals"] += bool(frozen.user_attrs.get("evaluated"))
+            if frozen.user_attrs.get("evaluated"):
+                state["evals"] += 1
+                scores.append(frozen.value)
             if state["trials"] % WINDOW == 0:
                 rows.append(
                     {
@@ -119,7 +126,8 @@ def run_one(space_name: str, sampler: str, trials: int, budget: str, seed: int) 
         cache = ScoreCache(Path(tmp) / "scores.jsonl")
         worker = StudyWorker(study, spec, space, cost, timers["score"], cache, 0, on_trial)
         worker.run(max_proposals=trials)
-    return {"space": space_name, "sampler": sampler, "budget": budget, "windows": _windows(rows)}
+    out = {"space": space_name, "sampler": sampler, "budget": budget, "windows": _windows(rows)}
+    return {**out, "scores": scores} if keep_scores else out
 
 
 def _windows(rows: list[dict]) -> list[dict]:
