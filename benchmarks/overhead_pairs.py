@@ -3,6 +3,7 @@
 goes first), so that both halves of a pair see the same load on a shared machine.
 
     python benchmarks/overhead_pairs.py --old ../slimda-nas-2b87e77 --new .
+    python benchmarks/overhead_pairs.py --old ../before --new . --all --out overhead_paired_journal.json
 
 Each half runs in a subprocess with PYTHONPATH set to its checkout (and that checkout's own
 benchmarks/sampler_overhead.py). Writes benchmarks/results/overhead_paired.json: per
@@ -25,6 +26,11 @@ PAIRS = (
     ("digits_cnn", "tpe", 3000, "1/16"),
     ("resnet50", "nsga2", 2000, "1/4"),
     ("resnet50", "tpe", 2000, "1/4"),
+)
+PAIRS_ALL = tuple(
+    (space, sampler, 3000, budget)
+    for space, budget in (("digits_cnn", "1/16"), ("resnet50", "1/4"))
+    for sampler in ("tpe", "nsga2", "random")
 )
 RUN = (
     "import sys, json; sys.path.insert(0, {bench!r}); import sampler_overhead as so; "
@@ -51,11 +57,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--old", type=Path, required=True)
     p.add_argument("--new", type=Path, default=REPO)
+    p.add_argument(
+        "--all", action="store_true", help="TPE, NSGA-II and random, 3,000 trials on both spaces"
+    )
+    p.add_argument("--out", default="overhead_paired.json", help="under benchmarks/results")
     args = p.parse_args()
     checkouts = {"old": args.old.resolve(), "new": args.new.resolve()}
-    out_path = REPO / "benchmarks" / "results" / "overhead_paired.json"
+    out_path = REPO / "benchmarks" / "results" / args.out
     results: dict = {}
-    for i, (space, sampler, trials, budget) in enumerate(PAIRS):
+    for i, (space, sampler, trials, budget) in enumerate(PAIRS_ALL if args.all else PAIRS):
         for label in ("old", "new") if i % 2 == 0 else ("new", "old"):
             t0 = time.time()
             r = run_half(checkouts[label], space, sampler, trials, budget)
