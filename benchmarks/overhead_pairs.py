@@ -47,8 +47,15 @@ def run_half(checkout: Path, space: str, sampler: str, trials: int, budget: str)
         budget=budget,
     )
     env = {**os.environ, "PYTHONPATH": str(checkout)}
+    # run inside the checkout: ``python -c`` puts the current folder first on sys.path, so run
+    # from another checkout a half would import that one's code, not its own
     out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 

@@ -5,6 +5,8 @@ trial and per UPEM evaluation, up to 3,000 trials on the ResNet-50 and digits sp
     python benchmarks/sampler_overhead.py --spaces resnet50,digits_cnn --samplers tpe,nsga2,random \\
         --trials 3000 --budget 1/64 --label after
     python benchmarks/sampler_overhead.py --eval-time --run runs/seeds/usps_mnist_slimda_s0
+    python benchmarks/sampler_overhead.py --eval-time --untrained office31_aw_resnet50 \
+        --eval-budgets 1/4,1/16 --eval-n 3 --label r50_evaltime
 
 The search runs exactly as ``slimda-nas search`` runs it (the study worker, a journal file, the
 score cache), with one change: a candidate's score is a formula of its widths computed in
@@ -26,6 +28,7 @@ import time
 from pathlib import Path
 
 import optuna
+import torch
 
 from slimda_nas._io import write_text
 from slimda_nas.bank import ModelBank
@@ -152,15 +155,31 @@ def _windows(rows: list[dict]) -> list[dict]:
     return out
 
 
+def untrained_run(config: str) -> Path:
+    """A bank of a shipped config trained for one small step from random weights: what a
+    candidate evaluation costs does not depend on what the bank learnt."""
+    import slimda_nas as sn
+
+    out = REPO / "runs" / f"overhead_{config}"
+    cfg = sn.load_run_config(config, out=str(out)).replace(
+        weights=None, iterations=1, batch_size=4, precision="fp32", device="cpu"
+    )
+    sn.train_bank(cfg, show_progress=False)
+    return out
+
+
 def eval_time(run_dir: Path, budgets: list[str], n: int) -> dict:
-    """Mean seconds of a real candidate evaluation (BN re-estimation + UPEM) on this machine."""
+    """Mean seconds of a real candidate evaluation (BN re-estimation + UPEM, the default
+    settings) on this machine, over n configurations in the upper half of each budget."""
     import random
 
     from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
     from slimda_nas.train import load_run
 
     run = load_run(run_dir)
+    t0 = time.perf_counter()
     ev = Evaluator(run, EvalSettings())
+    start = time.perf_counter() - t0
     anchor = ev.cost.macs(run.space.largest())
     out = {}
     for text in budgets:
@@ -172,8 +191,17 @@ def eval_time(run_dir: Path, budgets: list[str], n: int) -> dict:
                 configs.append(c)
         ev.score(configs[0])  # warm-up
         times = [ev.score(c).seconds for c in configs]
-        out[text] = {"mean_s": sum(times) / len(times), "n": n}
-    return {"run": str(run_dir), "task": run.task, "by_budget": out}
+        out[text] = {"mean_s": sum(times) / len(times), "n": n, "seconds": times}
+        print(f"{text}: {out[text]['mean_s']:.2f} s per candidate", flush=True)
+    return {
+        "run": str(run_dir),
+        "task": run.task,
+        "space": run.space.backbone,
+        "evaluator_start_s": start,
+        "subsets": ev.subsets,
+        "threads": torch.get_num_threads(),
+        "by_budget": out,
+    }
 
 
 MARKS = (100, 1000, 2000, 3000)
@@ -270,6 +298,11 @@ def main() -> None:
     p.add_argument("--label", default="after")
     p.add_argument("--eval-time", action="store_true")
     p.add_argument("--run", type=Path, help="a trained run, for --eval-time")
+    p.add_argument(
+        "--untrained", metavar="CONFIG", help="--eval-time on a one-step bank of this config"
+    )
+    p.add_argument("--eval-budgets", default="1/16,1/64")
+    p.add_argument("--eval-n", type=int, default=20, help="configurations per budget")
     p.add_argument("--summarise", action="store_true", help="table and PNG from the saved runs")
     args = p.parse_args()
     if args.summarise:
@@ -280,7 +313,8 @@ def main() -> None:
     out = REPO / "benchmarks" / "results" / f"overhead_{args.label}.json"
     results = json.loads(out.read_text()) if out.exists() else {"runs": []}
     if args.eval_time:
-        results["eval_time"] = eval_time(args.run, ["1/16", "1/64"], 20)
+        run = untrained_run(args.untrained) if args.untrained else args.run
+        results["eval_time"] = eval_time(run, args.eval_budgets.split(","), args.eval_n)
     else:
         for space in args.spaces.split(","):
             for sampler in args.samplers.split(","):
