@@ -318,10 +318,12 @@ class StudyWorker:
 
     def _tell(self, trial, record: TrialRecord, value: float | None) -> None:
         """Record and finish a trial: COMPLETE with its value, or FAIL without one (an
-        evaluation it had no slot for). One journal append for all of it."""
-        with batched_writes(self.study):
-            if not self.spec.multi_objective:
-                trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
+        evaluation it had no slot for)."""
+        if not self.spec.multi_objective:
+            # written (and read back) at once: a trial another worker closed meanwhile raises
+            # UpdateFinishedTrialError here, which the run loop expects, not in ``tell``
+            trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
+        with batched_writes(self.study):  # the record and the end: one journal append
             record.write(trial)
             if value is None:
                 self.study.tell(trial, state=TrialState.FAIL)
