@@ -75,6 +75,8 @@ def main() -> None:
     if args.plot:
         plot(REPO / "benchmarks" / "results" / args.out)
         return
+    if args.old is None:
+        p.error("--old is required (except with --plot)")
     checkouts = {"old": args.old.resolve(), "new": args.new.resolve()}
     out_path = REPO / "benchmarks" / "results" / args.out
     results: dict = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}

@@ -29,18 +29,6 @@ REPO = Path(__file__).resolve().parents[1]
 MARKS = (100, 250, 500, 1000, 1500, 2000, 3000)
 
 
-def with_history(recent: int):
-    """The TPE factory of slimda_nas.search.samplers with another history bound."""
-
-    def factory(seed, distributions, band, budget_macs):
-        tpe = optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
-        )
-        return samplers.BoundedHistorySampler(tpe, distributions, recent=recent)
-
-    return factory
-
-
 def best_after(scores: list[float], marks) -> dict[int, float]:
     out, best = {}, float("inf")
     for i, s in enumerate(scores, start=1):
@@ -61,15 +49,15 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = REPO / "benchmarks" / "results" / "tpe_history.json"
     results = json.loads(out.read_text()) if out.exists() else {"runs": {}}
-    default = samplers.OPTUNA_SAMPLERS["tpe"]
+    shipped = samplers.TPE_HISTORY
     for h in (int(x) for x in args.history.split(",")):
         for seed in (int(s) for s in args.seeds.split(",")):
-            samplers.OPTUNA_SAMPLERS["tpe"] = with_history(h)
+            samplers.TPE_HISTORY = h  # the search's TPE reads the bound at each proposal
             t0 = time.time()
             try:
                 r = run_one(args.space, "tpe", args.trials, args.budget, seed, keep_scores=True)
             finally:
-                samplers.OPTUNA_SAMPLERS["tpe"] = default
+                samplers.TPE_HISTORY = shipped
             key = f"{args.space}|{args.budget}|H{h}|s{seed}"
             results["runs"][key] = {
                 "history": h,

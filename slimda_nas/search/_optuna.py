@@ -1,6 +1,6 @@
 """The only place that touches Optuna's private API (``study._storage``, ``trial._trial_id``).
 
-Optuna 5 has no public call for two things a shared, resumable search needs:
+Optuna 5 has no public call for some things a shared, resumable search needs:
 
 - a *system* attribute on a running trial (which worker owns it; how many raw draws the feasible
   random sampler made), written from outside ``Trial``'s own methods;
@@ -65,6 +65,10 @@ class BatchingJournalBackend(JournalFileBackend):
         self._write(logs)
 
     def _write(self, logs: list[dict[str, Any]]) -> None:
+        # The waiting records leave the buffer before the append, and a failed append is not
+        # tried again: a retry after a partial write (a full disk) would put records after a
+        # cut line in the middle of the file. What is lost belongs to a running trial, which
+        # the next run fails.
         if self._waiting:
             logs, self._waiting[:] = [*self._waiting, *logs], []
         if logs:
@@ -76,7 +80,9 @@ def batched_writes(study: optuna.Study) -> Iterator[None]:
     """Write what the block adds to a study's running trial in one append (a no-op on other
     storages). At the end the records are written and read back, so that a record on a trial
     another worker closed meanwhile raises ``UpdateFinishedTrialError`` here, once, as an
-    unbatched write would have."""
+    unbatched write would have. Inside the block, what Optuna reads back from the storage (e.g.
+    the trial ``sampler.after_trial`` gets in ``tell``) lacks the waiting records. One batch
+    per process at a time: the search writes from one thread."""
     backend = getattr(study._storage, "_backend", None)
     if not isinstance(backend, BatchingJournalBackend) or backend._waiting is not None:
         yield
@@ -107,6 +113,12 @@ def _flush(study: optuna.Study, backend: BatchingJournalBackend, raise_closed: b
             closed = True
     if closed and raise_closed:
         raise optuna.exceptions.UpdateFinishedTrialError("the trial was closed by another worker")
+
+
+def check_running(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Raise ``UpdateFinishedTrialError`` if another worker closed the trial (read afresh)."""
+    frozen = study._storage.get_trial(trial._trial_id)
+    study._storage.check_trial_is_updatable(trial._trial_id, frozen.state)
 
 
 def set_trial_system_attr(

@@ -18,7 +18,8 @@ from slimda_nas.search._optuna import BoundedStudyView, set_trial_system_attr
 TPE_HISTORY = 200
 """Finished trials TPE models besides the best 25 (see :class:`BoundedHistorySampler`): 200
 costs a fifth less per proposal than 500 at 1,000+ trials and finds as well (BENCHMARKS.md
-section 9), and leaves a default search (100 evaluations, under 225 trials) untouched."""
+section 9), and leaves a default search untouched (100 evaluations end within 175-181 trials
+with repair, BENCHMARKS.md section 9)."""
 
 
 class FeasibleRandomSampler(BaseSampler):
@@ -128,7 +129,7 @@ def _tpe(seed, distributions, band, budget_macs) -> BaseSampler:
     tpe = optuna.samplers.TPESampler(
         seed=seed, n_startup_trials=10, multivariate=True, constant_liar=True
     )
-    return BoundedHistorySampler(tpe, distributions)
+    return BoundedHistorySampler(tpe, distributions, recent=TPE_HISTORY)
 
 
 def _nsga2(seed, distributions, band, budget_macs) -> BaseSampler:

@@ -30,6 +30,7 @@ from slimda_nas.evaluate.feasible import BandSampler, nearest, repair
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.search._optuna import (
     batched_writes,
+    check_running,
     fail_running_trial,
     set_trial_system_attr,
     waiting_params,
@@ -318,12 +319,13 @@ class StudyWorker:
 
     def _tell(self, trial, record: TrialRecord, value: float | None) -> None:
         """Record and finish a trial: COMPLETE with its value, or FAIL without one (an
-        evaluation it had no slot for)."""
-        if not self.spec.multi_objective:
-            # written (and read back) at once: a trial another worker closed meanwhile raises
-            # UpdateFinishedTrialError here, which the run loop expects, not in ``tell``
-            trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
-        with batched_writes(self.study):  # the record and the end: one journal append
+        evaluation it had no slot for), in one journal append."""
+        # a trial another worker closed meanwhile (its worker judged dead): the run loop
+        # expects UpdateFinishedTrialError, which ``tell`` would turn into a ValueError
+        check_running(self.study, trial)
+        with batched_writes(self.study):
+            if not self.spec.multi_objective:
+                trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
             record.write(trial)
             if value is None:
                 self.study.tell(trial, state=TrialState.FAIL)

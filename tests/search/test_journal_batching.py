@@ -59,10 +59,10 @@ def test_a_trial_takes_a_few_appends_and_replays_whole(tiny_run_dir, tmp_path, a
         assert "worker" in t.system_attrs and "constraints:macs" in t.system_attrs
 
 
-def _study(tmp_path):
+def _study(tmp_path, directions=("minimize",)):
     storage = open_storage(None, tmp_path)
     assert isinstance(storage._backend, BatchingJournalBackend)
-    return optuna.create_study(study_name="s", storage=storage)
+    return optuna.create_study(study_name="s", storage=storage, directions=list(directions))
 
 
 def test_a_trial_closed_by_another_worker_is_reported_once(tmp_path):
@@ -122,7 +122,8 @@ def test_a_batch_lost_to_a_kill_leaves_a_trial_the_next_run_fails(tiny_run_dir, 
     assert len(keys) == len(set(keys)) == 20
 
 
-def test_a_trial_closed_between_ask_and_tell_is_proposed_again(tmp_path):
+@pytest.mark.parametrize("pareto", [False, True], ids=["budget", "pareto"])
+def test_a_trial_closed_between_ask_and_tell_is_proposed_again(tmp_path, pareto):
     """The run loop expects UpdateFinishedTrialError from a trial another worker closed; the
     batched tell must not turn that into another error."""
     from slimda_nas.bank import ModelBank
@@ -135,7 +136,7 @@ def test_a_trial_closed_between_ask_and_tell_is_proposed_again(tmp_path):
 
     space = load_space(resolve_space_path("digits_cnn"))
     cost = CostModel(ModelBank.build(space, 10))
-    study = _study(tmp_path)
+    study = _study(tmp_path, ("minimize", "minimize") if pareto else ("minimize",))
     other = optuna.load_study(study_name="s", storage=open_storage(None, tmp_path))
 
     def score(config):  # another worker closes the trial while this one scores it
@@ -143,7 +144,7 @@ def test_a_trial_closed_between_ask_and_tell_is_proposed_again(tmp_path):
         other._storage.set_trial_state_values(running._trial_id, optuna.trial.TrialState.FAIL)
         return CandidateScore(config=config, macs=0, params=0, upem={"kl@ct": 0.1}, seconds=0)
 
-    budget = parse_budget("1/2").resolve(cost.macs(space.largest()))
+    budget = None if pareto else parse_budget("1/2").resolve(cost.macs(space.largest()))
     spec = StudySpec(name="s", sampler="random", seed=0, evaluations=3, budget=budget)
     worker = StudyWorker(study, spec, space, cost, score, ScoreCache(tmp_path / "c.jsonl"))
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
