@@ -43,6 +43,9 @@ class TrainState:
     optimizer: dict[str, Any] | None = None
     ranks: list[dict[str, Any]] | None = None  # per rank: {"rng": ..., "loaders": ...}
     world_size: int = 1
+    # tail weight averaging while it runs ({"state": ..., "count": ...}); a finished run's
+    # ``model`` is the average itself
+    average: dict[str, Any] | None = None
 
     _REQUIRED = ("model", "iteration", "config", "space_hash", "backbone", "classes")
 
@@ -91,6 +94,12 @@ class TrainState:
                 raise bad(name, "a mapping", getattr(self, name))
         if not isinstance(self.classes, list) or not all(isinstance(c, str) for c in self.classes):
             raise bad("classes", "a list of class names", self.classes)
+        if self.average is not None and not (
+            isinstance(self.average, dict)
+            and isinstance(self.average.get("state"), dict)
+            and isinstance(self.average.get("count"), int)
+        ):
+            raise bad("average", "a mapping with 'state' and 'count'", self.average)
         for name in ("space_hash", "backbone", "deploy_head"):
             if not isinstance(getattr(self, name), str):
                 raise bad(name, "a string", getattr(self, name))

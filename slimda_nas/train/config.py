@@ -66,6 +66,16 @@ class ShrinkingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AveragingConfig:
+    """Tail weight averaging (SWA's running average, the learning rate left as it is): the
+    weights after every ``every``-th of the last ``1 - start`` of the adaptation iterations join
+    a uniform average, which is the trained bank. Off (start null) by default."""
+
+    start: float | None = None  # fraction of the adaptation iterations before averaging starts
+    every: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
 class RunConfig:
     name: str
     task: str
@@ -90,6 +100,7 @@ class RunConfig:
     distillation: DistillationConfig = field(default_factory=DistillationConfig)
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     shrinking: ShrinkingConfig = field(default_factory=ShrinkingConfig)
+    averaging: AveragingConfig = field(default_factory=AveragingConfig)
     checkpoint_every: int = 500
     log_every: int = 50
     eval_every: int = 1000
@@ -150,6 +161,7 @@ class RunConfig:
 _ADDED_LATER = {
     "warmup": dataclasses.asdict(WarmupConfig()),
     "shrinking": dataclasses.asdict(ShrinkingConfig()),
+    "averaging": dataclasses.asdict(AveragingConfig()),
     "distillation.ramp": False,
     "domain_bn": "joint",
 }
@@ -212,6 +224,7 @@ def _build(raw: dict, src: str) -> RunConfig:
         "distillation": DistillationConfig,
         "warmup": WarmupConfig,
         "shrinking": ShrinkingConfig,
+        "averaging": AveragingConfig,
     }
     kwargs: dict[str, Any] = {}
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -315,6 +328,11 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
         raise bad("shrinking.stages", "0 (off) or a positive integer", sh.stages)
     if not 0 < sh.fraction <= 1:
         raise bad("shrinking.fraction", "a fraction in (0, 1]", sh.fraction)
+    av = cfg.averaging
+    if av.start is not None and not 0 <= av.start < 1:
+        raise bad("averaging.start", "a fraction in [0, 1) (or null: off)", av.start)
+    if av.every < 1:
+        raise bad("averaging.every", "a positive integer", av.every)
     if cfg.eval_every < 0:
         raise bad("eval_every", "0 (off) or a positive integer", cfg.eval_every)
     if not 0 <= cfg.seed < 2**32:

@@ -25,6 +25,7 @@ from slimda_nas.methods.inplace import InplaceDistillation
 from slimda_nas.methods.losses import confusion_lambda
 from slimda_nas.space import SearchSpace, load_space
 from slimda_nas.train import distributed as D
+from slimda_nas.train.averaging import WeightAverage, joins_average
 from slimda_nas.train.checkpoint import (
     CHECKPOINT,
     TrainState,
@@ -75,6 +76,7 @@ class _Session:
     warmup: Method | None = None  # in-place distillation before adaptation
     step: nn.Module | None = None
     metrics: MetricsLog | None = None
+    average: WeightAverage = field(default_factory=WeightAverage)
 
     @property
     def model(self) -> nn.Module:
@@ -127,6 +129,7 @@ def train_bank(
             for it in range(start, end):
                 loss, terms = _train_step(s, it)
                 done = it + 1
+                _average(s, done)
                 progress.update(done, loss)
                 if _due(done, cfg.log_every, total) and s.metrics:
                     t_log = _log(s, done, loss, terms, t0, t_log)
@@ -239,6 +242,8 @@ def _restore(s: _Session, resume: bool | None) -> int:
     if s.tgt is not None:
         s.tgt.load_state_dict(mine["loaders"]["target"])
     restore_rng(mine["rng"])
+    if state.average is not None:
+        s.average = WeightAverage.from_state_dict(state.average, s.device)
     return state.iteration
 
 
@@ -331,6 +336,17 @@ def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     return loss, terms
 
 
+def _average(s: _Session, done: int) -> None:
+    """Add the weights after iteration ``done`` to the tail average if due; after the last
+    iteration the average becomes the bank (evaluated and checkpointed as the trained run)."""
+    cfg, av = s.cfg, s.cfg.averaging
+    if not joins_average(av.start, av.every, done - cfg.warmup.iterations, cfg.iterations):
+        return
+    s.average.update(s.model)
+    if done == cfg.total_iterations:
+        s.model.load_state_dict(s.average.state)
+
+
 def _due(done: int, every: int, last: int) -> bool:
     return done % every == 0 or done == last
 
@@ -410,6 +426,11 @@ def _checkpoint(s: _Session, iteration: int) -> None:
             deploy_head=s.bank.deploy_head,
             heads=list(HEADS),
             world_size=s.dist.world_size,
+            average=(
+                s.average.state_dict()
+                if s.average.count and iteration < cfg.total_iterations
+                else None
+            ),
         )
         save_checkpoint(s.ckpt_path, state)
     D.barrier(s.dist)
@@ -424,6 +445,7 @@ def _write_summary(s: _Session, result: TrainResult, start: int) -> None:
             "resumed_from": start,
             "accuracy_on_target_test": result.accuracy,
             "deploy_head": s.bank.deploy_head,
+            "averaged_weights": s.average.count,
             "note": "accuracy after BN re-estimation on target train images; labels used for this log only",
         },
     )

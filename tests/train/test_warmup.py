@@ -111,6 +111,7 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
         "calibration_images",
         "warmup",
         "shrinking",
+        "averaging",
     ):
         d.pop(key)
     d["distillation"].pop("ramp")  # added later, off by default like the warm-up
@@ -120,4 +121,5 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
     assert cfg.replace(**WARM).training_hash() != before
     assert cfg.replace(distillation={"ramp": True}).training_hash() != before
     assert cfg.replace(domain_bn="separate").training_hash() != before
+    assert cfg.replace(averaging={"start": 0.5}).training_hash() != before
     assert isinstance(cfg, RunConfig)
