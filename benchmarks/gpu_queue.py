@@ -28,31 +28,24 @@ from pathlib import Path
 import optuna
 from rich.console import Console
 from rich.table import Table
-from sampler_overhead import CLASSES, fake_score  # this folder is on sys.path as a script
+from sampler_overhead import (  # this folder is on sys.path as a script
+    fake_score,
+    space_cost_budget,
+)
 
 from slimda_nas._io import write_text
-from slimda_nas.bank import ModelBank
-from slimda_nas.evaluate.budget import parse_budget
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.storage import JOURNAL, open_storage
 from slimda_nas.search.worker import StudySpec, StudyWorker
-from slimda_nas.space import load_space, resolve_space_path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _parts(space_name: str, budget: str):
-    space = load_space(resolve_space_path(space_name))
-    cost = CostModel(ModelBank.build(space, CLASSES.get(space.backbone, 10)))
-    return space, cost, parse_budget(budget).resolve(cost.macs(space.largest()))
 
 
 def _worker(folder: str, args: dict, rank: int, ready, start, done) -> None:
     """One search process: a StudyWorker whose candidates wait for the shared 'GPU'."""
     torch_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space, cost, budget = _parts(args["space"], args["budget"])
+    space, cost, budget = space_cost_budget(args["space"], args["budget"])
     score = fake_score(space)
     lock_path = Path(folder) / "gpu.lock"
 
@@ -103,7 +96,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         filled = Path(tmp) / "filled"
-        space, cost, budget = _parts(args.space, args.budget)
+        space, cost, budget = space_cost_budget(args.space, args.budget)
         study = optuna.create_study(study_name="q", storage=open_storage(None, filled))
         spec = StudySpec(name="q", sampler="tpe", seed=0, evaluations=10**9, budget=budget)
         cache = ScoreCache(filled / "scores.jsonl")

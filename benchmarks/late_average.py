@@ -26,6 +26,7 @@ from rich.table import Table
 
 import slimda_nas as sn
 from slimda_nas._io import atomic_write, write_text
+from slimda_nas.train.averaging import WeightAverage
 from slimda_nas.train.checkpoint import CHECKPOINT
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,12 +59,10 @@ def keep_snapshots(task: str, method: str, seed: int, threads: int, args) -> Pat
 def averaged(snapshots: list[Path]) -> dict[str, torch.Tensor]:
     """The uniform average of the floating-point tensors (integers, e.g. BN's batch counters,
     are the last snapshot's; BN statistics are re-estimated before any measurement anyway)."""
-    states = [torch.load(p, map_location="cpu") for p in snapshots]
-    out = dict(states[-1])
-    for name, last in out.items():
-        if last.is_floating_point():
-            out[name] = torch.stack([s[name] for s in states]).mean(0)
-    return out
+    average = WeightAverage()
+    for p in snapshots:
+        average.update(torch.load(p, map_location="cpu"))
+    return average.state
 
 
 def measure(run_dir: Path, weights: dict | None, head: str | None) -> dict[str, float]:

@@ -79,15 +79,19 @@ def fake_score(space):
     return score
 
 
+def space_cost_budget(space_name: str, budget: str):
+    """A shipped search space, its MACs model (an untrained bank) and the budget resolved on it."""
+    space = load_space(resolve_space_path(space_name))
+    cost = CostModel(ModelBank.build(space, CLASSES.get(space.backbone, 10)))
+    return space, cost, parse_budget(budget).resolve(cost.macs(space.largest()))
+
+
 def run_one(
     space_name: str, sampler: str, trials: int, budget: str, seed: int, keep_scores: bool = False
 ) -> dict:
     """Overhead per window of trials; with ``keep_scores`` also the score of every evaluation
     in order (what the sampler found)."""
-    space = load_space(resolve_space_path(space_name))
-    bank = ModelBank.build(space, CLASSES.get(space.backbone, 10))
-    cost = CostModel(bank)
-    resolved = parse_budget(budget).resolve(cost.macs(space.largest()))
+    space, cost, resolved = space_cost_budget(space_name, budget)
     with tempfile.TemporaryDirectory() as tmp:
         storage = open_storage(None, Path(tmp))
         study = optuna.create_study(study_name="bench", storage=storage)

@@ -4,24 +4,25 @@ training (SWA's average, kept apart from the training loop; the learning rate is
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 
 
 class WeightAverage:
-    """The uniform average of a module's floating-point state (parameters and BN buffers) over
-    the times it was updated; integer buffers (BN's batch counters) are the last seen."""
+    """The uniform average of the floating-point tensors of the states it was given (a module's
+    parameters and BN buffers); integer tensors (BN's batch counters) are the last seen."""
 
     def __init__(self, state: dict[str, torch.Tensor] | None = None, count: int = 0):
         self.state = state or {}
         self.count = count
 
     @torch.no_grad()
-    def update(self, module: nn.Module) -> None:
+    def update(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Add one state (a module's ``state_dict()``) to the average."""
         self.count += 1
-        for name, value in module.state_dict().items():
+        for name, value in state.items():
             if self.count == 1 or not value.is_floating_point():
                 self.state[name] = value.detach().clone()
             else:

@@ -342,7 +342,7 @@ def _average(s: _Session, done: int) -> None:
     cfg, av = s.cfg, s.cfg.averaging
     if not joins_average(av.start, av.every, done - cfg.warmup.iterations, cfg.iterations):
         return
-    s.average.update(s.model)
+    s.average.update(s.model.state_dict())
     if done == cfg.total_iterations:
         s.model.load_state_dict(s.average.state)
 
