@@ -8,7 +8,9 @@ banks, the uniform-width model, the median of random feasible models and the ful
 Without --seeds: the banks runs/<task>, runs/<task>_symnet, runs/<task>_source_only
 (benchmarks/train_digits_banks.py); writes benchmarks/results/budgets_<task>.json. With --seeds:
 the banks of benchmarks/seed_spread.py, one table per bank seed and mean ± sd over the seeds;
-writes benchmarks/results/budgets_<task>_seeds.json.
+writes benchmarks/results/budgets_<task>_seeds.json. Each seed's table is kept in its slimda
+bank's folder and reused, so `--seeds 0` and `--seeds 1` can run side by side before `--seeds 0,1,2`
+gathers them.
 """
 
 from __future__ import annotations
@@ -114,6 +116,17 @@ def budget_rows(banks: dict[str, Path], trials: int, n_random: int, seed: int) -
     return {"full_width": full, "rows": table, "choices": rows}
 
 
+def seed_rows(banks: dict[str, Path], args) -> dict:
+    """``budget_rows`` of one bank seed, kept beside the slimda bank: a finished seed is reused,
+    so seeds can run as separate processes (one per core) and a killed table resumes."""
+    kept = banks["slimda"] / f"budget_rows_t{args.trials}_r{args.random}_s{args.seed}.json"
+    if kept.exists():
+        return json.loads(kept.read_text())
+    rows = budget_rows(banks, args.trials, args.random, args.seed)
+    write_text(kept, json.dumps(rows, indent=2))
+    return rows
+
+
 COLUMNS = {
     "SlimDA + UPEM": "slimda_upem_search",
     "SymNet bank": "symnet_upem_search",
@@ -198,7 +211,7 @@ def main() -> None:
         per_seed = {}
         for s in seeds:
             banks = {m: args.runs / bank_name(args.task, m, s, tag.get(m)) for m in methods}
-            per_seed[s] = budget_rows(banks, args.trials, args.random, args.seed)
+            per_seed[s] = seed_rows(banks, args)
             show(f"{args.task}, bank seed {s}: target accuracy per budget", per_seed[s], one_cell)
         summary = over_seeds(per_seed)
         show(f"{args.task}: mean ± sd [spread] over bank seeds {seeds}", summary, seeds_cell)
