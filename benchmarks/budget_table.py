@@ -116,13 +116,13 @@ def budget_rows(banks: dict[str, Path], trials: int, n_random: int, seed: int) -
     return {"full_width": full, "rows": table, "choices": rows}
 
 
-def seed_rows(banks: dict[str, Path], args) -> dict:
+def seed_rows(banks: dict[str, Path], trials: int, n_random: int, seed: int) -> dict:
     """``budget_rows`` of one bank seed, kept beside the slimda bank: a finished seed is reused,
     so seeds can run as separate processes (one per core) and a killed table resumes."""
-    kept = banks["slimda"] / f"budget_rows_t{args.trials}_r{args.random}_s{args.seed}.json"
+    kept = banks["slimda"] / f"budget_rows_t{trials}_r{n_random}_s{seed}.json"
     if kept.exists():
         return json.loads(kept.read_text())
-    rows = budget_rows(banks, args.trials, args.random, args.seed)
+    rows = budget_rows(banks, trials, n_random, seed)
     write_text(kept, json.dumps(rows, indent=2))
     return rows
 
@@ -211,7 +211,7 @@ def main() -> None:
         per_seed = {}
         for s in seeds:
             banks = {m: args.runs / bank_name(args.task, m, s, tag.get(m)) for m in methods}
-            per_seed[s] = seed_rows(banks, args)
+            per_seed[s] = seed_rows(banks, args.trials, args.random, args.seed)
             show(f"{args.task}, bank seed {s}: target accuracy per budget", per_seed[s], one_cell)
         summary = over_seeds(per_seed)
         show(f"{args.task}: mean ± sd [spread] over bank seeds {seeds}", summary, seeds_cell)
