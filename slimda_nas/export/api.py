@@ -25,6 +25,7 @@ from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
+    at_resolution,
     failures,
     full_fp32,
     limited,
@@ -235,12 +236,13 @@ def write_export(
     scoring = [x.cpu() for x in evaluator.scoring]
     anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
     searched = chosen.point.macs if chosen.point is not None else None
-    macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
+    shape = space.input_shape_at(config)  # the exported model's input: config's resolution
+    macs_rec = macs_check(plain, shape, evaluator.cost.macs(config), searched)
     labels = has_labels(evaluator)
     data = run.data()
     test_n = len(data.target_test) if labels else 0
     bank_acc = ground_truth(evaluator, [config])[0] if labels else None
-    example = torch.zeros(2, *space.input_shape)
+    example = torch.zeros(2, *shape)
 
     def test_batches(limit=None):
         return limited(
@@ -255,7 +257,9 @@ def write_export(
             path = tmp / fmt.file
             fmt.save(plain, example, path)
             t_save = time.perf_counter() - t0
-            runner = (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path)
+            runner = at_resolution(
+                (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path), shape[-1]
+            )
             limit = fmt.max_images()
             check = {
                 "format": name,
@@ -297,7 +301,7 @@ def write_export(
                     "model": (config, lambda: plain),
                     "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
                 },
-                space.input_shape,
+                space.input_shape_at,
             )
         write_yaml(tmp / "config.yaml", dict(config))
         write_json(tmp / "model.json", record)
@@ -331,7 +335,8 @@ def _record(
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "files": {FORMATS[f].file: f for f in formats},
         "input": {
-            "shape": [1, *space.input_shape],
+            "shape": [1, *space.input_shape_at(config)],
+            "size": space.resolution(config),
             "batch": "dynamic (any size >= 1)",
             "dtype": "float32",
             "layout": "NCHW, RGB",
@@ -340,7 +345,7 @@ def _record(
                 "std": list(data.std),
                 "formula": "(pixel / 255 - mean) / std, per channel",
             },
-            "preprocess": _preprocess(data),
+            "preprocess": _preprocess(data, space.resolution(config)),
         },
         "output": {"logits": len(run.bank.classes), "head": evaluator.head},
         "classes": list(run.bank.classes),
@@ -371,13 +376,18 @@ def _record(
     }
 
 
-def _preprocess(data) -> str:
+def _preprocess(data, size: int) -> str:
     from slimda_nas.data.transforms import CropTransform, resize_size
 
     s = data.input_size
+    # a lower resolution is the stored image shrunk, as the bank saw it (slim/elastic.py)
+    shrink = "" if size == s else f", resize to {size}x{size} (bilinear, antialiased)"
     if isinstance(data.target_test.transform, CropTransform):
         return (
             f"resize the shorter side to {resize_size(s)} px (bilinear, antialiased), centre-crop "
-            f"{s}x{s}, then normalise"
+            f"{s}x{s}{shrink}, then normalise"
         )
-    return f"{s}x{s} RGB (grey digits replicated to 3 channels, bilinear resize), then normalise"
+    return (
+        f"{s}x{s} RGB (grey digits replicated to 3 channels, bilinear resize){shrink}, "
+        "then normalise"
+    )

@@ -160,7 +160,7 @@ def _latency(data: ReportData) -> dict:
         for name, config in configs.items()
     }
     return latency_record(
-        data.run.run_dir, data.run.checkpoint_hash, models, bank.space.input_shape
+        data.run.run_dir, data.run.checkpoint_hash, models, bank.space.input_shape_at
     )
 
 

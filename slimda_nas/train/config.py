@@ -16,6 +16,7 @@ from slimda_nas.errors import ConfigError
 from slimda_nas.methods import HEADS, METHODS
 from slimda_nas.space import resolve_space_path
 from slimda_nas.train.distributed import DEVICE_EXPECTED, DEVICE_PATTERN
+from slimda_nas.train.sandwich import SHRINKING_ORDERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,10 +60,13 @@ class WarmupConfig:
 class ShrinkingConfig:
     """Progressive shrinking (once-for-all): training starts from the widest choices and opens
     smaller ones step by step, in ``stages`` over the first ``fraction`` of the iterations of
-    every phase. Off (0 stages) by default."""
+    every phase. Off (0 stages) by default. ``order`` (for spaces with elastic depth and
+    resolution): ``together`` shrinks every unit at once, ``ofa`` keeps the resolution elastic
+    from the start and opens depth, then width (train/sandwich.py)."""
 
     stages: int = 0
     fraction: float = 0.5
+    order: str = "together"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -141,8 +145,8 @@ class RunConfig:
             *parents, leaf = key.split(".")
             holder = d
             for parent in parents:
-                holder = holder[parent]
-            if holder[leaf] == default:
+                holder = holder.get(parent, {})  # a section already left out whole
+            if leaf in holder and holder[leaf] == default:
                 holder.pop(leaf)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -164,6 +168,7 @@ _ADDED_LATER = {
     "averaging": dataclasses.asdict(AveragingConfig()),
     "distillation.ramp": False,
     "domain_bn": "joint",
+    "shrinking.order": "together",
 }
 
 _CHOICES = {
@@ -174,6 +179,7 @@ _CHOICES = {
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),
     "warmup.images": ("source", "target", "both"),
+    "shrinking.order": SHRINKING_ORDERS,
 }
 
 

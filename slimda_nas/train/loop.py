@@ -312,11 +312,13 @@ def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     factor = (cfg.warmup.lr or cfg.optimizer.lr) / cfg.optimizer.lr if warmup else None
     for g in s.optimizer.param_groups:
         g["lr"] = g["base_lr"] * (factor if warmup else lr_factor(cfg.optimizer, p))
-    open_ = open_choices(s.space, p, cfg.shrinking.stages, cfg.shrinking.fraction)
+    open_ = open_choices(
+        s.space, p, cfg.shrinking.stages, cfg.shrinking.fraction, cfg.shrinking.order
+    )
     configs = sample_model_batch(
         s.space, cfg.models_per_step, cfg.seed, it, cfg.sandwich or warmup, open_
     )
-    widths = [s.space.layer_widths(c) for c in configs]
+    widths = [s.space.setting(c) for c in configs]  # widths, depths and resolution
     x_src, y_src = next(s.src)
     x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
     s.optimizer.zero_grad(set_to_none=True)
