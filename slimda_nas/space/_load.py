@@ -117,8 +117,12 @@ def _structure(backbone: str, args_json: str, in_channels: int, input_size: int)
         input_size=input_size,
         **json.loads(args_json),
     )
-    stages = {name: len(blocks) for name, blocks in model.depth_stages().items()}
-    return model.searchable_layers(), tuple(model.tied_layers()), stages, model.elastic_resolution
+    return (
+        model.searchable_layers(),
+        tuple(model.tied_layers()),
+        model.depth_stages(),
+        model.elastic_resolution,
+    )
 
 
 class _Validator:
@@ -221,8 +225,9 @@ class _Validator:
             )
         return Unit(RESOLUTION, (), size, "resolution", tuple(sizes), 1, 1)
 
-    def depth(self, value: Any, stages: dict[str, int], backbone: str) -> list[Unit]:
-        """One unit per elastic stage: the numbers of leading blocks it may run."""
+    def depth(self, value: Any, stages: dict[str, tuple[str, ...]], backbone: str) -> list[Unit]:
+        """One unit per elastic stage: the numbers of leading blocks it may run (its layers
+        are the stage's blocks)."""
         if value is None:
             return []
         if not isinstance(value, dict) or not value:
@@ -237,7 +242,7 @@ class _Validator:
                 raise self.fail(
                     f"{where}: not an elastic stage of {backbone} (elastic stages: {offered})"
                 )
-            n = stages[stage]
+            n = len(stages[stage])
             if (
                 not isinstance(choices, list)
                 or not choices
@@ -253,7 +258,16 @@ class _Validator:
                     f"whole network), got {choices[-1]}"
                 )
             units.append(
-                Unit(f"{DEPTH_PREFIX}{stage}", (), n, "depth", tuple(choices), 1, 1, stage=stage)
+                Unit(
+                    f"{DEPTH_PREFIX}{stage}",
+                    stages[stage],
+                    n,
+                    "depth",
+                    tuple(choices),
+                    1,
+                    1,
+                    stage=stage,
+                )
             )
         return units
 

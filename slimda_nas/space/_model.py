@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -44,7 +45,7 @@ class Unit:
     """
 
     name: str
-    layers: tuple[str, ...]
+    layers: tuple[str, ...]  # depth units: the stage's blocks (module names), in order
     full: int
     kind: Literal["widths", "channels", "depth", "resolution"]
     choices: tuple[Width, ...]
@@ -202,7 +203,43 @@ class SearchSpace:
     def layer_widths(self, config: Mapping[str, Width]) -> dict[str, int]:
         """Channels of every searchable layer under ``config``."""
         config = self.check_config(config)
-        return {layer: u.channels(config[u.name]) for u in self.units for layer in u.layers}
+        return {layer: u.channels(config[u.name]) for u in self.width_units for layer in u.layers}
+
+    @functools.cached_property
+    def _hidden_by(self) -> tuple[tuple[int, tuple[tuple[int, int], ...]], ...]:
+        """Width units whose every layer lies in a block a depth unit may skip: (unit index,
+        per layer (depth unit index, blocks that must run for the layer to run))."""
+        gates = {
+            block: (i, j + 1)
+            for i, u in enumerate(self.units)
+            if u.kind == "depth"
+            for j, block in enumerate(u.layers)
+        }
+        out = []
+        for i, u in enumerate(self.units):
+            if not u.is_width:
+                continue
+            per_layer = [
+                next((g for b, g in gates.items() if x.startswith(b + ".")), None)
+                for x in u.layers
+            ]
+            if per_layer and all(g is not None for g in per_layer):
+                out.append((i, tuple(per_layer)))
+        return tuple(out)
+
+    def normalize_indices(self, indices: tuple[int, ...] | list[int]) -> tuple[int, ...]:
+        """One index tuple per network: a width unit whose layers all lie in blocks the depths
+        skip changes nothing, so it is set to its first choice (configurations that differ only
+        there are the same sub-network, and are scored once)."""
+        out = list(indices)
+        for i, per_layer in self._hidden_by:
+            if out[i] and all(self.units[d].choices[indices[d]] < need for d, need in per_layer):
+                out[i] = 0
+        return tuple(out)
+
+    def normalize(self, config: Mapping[str, Width]) -> Config:
+        """:meth:`normalize_indices` of a configuration."""
+        return self.from_indices(self.normalize_indices(self.to_indices(config)))
 
     def unit_channels(self, config: Mapping[str, Width]) -> dict[str, int]:
         """Per unit: channels, or blocks / pixels for the elastic units."""
