@@ -81,25 +81,31 @@ class BandSampler:
         """
         found: list[Indices] = []
         x = [0] * len(self.sizes)
-        normal = self.space.normalize_indices
+        # the elastic units first: once the depths are set, a width unit they make irrelevant
+        # is walked at its first choice only, so each network is listed once
+        widths = {i for i, u in enumerate(self.space.units) if u.is_width}
+        order = [i for i in range(len(x)) if i not in widths] + sorted(widths)
+        hideable = self.space.hideable_units
 
-        def walk(u: int) -> bool:  # False: more than ``limit``, stop
-            if u == len(x):
-                if normal(x) == tuple(x):  # each network once
-                    found.append(tuple(x))
+        def walk(k: int) -> bool:  # False: more than ``limit``, stop
+            if k == len(order):
+                found.append(tuple(x))
                 return len(found) <= limit
+            u = order[k]
             more = True
-            for i in range(self.sizes[u]):
+            hidden = u in hideable and u in self.space.hidden_units(x)
+            for i in range(1 if hidden else self.sizes[u]):
                 x[u] = i
                 if self.macs(x) > high:
                     break
-                if not walk(u + 1):
+                if not walk(k + 1):
                     more = False
                     break
             x[u] = 0
             return more
 
         walk(0)
+        found.sort()
         return found if len(found) <= limit else None
 
     def _grow_into(self, x: list[int], low: int, high: int, rng: random.Random) -> list[int]:

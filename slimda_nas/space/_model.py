@@ -232,10 +232,22 @@ class SearchSpace:
         skip changes nothing, so it is set to its first choice (configurations that differ only
         there are the same sub-network, and are scored once)."""
         out = list(indices)
-        for i, per_layer in self._hidden_by:
-            if out[i] and all(self.units[d].choices[indices[d]] < need for d, need in per_layer):
-                out[i] = 0
+        for i in self.hidden_units(indices):
+            out[i] = 0
         return tuple(out)
+
+    @property
+    def hideable_units(self) -> frozenset[int]:
+        """Indices of the width units some depths make irrelevant (none without depth units)."""
+        return frozenset(i for i, _ in self._hidden_by)
+
+    def hidden_units(self, indices: tuple[int, ...] | list[int]) -> list[int]:
+        """Indices of the width units the depths in ``indices`` make irrelevant."""
+        return [
+            i
+            for i, per_layer in self._hidden_by
+            if all(self.units[d].choices[indices[d]] < need for d, need in per_layer)
+        ]
 
     def normalize(self, config: Mapping[str, Width]) -> Config:
         """:meth:`normalize_indices` of a configuration."""

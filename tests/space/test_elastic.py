@@ -13,7 +13,7 @@ from tests.conftest import SPACES
 
 LITE = """\
 extends: {base}
-input: {{channels: 3, size: 224, sizes: [128, 192, 224]}}
+input: {channels: 3, size: 224, sizes: [128, 192, 224]}
 depth:
   stage3: [1, 3]
 """
@@ -21,7 +21,8 @@ depth:
 
 def _elastic(tmp_path, text):
     p = tmp_path / "e.yaml"
-    p.write_text(textwrap.dedent(text).format(base=SPACES.resolve() / "efficientnet_lite0.yaml"))
+    base = str(SPACES.resolve() / "efficientnet_lite0.yaml")
+    p.write_text(textwrap.dedent(text).replace("{base}", base))
     return p
 
 
@@ -68,7 +69,10 @@ BAD = {
         "input: {channels: 3, size: 224, sizes: [224, 128]}",
         "field 'input.sizes': expected ascending sizes",
     ),
-    "sizes text": ("input: {channels: 3, size: 224, sizes: big}", "expected a list of pixel sizes"),
+    "sizes text": (
+        "input: {channels: 3, size: 224, sizes: big}",
+        "expected a list of pixel sizes",
+    ),
     "unknown stage": ("depth: {stage9: [1]}", "field 'depth.stage9': not an elastic stage"),
     "one-block stage": ("depth: {stage0: [1]}", "field 'depth.stage0': not an elastic stage"),
     "depth zero": ("depth: {stage3: [0, 3]}", "expected ascending block counts from 1 to 3"),
