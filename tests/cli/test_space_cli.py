@@ -78,3 +78,17 @@ def test_console_entry_points():
             exe + ["space", "--bogus-flag"], capture_output=True, text=True, cwd=REPO
         )
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+
+
+def test_show_elastic_lite0_has_a_feasible_set_at_1_64(capsys):
+    """Widths alone stop at 1/29.5 on Lite0; with depth and resolution 1/64 is reachable and
+    the band sampler finds configurations in it even where no uniform draw does."""
+    argv = ["space", "show", "efficientnet_lite0_elastic", "--budget", "1/16,1/64"]
+    assert main([*argv, "--samples", "300"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("depth.stage5", "resolution", "128 160 192 224", "budget 1/16", "budget 1/64"):
+        assert text in out
+    line = out[out.index("budget 1/64") :]
+    assert "reachable" in line and "unreachable" not in line
+    if "0.0% of 300" in line:
+        assert "not empty: the band sampler found 20 distinct configurations" in line
