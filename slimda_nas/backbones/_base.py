@@ -52,6 +52,11 @@ class SlimBackbone(nn.Module):
         them and the layers that read them, the heads included."""
         raise NotImplementedError(f"{type(self).__name__} does not describe its channel groups")
 
+    def stage_outputs(self) -> list[str]:
+        """Modules whose outputs are the network's successive representations (a stage's
+        residual stream), for dense distillation; their channels are sliced like the layers'."""
+        return []
+
     def _head_consumers(self) -> tuple[tuple[str, int], ...]:
         return tuple((h, 1) for h in self.head_names)
 

@@ -48,7 +48,8 @@ class DigitsCNN(SlimBackbone):
             setattr(self, f"bn{i}", SlimBatchNorm2d(c_out))
             self._pools.append(pool)
             c_in = c_out
-        self.relu = nn.ReLU(inplace=True)
+        # not in place: dense distillation reads the batch norms' outputs (stage_outputs)
+        self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(2)
         spatial = (input_size // 2**pools) ** 2
         self.fc1 = SlimLinear(c_in * spatial, hidden, bias=False)
@@ -63,6 +64,9 @@ class DigitsCNN(SlimBackbone):
                 x = self.pool(x)
         x = torch.flatten(x, 1)
         return self.dropout(self.relu(self.bn_fc1(self.fc1(x))))
+
+    def stage_outputs(self) -> list[str]:
+        return [f"bn{i}" for i in range(1, len(self._pools) + 1)]
 
     def channel_groups(self) -> list[ChannelGroup]:
         n = len(self._pools)

@@ -212,6 +212,9 @@ class EfficientNetLite(SlimBackbone):
             if len(idx) > 1
         ]
 
+    def stage_outputs(self) -> list[str]:
+        return [f"_blocks.{idx[-1]}" for idx in self.stage_blocks]
+
     def channel_groups(self) -> list[ChannelGroup]:
         def reads(i: int) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
             """(followers, consumers) of block ``i``'s input: its expand conv reads it, or,

@@ -121,6 +121,9 @@ class ResNet(SlimBackbone):
             groups.append(tuple(names))
         return groups
 
+    def stage_outputs(self) -> list[str]:
+        return [f"layer{i}" for i in range(1, len(self._stages()) + 1)]
+
     def channel_groups(self) -> list[ChannelGroup]:
         stages = self._stages()
 
