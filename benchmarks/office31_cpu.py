@@ -22,6 +22,7 @@ benchmarks/results/office31_cpu.json.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -37,6 +38,7 @@ import slimda_nas as sn
 from slimda_nas._io import write_text
 from slimda_nas.data import eval_batches, fixed_subset, load_task, resolve_data_root
 from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.train.config import ShrinkingConfig, TeacherConfig
 from slimda_nas.train.monitor import accuracy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,10 +65,17 @@ def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunC
         f"office31_{task}_cpu", name=name, out=str(RUNS / name), data_root=data_root, seed=seed
     )
     total = cfg.total_iterations
-    plain = {"teacher": {"iterations": 0}, "ordering": {"criterion": None}, "iterations": total}
+    # the plain arms: every staged option back at its default (off), so the training hash is
+    # that of the same config without those sections
+    plain = {
+        "teacher": dataclasses.asdict(TeacherConfig()),
+        "ordering": {"criterion": None},
+        "shrinking": dataclasses.asdict(ShrinkingConfig()),
+        "iterations": total,
+    }
     changes: dict = {
         "staged": {},
-        "today": {**plain, "models_per_step": 4, "shrinking": {"stages": 0}},
+        "today": {**plain, "models_per_step": 4},
         "source_only": {**plain, "method": "source_only", "models_per_step": 1},
         "symnet": {**plain, "method": "symnet", "models_per_step": 1},
         "no_ordering": {"ordering": {"criterion": None}},
@@ -140,13 +149,16 @@ def random_feasible(ev: sn.Evaluator, limit: float, n: int, seed: int) -> list[f
     return ground_truth(ev, configs)
 
 
-def budget_table(run_dir: Path, trials: int, n_random: int) -> dict:
-    """The finished bank's largest and, per budget, the pick, uniform and random median."""
+def budget_table(run_dir: Path, trials: int, n_random: int, full_width_only: bool) -> dict:
+    """The finished bank's largest and, per budget (not for full-width baselines), the pick,
+    the uniform model and the random median."""
     from slimda_nas.evaluate.ground_truth import ground_truth
 
     run = sn.load_run(run_dir)
     ev = sn.Evaluator(run, sn.EvalSettings())
     space, anchor = run.space, ev.cost.macs(run.space.largest())
+    if full_width_only:
+        return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": {}}
     result = sn.run_search(
         ev,
         sn.SearchOptions(
@@ -172,6 +184,66 @@ def budget_table(run_dir: Path, trials: int, n_random: int) -> dict:
             "random_n": len(rand),
         }
     return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": rows}
+
+
+def speed(task: str, steps: int) -> dict:
+    """Where a CPU step goes: seconds of a full-width step (m = 1), of sandwich steps (m = 4)
+    and of teacher-stage steps (m = 3, targets from a stand-in cache), each against its
+    MACs-ideal ratio (the sampled models' MACs over the largest's); channels_last on and off."""
+    from slimda_nas.methods import HEADS, build_method
+    from slimda_nas.train.sandwich import sample_model_batch
+    from slimda_nas.train.step import BankStep
+    from slimda_nas.train.teacher import TeacherStep, stage_outputs
+
+    cfg = arm_config(task, "staged", 0, None)
+    space = sn.load_space(cfg.space)
+    torch.manual_seed(0)
+    bank = sn.ModelBank.build(space, 31, heads=HEADS, weights=cfg.weights)
+    model, cost = bank.model.train(), CostModel(bank)
+    n, size = cfg.batch_size, space.input_size
+    x, y = torch.randn(n, 3, size, size), torch.randint(0, 31, (n,))
+    full = cost.macs(space.largest())
+    out: dict = {"threads": torch.get_num_threads(), "batch_per_domain": n}
+
+    def timed(step, *args) -> float:
+        t0 = time.perf_counter()
+        total, _ = step(*args)
+        total.backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    for layout in ("channels_last", "contiguous"):
+        cl = layout == "channels_last"
+        model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        method = build_method("slimda", **vars(cfg.distillation))
+        bank_step = BankStep(model, method, cl, separate_domains=True)
+        one = [space.layer_widths(space.largest())]
+        timed(bank_step, x, y, x, one, 0.5)  # warm-up
+        t_full = statistics.median(timed(bank_step, x, y, x, one, 0.5) for _ in range(steps))
+        rows = {}
+        for kind, m in (("sandwich", 4), ("teacher", 3)):
+            times, ideal = [], []
+            for it in range(steps):
+                configs = sample_model_batch(space, m, 0, it)
+                widths = [space.layer_widths(c) for c in configs]
+                ideal.append(sum(cost.macs(c) for c in configs) / full)
+                if kind == "sandwich":
+                    times.append(timed(bank_step, x, y, x, widths, 0.5))
+                    continue
+                with torch.no_grad(), stage_outputs(model, model.stage_outputs()) as hints:
+                    logits = torch.stack(list(model(x, heads=HEADS).values()), 1)
+                targets = (logits, [h.float() for h in hints])
+                step = TeacherStep(model, cfg.teacher, cl, True)
+                times.append(timed(step, x, y, targets, x, targets, widths))
+            ratio = statistics.median(times) / t_full
+            rows[kind] = {
+                "seconds": statistics.median(times),
+                "time_ratio": ratio,
+                "macs_ratio": statistics.median(ideal),
+                "of_ideal": ratio / statistics.median(ideal),
+            }
+        out[layout] = {"full_step_seconds": t_full, **rows}
+    return out
 
 
 def save(results: dict, key: str) -> None:
@@ -226,8 +298,17 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--max-seconds", type=float, default=0, help="stop training after (curve only)")
     p.add_argument("--table", action="store_true", help="only print what is measured")
+    p.add_argument("--speed", type=int, default=0, metavar="STEPS", help="time steps instead")
     args = p.parse_args()
     results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.speed:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        key = f"speed_{args.task}_{torch.get_num_threads()}threads"
+        results[key] = speed(args.task, args.speed)
+        save(results, key)
+        print(json.dumps(results[key], indent=1))
+        return
     if not args.table:
         if args.threads:
             torch.set_num_threads(args.threads)
@@ -242,7 +323,9 @@ def main() -> None:
         if "table" not in results[key] and (
             finished or (cfg.run_dir / "train_summary.json").exists()
         ):
-            results[key]["table"] = budget_table(cfg.run_dir, args.trials, args.random)
+            results[key]["table"] = budget_table(
+                cfg.run_dir, args.trials, args.random, args.arm in ("source_only", "symnet")
+            )
         save(results, key)
     show(results)
 
