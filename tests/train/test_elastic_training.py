@@ -3,6 +3,8 @@ the widths, and a killed run still resumes bit for bit."""
 
 from __future__ import annotations
 
+import json
+
 import torch
 
 from slimda_nas.space import load_space
@@ -68,22 +70,43 @@ def test_resume_after_kill_is_exact_with_depth_and_resolution(tmp_path, tiny_tas
         assert torch.equal(a[k], b[k]), k
 
 
-def test_shrinking_order_keeps_older_training_hashes(tmp_path, tiny_task):
-    cfg = tiny_run_config(tmp_path, tiny_task, shrinking={"stages": 2, "fraction": 0.5})
-    d = cfg.to_dict()
-    assert d["shrinking"]["order"] == "together"
-    ofa = cfg.replace(shrinking={"order": "ofa"})
-    assert ofa.training_hash() != cfg.training_hash()
-    # the hash of a config written before `order` existed (no such key) is unchanged
-    import hashlib
-    import json
+def test_shrinking_order_keeps_older_training_hashes(tmp_path, tiny_task, monkeypatch):
+    import dataclasses
 
-    for key in ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every"):
-        d.pop(key)
-    for key in ("eval_images", "calibration_images", "warmup", "averaging"):
-        d.pop(key)
-    d["distillation"].pop("ramp")
-    d.pop("domain_bn")
-    del d["shrinking"]["order"]
-    old = hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
-    assert cfg.training_hash() == old
+    from slimda_nas.train.config import RunConfig
+
+    cfg = tiny_run_config(tmp_path, tiny_task, shrinking={"stages": 2, "fraction": 0.5})
+    assert cfg.shrinking.order == "together"
+    assert cfg.replace(shrinking={"order": "ofa"}).training_hash() != cfg.training_hash()
+    now = cfg.training_hash()
+
+    def before_order_existed(self):
+        d = dataclasses.asdict(self)
+        del d["shrinking"]["order"]
+        return d
+
+    monkeypatch.setattr(RunConfig, "to_dict", before_order_existed)
+    assert cfg.training_hash() == now
+
+
+def test_teacher_stage_distils_into_reduced_depths_and_resolutions(tmp_path, tiny_task):
+    """Stage outputs are read at each sampled depth (a stage's last block that runs), and a
+    lower resolution's smaller maps are compared with the teacher's pooled ones."""
+    space = tiny_elastic_space(tmp_path / "space")
+    cfg = tiny_run_config(tmp_path, tiny_task, space=str(space), iterations=2, log_every=1)
+    cfg = cfg.replace(
+        models_per_step=1,
+        teacher={"iterations": 3, "models_per_step": 3},
+        ordering={"criterion": "l1_next"},
+        shrinking={"stages": 1, "fraction": 0.5, "order": "ofa"},
+        eval_every=0,
+    )
+    train_bank(cfg, show_progress=False)
+    lines = (cfg.run_dir / "metrics.jsonl").read_text().splitlines()
+    steps = [x for x in map(json.loads, lines) if x.get("phase") == "teacher"]
+    assert len(steps) == 3 and all(x["teacher_features"] > 0 for x in steps)
+    drawn = [
+        sample_model_batch(load_space(space), 3, cfg.seed, it)[1:]
+        for it in range(cfg.total_iterations - 3, cfg.total_iterations)
+    ]
+    assert any(c["resolution"] < load_space(space).input_size for b in drawn for c in b)
