@@ -13,6 +13,7 @@ from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
 from slimda_nas.report.html import pick_label, render
 from slimda_nas.report.summary import summary, summary_csv
+from slimda_nas.report.widths_figure import widths_chart
 from slimda_nas.train.run import TrainedRun, load_run
 
 REPORT_DIR = "report"
@@ -71,9 +72,7 @@ def build_report(
         "within_budget": figures.within_budget_figure(data),
     }
     bars = {
-        i: figures.widths_chart(
-            data.run.space.unit_channels(k.point.config), data.full_width, k.sampler
-        )
+        i: widths_chart(data.run.space.unit_channels(k.point.config), data.full_width, k.sampler)
         for i, k in enumerate(data.picks)
     }
     record = summary(data)

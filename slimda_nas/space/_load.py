@@ -15,6 +15,7 @@ from typing import Any
 from slimda_nas._shipped import is_bare_name, shipped_spaces
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, SpaceError
+from slimda_nas.space._elastic import check_sizes, depth_units, resolution_unit
 from slimda_nas.space._model import DEPTH_PREFIX, RESOLUTION, SearchSpace, Unit
 
 _TOP_FIELDS = ("backbone", "extends", "backbone_args", "input", "defaults", "units", "depth")
@@ -162,9 +163,11 @@ class _Validator:
             self.unit(name, spec, defaults, layers, backbone) for name, spec in units_raw.items()
         ]
         self.check_coverage(units, layers, ties)
-        units += self.depth(raw.get("depth"), stages, backbone)
+        units += depth_units(self.fail, raw.get("depth"), stages, backbone)
         if sizes is not None:
-            units.append(self.resolution(sizes, input_size, elastic_resolution, backbone))
+            units.append(
+                resolution_unit(self.fail, sizes, input_size, elastic_resolution, backbone)
+            )
         return SearchSpace(
             backbone=backbone,
             input_channels=in_channels,
@@ -205,71 +208,8 @@ class _Validator:
             raise self.fail(f"field 'input.size': expected at least 8 pixels, got {out[1]}")
         sizes = value.get("sizes")
         if sizes is not None:
-            where = "field 'input.sizes'"
-            if not isinstance(sizes, list) or not sizes or not all(_is_int(v) for v in sizes):
-                raise self.fail(f"{where}: expected a list of pixel sizes, got {sizes!r}")
-            if any(b <= a for a, b in zip(sizes, sizes[1:])) or sizes[0] < 8:
-                raise self.fail(f"{where}: expected ascending sizes of at least 8, got {sizes}")
-            if sizes[-1] != out[1]:
-                raise self.fail(
-                    f"{where}: the largest must be input.size ({out[1]}, the size images are "
-                    f"stored at and the anchor runs at), got {sizes[-1]}"
-                )
+            check_sizes(self.fail, sizes, out[1])
         return out[0], out[1], sizes
-
-    def resolution(self, sizes: list[int], size: int, elastic: bool, backbone: str) -> Unit:
-        if not elastic and len(sizes) > 1:
-            raise self.fail(
-                f"field 'input.sizes': {backbone} runs at one input size only (its layers "
-                f"read fixed-size maps); give input.size alone"
-            )
-        return Unit(RESOLUTION, (), size, "resolution", tuple(sizes), 1, 1)
-
-    def depth(self, value: Any, stages: dict[str, tuple[str, ...]], backbone: str) -> list[Unit]:
-        """One unit per elastic stage: the numbers of leading blocks it may run (its layers
-        are the stage's blocks)."""
-        if value is None:
-            return []
-        if not isinstance(value, dict) or not value:
-            raise self.fail(
-                f"field 'depth': expected a mapping stage -> depths in blocks, got {_kind(value)}"
-            )
-        units = []
-        for stage, choices in value.items():
-            where = f"field 'depth.{stage}'"
-            if stage not in stages:
-                offered = ", ".join(stages) or "none: it has no skippable residual blocks"
-                raise self.fail(
-                    f"{where}: not an elastic stage of {backbone} (elastic stages: {offered})"
-                )
-            n = len(stages[stage])
-            if (
-                not isinstance(choices, list)
-                or not choices
-                or not all(_is_int(v) and 1 <= v <= n for v in choices)
-                or any(b <= a for a, b in zip(choices, choices[1:]))
-            ):
-                raise self.fail(
-                    f"{where}: expected ascending block counts from 1 to {n}, got {choices!r}"
-                )
-            if choices[-1] != n:
-                raise self.fail(
-                    f"{where}: the largest must be the stage's {n} blocks (the anchor is the "
-                    f"whole network), got {choices[-1]}"
-                )
-            units.append(
-                Unit(
-                    f"{DEPTH_PREFIX}{stage}",
-                    stages[stage],
-                    n,
-                    "depth",
-                    tuple(choices),
-                    1,
-                    1,
-                    stage=stage,
-                )
-            )
-        return units
 
     def defaults(self, value: Any) -> dict:
         if value is None:
