@@ -83,3 +83,20 @@ def test_exported_module_holds_only_the_blocks_it_runs(elastic_run):
     out = plain(resize_input(x, space.resolution(config)))
     assert torch.allclose(out, ref, atol=1e-5)
     assert run.bank.model.active_depths == {} and run.bank.model.active_resolution is None
+
+
+def test_search_on_an_elastic_bank_records_one_config_per_network(elastic_run, tmp_path):
+    from slimda_nas.evaluate.budget import parse_budget
+    from slimda_nas.search.runner import SearchOptions, run_search
+    from tests.conftest import copy_run
+
+    run_dir = copy_run(elastic_run, tmp_path / "run")
+    options = SearchOptions(
+        budgets=[parse_budget("1/8")], sampler="tpe", evaluations=5, settings=SMALL
+    )
+    result = run_search(run_dir, options)
+    space = load_run(run_dir, device="cpu").space
+    data = json.loads((run_dir / "search" / "results.json").read_text())
+    choice = next(c for s in data["studies"].values() for c in s["choices"])
+    assert space.normalize(choice["config"]) == choice["config"]
+    assert choice["macs"] <= parse_budget("1/8").macs(result.anchor_macs)
