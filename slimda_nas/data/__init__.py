@@ -30,10 +30,13 @@ _EXPORTS = {
     "InfiniteLoader": "loaders",
     "fixed_subset": "loaders",
     "eval_batches": "loaders",
+    "DataSummary": "summary",
+    "summarize_data": "summary",
 }
 
 __all__ = [
     "DIGITS_MEAN",
+    "DataSummary",
     "DIGITS_STD",
     "DomainSpec",
     "ENV_DATA_ROOT",
@@ -53,6 +56,7 @@ __all__ = [
     "parse_task",
     "resize_size",
     "resolve_data_root",
+    "summarize_data",
 ]
 
 if TYPE_CHECKING:
@@ -60,6 +64,7 @@ if TYPE_CHECKING:
     from slimda_nas.data.load import TaskData, UnreadableImagesWarning, load_task
     from slimda_nas.data.loaders import InfiniteLoader, eval_batches, fixed_subset
     from slimda_nas.data.root import ENV_DATA_ROOT, default_data_root, resolve_data_root
+    from slimda_nas.data.summary import DataSummary, summarize_data
     from slimda_nas.data.tasks import DomainSpec, Task, parse_domain, parse_task
     from slimda_nas.data.transforms import (
         DIGITS_MEAN,
