@@ -17,7 +17,7 @@ import warnings
 
 from slimda_nas.errors import Notice, UserError
 
-_COMMANDS = ("space", "train", "eval", "search", "report", "export")
+_COMMANDS = ("space", "train", "eval", "search", "report", "export", "predict")
 
 
 class _Parser(argparse.ArgumentParser):

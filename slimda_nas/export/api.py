@@ -341,6 +341,7 @@ def _record(
                 "formula": "(pixel / 255 - mean) / std, per channel",
             },
             "preprocess": _preprocess(data),
+            "resize": _resize_rule(data),
         },
         "output": {"logits": len(run.bank.classes), "head": evaluator.head},
         "classes": list(run.bank.classes),
@@ -369,6 +370,21 @@ def _record(
         "verification": verification,
         "versions": versions(),
     }
+
+
+def _resize_rule(data) -> dict:
+    """The resize rule as data, for ``slimda-nas predict`` (and any program) to follow."""
+    from slimda_nas.data.transforms import CropTransform, resize_size
+
+    s = data.input_size
+    if isinstance(data.target_test.transform, CropTransform):
+        return {
+            "rule": "shorter_side_then_center_crop",
+            "shorter_side": resize_size(s),
+            "crop": s,
+            "interpolation": "bilinear (PIL, antialiased)",
+        }
+    return {"rule": "resize", "size": [s, s], "interpolation": "bilinear (antialiased)"}
 
 
 def _preprocess(data) -> str:
