@@ -28,7 +28,7 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     from slimda_nas.train import backbone_defaults, time_training_steps
 
     cfg, space = new.config, new.space
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     row = backbone_defaults(space.backbone)
     console.rule(f"run config (RUN/run.yaml; run folder {cfg.run_dir})")
     console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), markup=False)
