@@ -26,6 +26,7 @@ _EXPORTS = {
     "resize_size": "transforms",
     "TaskData": "load",
     "load_task": "load",
+    "load_labelled": "load",
     "UnreadableImagesWarning": "load",
     "InfiniteLoader": "loaders",
     "fixed_subset": "loaders",
@@ -51,6 +52,7 @@ __all__ = [
     "default_data_root",
     "eval_batches",
     "fixed_subset",
+    "load_labelled",
     "load_task",
     "parse_domain",
     "parse_task",
@@ -61,7 +63,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from slimda_nas.data.imageset import ImageSet, LabelAccessError
-    from slimda_nas.data.load import TaskData, UnreadableImagesWarning, load_task
+    from slimda_nas.data.load import (
+        TaskData,
+        UnreadableImagesWarning,
+        load_labelled,
+        load_task,
+    )
     from slimda_nas.data.loaders import InfiniteLoader, eval_batches, fixed_subset
     from slimda_nas.data.root import ENV_DATA_ROOT, default_data_root, resolve_data_root
     from slimda_nas.data.summary import DataSummary, summarize_data

@@ -177,3 +177,52 @@ def _check_same_classes(task: Task, source: FileList, target: FileList) -> None:
         f"({len(source.classes)} classes) and {target.where} "
         f"({len(target.classes)} classes): {detail}"
     )
+
+
+def load_labelled(
+    path: str | Path, input_size: int, classes: list[str], *, digits: bool = False
+) -> ImageSet:
+    """A small labelled target set (a class-per-folder directory or a list file) in the
+    bank's class order, for REPORTING accuracy only (``--target-labelled``). It may hold fewer
+    classes than the bank, not other ones. ``digits``: prepared as the digit sets are (3x32x32,
+    grey replicated, digits normalisation); else as image folders (resize, centre crop)."""
+    from slimda_nas.data._decode import read_resized
+    from slimda_nas.data.folders import list_file, list_folder
+
+    p = Path(path).expanduser()
+    listing = list_file(p) if p.is_file() else list_folder(p)
+    unknown = sorted(set(listing.classes) - set(classes))
+    if unknown:
+        raise DataError(
+            f"--target-labelled {p}: classes the bank was not trained on: {unknown[:5]} "
+            f"(expected sub-folders named like its {len(classes)} classes, e.g. {classes[:3]})"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[listing.classes[k]] for k in listing.labels]
+    if digits:
+        arrays = []
+        for f in listing.files:
+            try:
+                arrays.append(read_resized(f, None).transpose(1, 2, 0))
+            except Exception:  # unreadable: left out below, as the decoder does
+                arrays.append(None)
+    else:
+        with Decoder() as decoder:
+            arrays = decoder.decode(listing.files, resize_size(input_size))
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    if len(keep) < len(arrays):
+        bad = listing.files[next(i for i, a in enumerate(arrays) if a is None)]
+        warnings.warn(
+            UnreadableImagesWarning(
+                f"skipped {len(arrays) - len(keep)} unreadable images under {p} (first: {bad})"
+            ),
+            stacklevel=2,
+        )
+    if not keep:
+        raise DataError(f"--target-labelled {p}: no readable images")
+    y = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
+    if digits:
+        pixels = torch.cat([to_3x32(arrays[i][None]) for i in keep])
+        return ImageSet(f"labelled:{p.name}", classes, pixels, y, DigitsTransform(DIGITS_SIZE))
+    pixels = [torch.from_numpy(arrays[i]) for i in keep]
+    return ImageSet(f"labelled:{p.name}", classes, pixels, y, CropTransform(input_size))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -113,17 +112,38 @@ def _write_odd_images(folder: Path) -> dict[str, Path]:
     return files
 
 
+def _choices(run: Path) -> list:
+    studies = json.loads((run / "search" / "results.json").read_text())["studies"]
+    return [(c["key"], c["config"]) for s in studies.values() for c in s["choices"]]
+
+
 def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     src, tgt = str(folders / "A"), str(folders / "B")
     assert main(["train", "--source", src, "--target", tgt, *TINY]) == 0
     run = tmp_path / "runs" / "A_B"
     tiny = ["--calibration-images", "8", "--scoring-images", "8", "--no-report"]
     assert main(["search", "--run", str(run), "--budget", "1/16", "--trials", "3", *tiny]) == 0
-    assert main(["export", "--run", str(run), "--budget", "1/16", "--no-latency"]) == 0
+    picked = _choices(run)
+    # a labelled target folder only reports: the same search with it picks the same model
+    few = ["--target-labelled", tgt]
+    assert (
+        main(["search", "--run", str(run), "--budget", "1/16", "--trials", "3", *few, *tiny]) == 0
+    )
+    assert _choices(run) == picked
+    assert "accuracy on 18 labelled target images" in " ".join(capsys.readouterr().out.split())
+    assert main(["export", "--run", str(run), "--budget", "1/16", "--no-latency", *few]) == 0
     export = next((run / "export").iterdir())
     record = json.loads((export / "model.json").read_text())
     assert record["input"]["resize"]["rule"] == "shorter_side_then_center_crop"
-    capsys.readouterr()
+    assert record["target_labelled"]["images"] == 18
+    assert 0 <= record["target_labelled"]["accuracy"][export.name] <= 1
+    report = ["report", "--run", str(run), "--no-latency", "--no-accuracy", *few]
+    assert main(report) == 0
+    assert json.loads((run / "report" / "summary.json").read_text())["target_labelled"]["images"]
+    (tmp_path / "odd" / "zebra").mkdir(parents=True)
+    Image.new("RGB", (40, 40)).save(tmp_path / "odd" / "zebra" / "z.png")
+    assert main(["report", "--run", str(run), "--target-labelled", str(tmp_path / "odd")]) == 2
+    assert "classes the bank was not trained on: ['zebra']" in capsys.readouterr().err
 
     odd = _write_odd_images(tmp_path / "mine")
     assert main(["predict", "--model", str(export), str(odd["grey"]), tgt, "--json"]) == 0
@@ -155,4 +175,3 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     assert err.count("\n") == 1 and "cut.jpg: cannot read the image" in err
     assert main(["predict", "--model", str(tmp_path), str(cut)]) == 2
     assert "model.json: not found" in capsys.readouterr().err
-    assert os.listdir(tmp_path / "cache") == [] if (tmp_path / "cache").exists() else True
