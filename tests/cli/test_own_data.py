@@ -15,7 +15,7 @@ from PIL import Image
 from slimda_nas._io import write_yaml
 from slimda_nas.cli import main
 from slimda_nas.train import load_run_config
-from tests.conftest import make_folder_domains
+from tests.conftest import REPO, copy_run, make_folder_domains, require_module
 
 
 def _tree(root: Path) -> dict[str, str]:
@@ -112,6 +112,39 @@ def _write_odd_images(folder: Path) -> dict[str, Path]:
     return files
 
 
+def _doc_snippets() -> list[str]:
+    """The plain-Python block of docs/export.md, as written (TorchScript) and with its ONNX
+    Runtime lines in place of the TorchScript one."""
+    text = (REPO / "docs" / "export.md").read_text()
+    block = text.split("The same without slimda-nas")[1].split("```python\n")[1].split("```")[0]
+    onnx = [ln for ln in block.splitlines() if "torch.jit.load" not in ln]
+    onnx = [ln[2:] if ln.startswith(("# probs", "# or ONNX")) else ln for ln in onnx]
+    onnx = [ln.replace("or ONNX Runtime: ", "") for ln in onnx]
+    return [block, "\n".join(onnx)]
+
+
+def test_docs_lines_run_an_onnx_export(tiny_run_dir, tmp_path, capsys):
+    require_module("onnxruntime", "onnxruntime is needed for the ONNX Runtime lines")
+    run = copy_run(tiny_run_dir, tmp_path / "run")
+    export = tmp_path / "onnx"
+    args = ["export", "--run", str(run), "--largest", "--format", "onnx", "--out", str(export)]
+    assert main([*args, "--no-latency"]) == 0
+    image = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (41, 37, 3), np.uint8)).save(image)
+    capsys.readouterr()
+    assert main(["predict", "--model", str(export), str(image), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)[0]
+    printed = _run_snippet(_doc_snippets()[1], export, image, capsys)
+    assert printed[0] == want["class"]
+    assert float(printed[1]) == pytest.approx(want["confidence"], abs=1e-5)
+
+
+def _run_snippet(code: str, export: Path, image: Path, capsys) -> list[str]:
+    code = code.replace("EXPORT", str(export)).replace('"photo.jpg"', repr(str(image)))
+    exec(compile(code, "docs/export.md", "exec"), {})
+    return capsys.readouterr().out.split()
+
+
 def _choices(run: Path) -> list:
     studies = json.loads((run / "search" / "results.json").read_text())["studies"]
     return [(c["key"], c["config"]) for s in studies.values() for c in s["choices"]]
@@ -165,6 +198,13 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     image = folders / "B" / "class1" / "0.png"
     expected = CropTransform(32).eval([torch.from_numpy(decode_resized(str(image), 36))])[0]
     assert torch.equal(model.preprocess(image), expected)
+
+    # docs/export.md's lines without slimda_nas give predict's class and confidence
+    assert main(["predict", "--model", str(export), str(odd["plain"]), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)[0]
+    printed = _run_snippet(_doc_snippets()[0], export, odd["plain"], capsys)
+    assert printed[0] == want["class"]
+    assert float(printed[1]) == pytest.approx(want["confidence"], abs=1e-5)
 
     # a truncated image: one line, exit 2
     whole = odd["plain"].read_bytes()
