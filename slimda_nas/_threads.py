@@ -1,8 +1,8 @@
 """How many PyTorch threads a command uses, so that a machine shared with other jobs slows down
 in proportion to the cores they take, not 16x.
 
-Measured on the 2-core benchmark machine with a 1-thread job on the other core (BENCHMARKS.md
-§12, ``benchmarks/shared_cores.py``): a digits training step took 14.3 s with 2 torch threads
+Measured on the 2-core benchmark machine with a 1-thread job on the other core
+(docs/own-data.md, ``benchmarks/shared_cores.py``): a digits training step took 14.3 s with 2 threads
 (OpenMP threads spin-waiting for a core that is not free), 1.1 s with 2 threads and
 ``OMP_WAIT_POLICY=PASSIVE``, and 0.97 s with 1 thread. So: passive waiting, set before torch
 starts OpenMP, and one thread per core that is free now (cores this process may use minus the
