@@ -29,6 +29,7 @@ _EXPORTS = {
     "load_labelled": "load",
     "UnreadableImagesWarning": "load",
     "InfiniteLoader": "loaders",
+    "IndexStream": "loaders",
     "fixed_subset": "loaders",
     "eval_batches": "loaders",
     "DataSummary": "summary",
@@ -44,6 +45,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ImageSet",
+    "IndexStream",
     "InfiniteLoader",
     "LabelAccessError",
     "Task",
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
         load_labelled,
         load_task,
     )
-    from slimda_nas.data.loaders import InfiniteLoader, eval_batches, fixed_subset
+    from slimda_nas.data.loaders import IndexStream, InfiniteLoader, eval_batches, fixed_subset
     from slimda_nas.data.root import ENV_DATA_ROOT, default_data_root, resolve_data_root
     from slimda_nas.data.summary import DataSummary, summarize_data
     from slimda_nas.data.tasks import DomainSpec, Task, parse_domain, parse_task
