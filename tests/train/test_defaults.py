@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from slimda_nas._io import write_yaml
-from slimda_nas._shipped import shipped_spaces
+from slimda_nas._shipped import shipped_configs, shipped_spaces
 from slimda_nas.train import CHECKPOINT, load_run_config
 from slimda_nas.train.config import RunConfig, config_from_dict
 from slimda_nas.train.defaults import TABLE, apply_defaults, backbone_defaults
@@ -21,13 +21,20 @@ SHIPPED_HASHES = {
     "mnist_usps": "6ecd6199117f1370",
     "office31_ad": "1e92439b65bc182a",
     "office31_aw": "62781647b4d88920",
+    "office31_aw_cpu": "01c21c7b6cef5bc4",  # added by issue 34, hashed with main at 7d7077b
     "office31_aw_resnet50": "805eaacbfc692463",
     "office31_da": "92a14bc97c988e27",
+    "office31_da_cpu": "fb83cd5d82c64141",
     "office31_dw": "3b96e30ed3feb4b8",
     "office31_wa": "51c36d008042dce2",
     "office31_wd": "36908960fa377d6f",
     "usps_mnist": "b5f9d8e9615a2e32",
 }
+
+
+def test_every_shipped_config_has_its_hash_here():
+    """A new shipped config states the fields the defaults table sets: add its hash above."""
+    assert set(shipped_configs()) == set(SHIPPED_HASHES)
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_HASHES))
