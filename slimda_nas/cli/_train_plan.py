@@ -67,7 +67,7 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     console.rule("time on this machine")
     t = time_training_steps(cfg, space, num_classes, steps=steps)
     console.print(
-        f"measured {t.steps} training steps here ({t.device}, {t.threads} threads, random inputs "
+        f"measured {t.steps} training steps here ({t.device}, {t.threads} thread(s), random inputs "
         f"of batch {cfg.batch_size} per domain, {cfg.models_per_step} models per step): "
         f"{t.seconds_per_iteration:.2f} s/iteration x {t.iterations:,} iterations = "
         f"about {_duration(t.total_seconds)} of training steps; decoding the images, "

@@ -67,9 +67,9 @@ def new_run_config(
 ) -> NewRun:
     """The run config of ``task`` (``folder:A->folder:B``, ``list:...``, ``office31:amazon->webcam``).
 
-    The space is ``space`` (a file or shipped name), else ``backbone``'s shipped space, else (for
-    an ``input_size`` it does not have) ``slimda-nas space init``'s default space for that size,
-    to be written into the run folder. ``fields`` are run-config fields (None: left out, so
+    The space is ``space`` (a file or shipped name), else ``backbone``'s shipped space (or the
+    shipped ``<backbone>_<input_size>``), else ``slimda-nas space init``'s default space for
+    that size, to be written into the run folder. ``fields`` are run-config fields (None: left out, so
     that the backbone's defaults apply).
     """
     parsed = parse_task(task)
@@ -83,13 +83,17 @@ def new_run_config(
         return NewRun(cfg, load_space(cfg.space))
     kind = "digits" if parsed.source.is_digits else "images"
     backbone = backbone or DEFAULT_BACKBONE[kind]
-    shipped = shipped_spaces().get(backbone)
-    base = load_space(resolve_space_path(backbone)) if shipped is not None else None
     if kind == "digits" and input_size not in (None, 32):
         raise ConfigError(f"--size: digits tasks are fed 32x32 images, got {input_size}")
-    if base is not None and input_size in (None, base.input_size):
-        cfg = resolve_run_config({**given, "space": backbone}, "<command line>")
-        return NewRun(cfg, base)
+    # a shipped space of that size: NAME, else NAME_SIZE (efficientnet_lite0_112)
+    shipped = shipped_spaces()
+    for candidate in (backbone, f"{backbone}_{input_size}"):
+        if candidate not in shipped:
+            continue
+        base = load_space(resolve_space_path(candidate))
+        if base.backbone == backbone and input_size in (None, base.input_size):
+            cfg = resolve_run_config({**given, "space": candidate}, "<command line>")
+            return NewRun(cfg, base)
     from slimda_nas.space.template import default_space_yaml
 
     if input_size is not None and not 8 <= input_size <= 4096:

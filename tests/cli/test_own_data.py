@@ -215,3 +215,25 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     assert err.count("\n") == 1 and "cut.jpg: cannot read the image" in err
     assert main(["predict", "--model", str(tmp_path), str(cut)]) == 2
     assert "model.json: not found" in capsys.readouterr().err
+
+
+def test_list_files_work_as_folders_do(folders, tmp_path):
+    """--source/--target take list files too (and --task every task text): same summary."""
+    from slimda_nas.data import summarize_data
+    from slimda_nas.train import domain_text, new_run_config
+
+    lists = {}
+    for domain in ("A", "B"):
+        lines = [
+            f"{f} {int(f.parent.name[-1])}" for f in sorted((folders / domain).rglob("*.png"))
+        ]
+        lists[domain] = tmp_path / f"{domain}.txt"
+        lists[domain].write_text("\n".join(lines) + "\n")
+    task = f"{domain_text(lists['A'])}->{domain_text(lists['B'])}"
+    assert task.startswith("list:") and "->list:" in task
+    new = new_run_config(task, backbone="digits_cnn")
+    assert new.config.name == "A_B" and new.config.domain_bn == "separate"
+    by_list = summarize_data(new.config.task, None)
+    by_folder = summarize_data(f"folder:{folders / 'A'}->folder:{folders / 'B'}", None)
+    assert list(by_list.source.counts.values()) == list(by_folder.source.counts.values())
+    assert by_list.target.images == 18 and not by_list.problems
