@@ -14,7 +14,7 @@ from slimda_nas.errors import DataError
 
 
 def space_reach(new, budgets: list, num_classes: int = 10):
-    """(space summary, one line per budget, the unreachable budgets)."""
+    """(space summary, one line per budget, the lines of the unreachable budgets)."""
     from slimda_nas.evaluate.space_summary import budget_reach, summarize_space
 
     summary = summarize_space(new.space, num_classes)

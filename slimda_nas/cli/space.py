@@ -88,12 +88,10 @@ def _reach(space, budgets: list, num_classes: int) -> None:
 
     summary = summarize_space(space, num_classes)
     Console(stderr=True, highlight=False, soft_wrap=True).print(reach_text(summary))
-    lines, unreachable = budget_reach(summary, budgets)
-    for line in lines:
-        if line.startswith("unreachable"):
-            warnings.warn(
-                Notice(f"--budgets: {line}; narrow the widths or the input size"), stacklevel=2
-            )
+    for line in budget_reach(summary, budgets)[1]:
+        warnings.warn(
+            Notice(f"--budgets: {line}; narrow the widths or the input size"), stacklevel=2
+        )
 
 
 def _summary(args: argparse.Namespace):

@@ -145,7 +145,6 @@ def _budgets(text: str | None) -> list:
 def _warn_unreachable(new, budgets: list) -> None:
     from slimda_nas.cli._train_plan import space_reach
 
-    _, lines, unreachable = space_reach(new, budgets)
+    _, _, unreachable = space_reach(new, budgets)
     if unreachable:
-        text = "; ".join(line for line in lines if line.startswith("unreachable"))
-        warnings.warn(Notice(f"--budgets: {text}"), stacklevel=2)
+        warnings.warn(Notice(f"--budgets: {'; '.join(unreachable)}"), stacklevel=2)

@@ -92,13 +92,14 @@ def reach_text(s: SpaceSummary) -> str:
     )
 
 
-def budget_reach(s: SpaceSummary, budgets: list[Budget]) -> tuple[list[str], list[Budget]]:
-    """One line per budget (reachable or not) and the unreachable budgets."""
+def budget_reach(s: SpaceSummary, budgets: list[Budget]) -> tuple[list[str], list[str]]:
+    """One line per budget, reachable or not, and the lines of the unreachable ones."""
     lines, unreachable = [], []
     for b in budgets:
         if b.macs(s.largest_macs) < s.smallest_macs:
-            unreachable.append(b)
-            lines.append("unreachable: " + unreachable_message(b, s.smallest_macs, s.largest_macs))
+            line = "unreachable: " + unreachable_message(b, s.smallest_macs, s.largest_macs)
+            unreachable.append(line)
         else:
-            lines.append(f"budget {b.text} ({b.macs(s.largest_macs):,} MACs): reachable")
+            line = f"budget {b.text} ({b.macs(s.largest_macs):,} MACs): reachable"
+        lines.append(line)
     return lines, unreachable
