@@ -83,7 +83,8 @@ def _data_table(data) -> Table:
     t = Table(title="images per class (source labelled; target labels only report accuracy)")
     t.add_column("class")
     t.add_column(f"source: {data.source.name}", justify="right")
-    t.add_column(f"target: {data.target.name}", justify="right")
+    unlabelled = " (unlabelled)" if data.target.unlabelled else ""
+    t.add_column(f"target: {data.target.name}{unlabelled}", justify="right")
     for c in dict.fromkeys([*data.source.counts, *data.target.counts]):
         t.add_row(c, str(data.source.counts.get(c, "-")), str(data.target.counts.get(c, "-")))
     for d in (data.source, data.target):

@@ -25,10 +25,11 @@ class DomainSummary:
     counts: dict[str, int] = field(default_factory=dict)
     unreadable: tuple[str, ...] = ()
     error: str | None = None
+    unlabelled: int = 0  # images of a folder without class sub-folders (a target)
 
     @property
     def images(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.counts.values()) + self.unlabelled
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class DataSummary:
 
     @property
     def only_source(self) -> list[str]:
+        if self.target.unlabelled:
+            return []  # an unlabelled target has no classes to compare
         return [c for c in self.source.counts if c not in self.target.counts]
 
     @property
@@ -66,15 +69,19 @@ def summarize_data(task: Task | str, data_root: Path | None) -> DataSummary:
     where the format allows: quick, yet a truncated file still fails)."""
     task = parse_task(task) if isinstance(task, str) else task
     return DataSummary(
-        str(task), _summarize(task.source, data_root), _summarize(task.target, data_root)
+        str(task),
+        _summarize(task.source, data_root),
+        _summarize(task.target, data_root, unlabelled_ok=task.target != task.source),
     )
 
 
-def _summarize(spec: DomainSpec, data_root: Path | None) -> DomainSummary:
+def _summarize(
+    spec: DomainSpec, data_root: Path | None, unlabelled_ok: bool = False
+) -> DomainSummary:
     if spec.is_digits:
         return _digits(spec, data_root)
     try:
-        listing = list_domain(spec, data_root)
+        listing = list_domain(spec, data_root, unlabelled_ok=unlabelled_ok)
     except DataError as e:
         return DomainSummary(spec.name, str(spec), error=str(e))
     per_class = Counter(listing.labels)
@@ -82,7 +89,8 @@ def _summarize(spec: DomainSpec, data_root: Path | None) -> DomainSummary:
     with ThreadPoolExecutor(default_workers()) as pool:
         ok = list(pool.map(_readable, listing.files))
     bad = tuple(str(f) for f, good in zip(listing.files, ok, strict=True) if not good)
-    return DomainSummary(spec.name, str(listing.where), counts, bad)
+    unlabelled = 0 if listing.classes else len(listing.files)
+    return DomainSummary(spec.name, str(listing.where), counts, bad, unlabelled=unlabelled)
 
 
 def _digits(spec: DomainSpec, data_root: Path | None) -> DomainSummary:

@@ -237,3 +237,26 @@ def test_list_files_work_as_folders_do(folders, tmp_path):
     by_folder = summarize_data(f"folder:{folders / 'A'}->folder:{folders / 'B'}", None)
     assert list(by_list.source.counts.values()) == list(by_folder.source.counts.values())
     assert by_list.target.images == 18 and not by_list.problems
+
+
+def test_an_unlabelled_target_folder(folders, tmp_path, capsys):
+    """Target images without class folders: trained on, searched, exported; accuracy only
+    where labels are given (--target-labelled)."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, f in enumerate(sorted((folders / "B").rglob("*.png"))):
+        f.rename(flat / f"{i}.png")
+    src = str(folders / "A")
+    args = ["train", "--source", src, "--target", str(flat), "--name", "u", *TINY]
+    assert main([*args, "--iterations", "2"]) == 0
+    run = tmp_path / "runs" / "u"
+    tiny = ["--calibration-images", "8", "--scoring-images", "8", "--no-report"]
+    assert main(["search", "--run", str(run), "--budget", "1/16", "--trials", "2", *tiny]) == 0
+    few = ["--target-labelled", src]  # the source's labels stand in for a few target ones
+    assert main(["export", "--run", str(run), "--budget", "1/16", "--no-latency", *few]) == 0
+    record = json.loads(next((run / "export").glob("*/model.json")).read_text())
+    assert record["accuracy"] is None and record["target_labelled"]["images"] == 18
+    capsys.readouterr()
+    assert main(["train", "--source", src, "--target", str(flat), *TINY, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "(unlabelled)" in out and "class lists differ" not in out
