@@ -63,6 +63,14 @@ def test_depth_reduced_lower_resolution_export_verifies(elastic_run, tmp_path):
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated in 2.14
         module = torch.jit.load(str(result.out / "model.ts"))
     assert module(torch.zeros(1, 3, size, size)).shape == (1, 3)
+    # predict follows the record: the crop at the stored size, then shrunk to the model's size
+    from slimda_nas.export.predict import ExportedModel
+
+    assert rec["input"]["resize"]["shrink_to"]["size"] == [size, size]
+    model = ExportedModel(result.out)
+    image = next((elastic_run.parent / "tiny" / "B").rglob("*.png"))
+    assert model.preprocess(image).shape == (3, size, size)
+    assert len(model.predict([image])) == 1
 
 
 def test_exported_module_holds_only_the_blocks_it_runs(elastic_run):
