@@ -45,7 +45,7 @@ def register(sub) -> None:
 def _init(args: argparse.Namespace) -> int:
     import yaml
 
-    from slimda_nas._io import write_text
+    from slimda_nas._io import check_output_path, write_text
     from slimda_nas.backbones import get_builder
     from slimda_nas.space import space_from_dict
     from slimda_nas.space.template import default_space_yaml
@@ -60,8 +60,9 @@ def _init(args: argparse.Namespace) -> int:
     if args.out is None:
         print(text, end="")
         return 0
+    check_output_path(args.out, "--out")  # a link, a device, a FIFO or a folder: never
     if args.out.exists() and not args.force:
-        raise UserError(f"{args.out}: already exists (use --force to overwrite)")
+        raise UserError(f"--out {args.out}: already exists (use --force to overwrite)")
     write_text(args.out, text)
     Console(stderr=True).print(f"wrote {args.out}")
     return 0
