@@ -130,9 +130,10 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
         except OSError as e:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            pid = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
+            holder = f"pid {pid}" if pid.isdigit() else "another process"
             raise UserError(
-                f"{path.parent}: {what} is already running here (pid {holder}); wait for it "
+                f"{path.parent}: {what} is already running here ({holder}); wait for it "
                 "to finish or stop it first"
             ) from None
         os.ftruncate(fd, 0)

@@ -23,6 +23,7 @@ from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
+from slimda_nas.search._lifeline import die_with_parent
 from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
@@ -334,7 +335,7 @@ def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
         p = ctx.Process(
             target=_worker_main,
             name=f"rank{r}",
-            args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads),
+            args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads, os.getpid()),
             daemon=False,
         )
         p.start()
@@ -343,12 +344,19 @@ def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
 
 
 def _worker_main(
-    run_dir: str, device: str, data_root, opts: SearchOptions, rank: int, threads: int
+    run_dir: str,
+    device: str,
+    data_root,
+    opts: SearchOptions,
+    rank: int,
+    threads: int,
+    parent_pid: int,
 ) -> None:
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # the parent stops its workers this way
+    die_with_parent(parent_pid)  # ... and a parent killed outright stops them the same way
     try:
         run = load_run(run_dir, device=device, data_root=data_root)
         run_search(run, opts, rank=rank, save=False, accuracy=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimda_nas._io import write_json, write_yaml
+from slimda_nas._io import exclusive_lock, write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
 from slimda_nas.methods import HEADS, Method, build_method
@@ -43,6 +44,7 @@ from slimda_nas.train.sandwich import open_choices, sample_model_batch
 from slimda_nas.train.step import BankStep
 
 SUMMARY = "train_summary.json"
+LOCK = ".train.lock"  # held by the training process of a run folder (rank 0 of torchrun)
 #: Fields that say where files live and how often to log, not what is trained.
 _NOT_TRAINED = ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every")
 
@@ -100,7 +102,26 @@ def train_bank(
     or ``True``); ``resume=True`` requires one, ``resume=False`` refuses to touch it. A finished
     run is left as it is. ``stop_after`` ends the call after that many iterations (tests use it
     to simulate a kill).
+
+    One training process per run folder: a second one (``train`` beside ``train --resume``)
+    is refused at once in one line, before it reads anything.
     """
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0's lock
+        return _train(cfg, resume, show_progress, stop_after)
+    made = not cfg.run_dir.exists()
+    try:
+        with exclusive_lock(cfg.run_dir / LOCK, "training"):
+            return _train(cfg, resume, show_progress, stop_after)
+    finally:
+        if made and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
+            # failed before writing anything: leave no folder behind
+            (cfg.run_dir / LOCK).unlink(missing_ok=True)
+            cfg.run_dir.rmdir()
+
+
+def _train(
+    cfg: RunConfig, resume: bool | None, show_progress: bool, stop_after: int | None
+) -> TrainResult:
     s = _setup(cfg)
     start = _restore(s, resume)
     total = cfg.total_iterations
