@@ -94,7 +94,9 @@ def path_kind(path: str | Path) -> str | None:
     return "socket"
 
 
-def check_output_path(path: str | Path, option: str | None = None, *, folder: bool = False) -> None:
+def check_output_path(
+    path: str | Path, option: str | None = None, *, folder: bool = False
+) -> None:
     """The one rule for every path the tool writes: only a regular file (or, with ``folder``,
     a folder) is ever written over; a link, a device, a FIFO or a socket is refused, since
     replacing it would replace what it stands for (``--out /dev/stdout --force`` as root).

@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from slimda_nas.errors import BudgetError, Notice, RunError, UserError
+from slimda_nas._check import check_fields, typed
+from slimda_nas.errors import BudgetError, Notice, RunError, UserError, check_int
 from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.feasible import BandSampler
@@ -56,6 +57,7 @@ class SearchOptions:
     settings: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:
+        check_fields(self)  # SearchOptions(study_name=5) broke report and export afterwards
         if isinstance(self.budgets, str):
             self.budgets = parse_budgets(self.budgets)
 
@@ -64,10 +66,15 @@ class SearchOptions:
             raise UserError(
                 f"--sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
             )
-        if self.evaluations < 1:
-            raise UserError(f"--trials: expected a positive integer, got {self.evaluations}")
-        if self.workers < 1:
-            raise UserError(f"--workers: expected a positive integer, got {self.workers}")
+        check_int("--trials", self.evaluations, 1, 10**6)
+        check_int("--workers", self.workers, 1, 1024)
+        check_int("--seed", self.seed, 0, 2**32 - 1)
+        if self.study_name is not None and (
+            not self.study_name.strip() or "\0" in self.study_name
+        ):
+            raise UserError(
+                f"--study-name: expected a non-empty name without NUL, got {self.study_name!r}"
+            )
         if self.multi_objective and self.sampler in baselines.BASELINES:
             raise UserError(f"--multi-objective: needs tpe, nsga2 or random, not {self.sampler}")
         if not self.budgets:
@@ -213,6 +220,7 @@ def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank,
         baselines.BASELINES[spec.sampler](recorder)
 
 
+@typed
 def run_search(
     run: TrainedRun | str | Path | Evaluator,
     opts: SearchOptions,

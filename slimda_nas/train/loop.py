@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slimda_nas._check import typed
 from slimda_nas._io import exclusive_lock, write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
@@ -89,6 +90,7 @@ class _Session:
         return self.cfg.run_dir / CHECKPOINT
 
 
+@typed
 def train_bank(
     cfg: RunConfig,
     *,

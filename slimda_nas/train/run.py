@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from slimda_nas._check import typed
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, RunError
 from slimda_nas.space import SearchSpace, space_from_dict
@@ -56,6 +57,7 @@ class TrainedRun:
         return self._data
 
 
+@typed
 def load_run(
     run_dir: str | Path | TrainedRun, device: str = "auto", data_root: str | None = None
 ) -> TrainedRun:
@@ -117,6 +119,7 @@ def is_finished(run_dir: str | Path) -> bool:
     return state.iteration >= config_from_dict(state.config, str(ckpt)).total_iterations
 
 
+@typed
 def default_run(
     *,
     data_root: str | None = None,
