@@ -32,13 +32,19 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give what open() would
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(e, OSError) and e.errno in _DISK_FULL and not e.filename:
+            # a full disk is reported without a path: name the folder (the old file is kept)
+            raise OSError(e.errno, os.strerror(e.errno), str(path.parent)) from None
         raise
     return path
+
+
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 def _umask() -> int:

@@ -278,9 +278,10 @@ def run_search(
             study = _open_study(storage, spec, meta(spec))
             if on_study:
                 on_study(spec, evaluation_counts(study.get_trials(deepcopy=False))[0])
+            earlier = _earlier_seconds(run.run_dir, spec.name, study) if rank == 0 else 0.0
             t0 = time.time()
             _search_one(study, spec, run, evaluator, cache, rank, on_trial)
-            seconds[spec.name] = round(time.time() - t0, 2)
+            seconds[spec.name] = round(earlier + time.time() - t0, 2)
         for p in procs:
             p.join()
             if p.exitcode not in (0, None):
@@ -315,6 +316,23 @@ def run_search(
     if save:
         result.results_file = result.to_results().merged_into(run.run_dir)
     return result
+
+
+def _earlier_seconds(run_dir: Path, name: str, study: optuna.Study) -> float:
+    """The search time ``results.json`` records for the study this call continues (a re-run
+    of a finished search adds its own few seconds instead of resetting the total)."""
+    try:
+        results = SearchResults.read(run_dir)
+    except UserError:
+        return 0.0
+    entry = results.studies.get(name) if results else None
+    if not isinstance(entry, dict):
+        return 0.0
+    done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    value, trials = entry.get("seconds"), entry.get("trials")
+    if not isinstance(value, (int, float)) or not isinstance(trials, int) or trials > done:
+        return 0.0  # another study of that name since (its journal was replaced)
+    return float(value)
 
 
 # -- several processes on one machine -------------------------------------------------------------

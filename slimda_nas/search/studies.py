@@ -90,7 +90,7 @@ class StudyRecord:
     duplicates: int = 0  # proposals of an already scored configuration of this study
     repairs: int = 0  # trials the search queued to replace a proposal over budget or scored
     feasible_fraction: float | None = None
-    seconds: float | None = None  # wall time of the search call that summarised it
+    seconds: float | None = None  # wall time of the search calls that built it, summed
 
     @property
     def sampler(self) -> str:

@@ -7,6 +7,7 @@ set up, restore a checkpoint, then per iteration train, log, evaluate and checkp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -242,10 +243,10 @@ def _restore(s: _Session, resume: bool | None) -> int:
             f"{path}: holds no training state to resume ({', '.join(missing)} missing; "
             "an older or exported checkpoint); use another run name to train afresh"
         )
-    if state.config_hash != cfg.training_hash():
+    if state.config_hash != cfg.training_hash() and not _same_but_space_path(s, state):
         raise CheckpointError(
             f"{path}: was trained with a different config ({_diff(state.config, cfg.to_dict())}); "
-            "use another run name or delete the folder"
+            "use another run name"
         )
     try:
         s.model.load_state_dict(state.model)
@@ -268,6 +269,15 @@ def _restore(s: _Session, resume: bool | None) -> int:
     if state.average is not None:
         s.average = WeightAverage.from_state_dict(state.average, s.device)
     return state.iteration
+
+
+def _same_but_space_path(s: _Session, state: TrainState) -> bool:
+    """The same config given from another folder: the space file is named by another path,
+    but its content is the one trained (a space is its content, not where it lies)."""
+    trained_path = state.config.get("space")
+    if state.space_hash != s.space.hash or not isinstance(trained_path, str):
+        return False
+    return dataclasses.replace(s.cfg, space=trained_path).training_hash() == state.config_hash
 
 
 def _prepare(s: _Session, start: int) -> None:

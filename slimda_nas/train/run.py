@@ -53,8 +53,26 @@ class TrainedRun:
             from slimda_nas.data import load_task, resolve_data_root
 
             root = resolve_data_root(self.data_root or self.config.data_root)
-            self._data = load_task(self.task, root, self.space.input_size)
+            data = load_task(self.task, root, self.space.input_size)
+            _check_classes(self, list(data.classes))
+            self._data = data
         return self._data
+
+
+def _check_classes(run: TrainedRun, found: list[str]) -> None:
+    """The task's classes must be the bank's, in its order: a 3-class bank scored on a
+    10-class target gives a number that means nothing."""
+    trained = list(run.bank.classes)
+    if trained and trained != found:
+        what = (
+            f"{len(trained)} classes, the task's data {len(found)}"
+            if len(trained) != len(found)
+            else "other class names or another order than the task's data"
+        )
+        raise CheckpointError(
+            f"{run.run_dir / CHECKPOINT}: its bank has {what} ({run.task}); use the data it "
+            "was trained on (--data-root) or re-train"
+        )
 
 
 @typed
@@ -81,7 +99,7 @@ def load_run(
             f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
         )
     # as trained, even if the file changed since
-    space = space_from_dict(state.space, source=config.space)
+    space = space_from_dict(state.space, source=f"{ckpt} (its stored search space)")
     if space.hash != state.space_hash:
         raise RunError(f"{ckpt}: the stored search space does not match its hash")
     bank = ModelBank.build(

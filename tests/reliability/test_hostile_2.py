@@ -14,38 +14,11 @@ import pytest
 import yaml
 
 from slimda_nas.cli import main
-from tests.conftest import cli_popen, copy_run, search_args, tiny_run_config
-from tests.reliability.conftest import tree_hashes
+from tests.conftest import cli_popen, search_args, tiny_run_config
+from tests.reliability.conftest import in_process as _run
+from tests.reliability.conftest import one_line_error, tree_hashes
 
 SPACE_INIT = ["space", "init", "--backbone", "digits_cnn", "--force", "--out"]
-
-
-@pytest.fixture(scope="module")
-def searched(tiny_run_dir, tmp_path_factory) -> Path:
-    run = copy_run(tiny_run_dir, tmp_path_factory.mktemp("hostile2") / "run")
-    args = ["--budget", "1/4", "--trials", "3", "--sampler", "random"]
-    assert main([*search_args(run, *args)]) == 0
-    return run
-
-
-@pytest.fixture
-def R(searched, tmp_path) -> Path:
-    return copy_run(searched, tmp_path / "R")
-
-
-def _run(argv, capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err.strip()
-
-
-def one_line_error(code: int, err: str, *expected: str) -> None:
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for text in expected:
-        assert text in lines[0], lines[0]
 
 
 # -- 1. a link, a FIFO or a device given as --out is refused, never replaced -------------------------
