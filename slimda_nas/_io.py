@@ -58,7 +58,9 @@ def write_bytes(path: str | Path, data: bytes) -> Path:
 
 
 def write_text(path: str | Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
+    # surrogateescape: a path decoded under the C locale (no UTF-8 mode) holds its non-ASCII
+    # bytes as surrogates; they are written back as the bytes they were
+    return write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def write_json(path: str | Path, obj: Any) -> Path:
