@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from slimda_nas._check import typed
-from slimda_nas._io import exclusive_lock, write_json, write_yaml
+from slimda_nas._io import check_output_path, exclusive_lock, write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
 from slimda_nas.methods import HEADS, Method, build_method
@@ -109,6 +109,7 @@ def train_bank(
     One training process per run folder: a second one (``train`` beside ``train --resume``)
     is refused at once in one line, before it reads anything.
     """
+    check_output_path(cfg.run_dir, "--out", folder=True)  # never a link, a device or a file
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0's lock
         return _train(cfg, resume, show_progress, stop_after)
     made = not cfg.run_dir.exists()
