@@ -109,7 +109,7 @@ def train_bank(
     One training process per run folder: a second one (``train`` beside ``train --resume``)
     is refused at once in one line, before it reads anything.
     """
-    check_output_path(cfg.run_dir, "--out", folder=True)  # never a link, a device or a file
+    check_output_path(cfg.run_dir, "run folder", folder=True)  # never a link or a device
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0's lock
         return _train(cfg, resume, show_progress, stop_after)
     made = not cfg.run_dir.exists()
