@@ -112,6 +112,8 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
         "warmup",
         "shrinking",
         "averaging",
+        "ordering",
+        "teacher",
     ):
         d.pop(key)
     d["distillation"].pop("ramp")  # added later, off by default like the warm-up
