@@ -57,10 +57,9 @@ def check_int(name: str, value: object, low: int, high: int, error: type = UserE
     workers) is checked this way before anything is allocated from it.
     """
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        allowed = (
-            f"a positive integer (at most {high:,})"
-            if low == 1
-            else f"an integer from {low:,} to {high:,}"
-        )
+        allowed = {
+            0: f"0 (off) or a positive integer (at most {high:,})",
+            1: f"a positive integer (at most {high:,})",
+        }.get(low, f"an integer from {low:,} to {high:,}")
         raise error(f"{name}: expected {allowed}, got {value!r}")
     return value

@@ -355,6 +355,8 @@ INT_RANGES = {
     "warmup.iterations": (0, 10**8),
     "shrinking.stages": (0, 1000),
     "averaging.every": (1, 10**8),
+    "teacher.iterations": (0, 10**8),
+    "teacher.models_per_step": (1, 64),
 }
 #: Upper limits of numbers whose lower limit is checked below: far past any real run, and
 #: before the arithmetic of training overflows (``optimizer.lr: 1e308``).
@@ -369,6 +371,12 @@ FLOAT_LIMITS = {
     "distillation.temperature": 1000.0,
     "distillation.weight": 1000.0,
     "warmup.temperature": 1000.0,
+    "teacher.lr": 100.0,
+    "teacher.backbone_lr_mult": 1000.0,
+    "teacher.temperature": 1000.0,
+    "teacher.logits": 1000.0,
+    "teacher.features": 1000.0,
+    "teacher.source_ce": 1000.0,
 }
 
 
@@ -402,10 +410,6 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
     if not 0 < sh.fraction <= 1:
         raise bad("shrinking.fraction", "a fraction in (0, 1]", sh.fraction)
     t = cfg.teacher
-    if t.iterations < 0:
-        raise bad("teacher.iterations", "0 (off) or a positive integer", t.iterations)
-    if t.models_per_step < 1:
-        raise bad("teacher.models_per_step", "a positive integer", t.models_per_step)
     if t.temperature <= 0:
         raise bad("teacher.temperature", "a number above 0", t.temperature)
     for name in ("logits", "features", "source_ce"):

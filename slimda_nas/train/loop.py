@@ -129,7 +129,7 @@ def train_bank(
         with exclusive_lock(cfg.run_dir / LOCK, "training"):
             return _train(cfg, resume, show_progress, stop_after)
     finally:
-        if made and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
+        if made and cfg.run_dir.is_dir() and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
             # failed before writing anything: leave no folder behind
             (cfg.run_dir / LOCK).unlink(missing_ok=True)
             cfg.run_dir.rmdir()
