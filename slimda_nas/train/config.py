@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slimda_nas._check import typed
+from slimda_nas._check import check_fields, typed
 from slimda_nas._shipped import is_bare_name, shipped_configs
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, check_int
@@ -137,6 +137,9 @@ class RunConfig:
     calibration_images: int = 1000
     data_root: str | None = None
     out: str | None = None
+
+    def __post_init__(self) -> None:
+        check_fields(self)  # RunConfig(name=5) from Python: named here, not deep in training
 
     @property
     def total_iterations(self) -> int:

@@ -80,6 +80,7 @@ def test_a_huge_option_is_refused_with_its_range(make, named):
         (lambda: sn.export_model("runs/x", budget=0.25), "budget", "str or None"),
         (lambda: sn.build_report("runs/x", accuracy_points="3"), "accuracy_points", "int"),
         (lambda: sn.train_bank({"name": "x"}), "cfg", "RunConfig"),
+        (lambda: sn.RunConfig(name=5, task="digits:usps->digits:mnist", space="x"), "name", "str"),
     ],
 )
 def test_a_wrong_type_names_the_argument(call, named, expected):
