@@ -46,7 +46,8 @@ def read_manifest(folder: Path) -> set[str] | None:
     files = record.get("files") if isinstance(record, dict) else None
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         return None
-    return set(files)
+    # an edited manifest must not reach outside its folder ("../x", "/etc/x")
+    return {f for f in files if f and all(part not in ("", ".", "..") for part in f.split("/"))}
 
 
 def _write_manifest(folder: Path, files: set[str]) -> None:

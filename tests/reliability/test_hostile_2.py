@@ -3,6 +3,7 @@ code before its fix. Items 1-4: output paths, orphan workers, the training lock.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -102,6 +103,21 @@ def test_re_exporting_keeps_the_users_files(R, capsys):
     assert code == 0, err
     assert tree_hashes(folder / "notes", folder / "photo.jpg") == mine
     assert (folder / "model.json").is_file()
+
+
+def test_an_edited_manifest_cannot_reach_outside_its_folder(tmp_path):
+    from slimda_nas._folders import MANIFEST, staged_folder
+    from slimda_nas._io import write_text
+
+    outside = tmp_path / "precious.txt"
+    outside.write_text("mine")
+    out = tmp_path / "folder"
+    with staged_folder(out) as tmp:
+        write_text(tmp / "a.txt", "first")
+    (out / MANIFEST).write_text(json.dumps({"files": ["a.txt", "../precious.txt"]}))
+    with staged_folder(out) as tmp:
+        write_text(tmp / "a.txt", "second")
+    assert outside.read_text() == "mine" and (out / "a.txt").read_text() == "second"
 
 
 @pytest.mark.parametrize("command", ["report", "export"])
