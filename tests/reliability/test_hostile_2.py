@@ -73,7 +73,7 @@ def test_space_init_onto_a_folder_names_out(tmp_path, capsys):
 
 
 # -- 2. the user's files in a report or export folder are kept ------------------------------------
-REPORT = ["--no-accuracy", "--device", "cpu"]
+REPORT = ["--no-accuracy", "--no-latency", "--device", "cpu"]
 EXPORT = ["--budget", "1/4", "--device", "cpu", "--format", "state_dict", "--no-latency"]
 
 

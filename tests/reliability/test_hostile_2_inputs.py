@@ -103,7 +103,9 @@ def test_a_number_as_study_name_in_the_journal_does_not_break_report_or_export(R
     for pick in (c for s in record["studies"].values() for c in s["choices"]):
         pick["study"] = 5
     results.write_text(json.dumps(record))
-    code, err = _run(["report", "--run", str(R), "--no-accuracy", "--device", "cpu"], capsys)
+    code, err = _run(
+        ["report", "--run", str(R), "--no-accuracy", "--no-latency", "--device", "cpu"], capsys
+    )
     assert code == 0, err
     code, err = _run(
         ["export", "--run", str(R), "--budget", "1/4", "--device", "cpu"]
@@ -242,7 +244,7 @@ def test_non_ascii_paths_without_utf8_mode(R, tmp_path):
     # the C locale without UTF-8 mode: Python holds non-ASCII path bytes as surrogates
     env = {"LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
     run = copy_run(R, tmp_path / "rün")
-    r = cli(["report", "--run", str(run), "--device", "cpu"], env=env)
+    r = cli(["report", "--run", str(run), "--device", "cpu", "--no-latency"], env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (run / "report" / "index.html").is_file()
     out = tmp_path / "modèle"
