@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
+from slimda_nas.cli.search import add_target_labelled, labelled_table
 from slimda_nas.evaluate.latency import format_ms, one_thread_text
 
 #: Scoring options left unset on the command line take the values the search recorded.
@@ -66,6 +67,7 @@ def register(sub) -> None:
         action="store_true",
         help="do not measure batch-1 latency (PyTorch and ONNX Runtime) on this machine",
     )
+    add_target_labelled(p)
     add_eval_options(p)
     p.set_defaults(handler=_run, **dict.fromkeys(_FROM_SEARCH))
 
@@ -83,6 +85,7 @@ def _run(args: argparse.Namespace) -> int:
         scoring=_scoring(args),
         device=args.device,
         data_root=args.data_root,
+        target_labelled=args.target_labelled,
     )
     if args.pareto:
         results = export_pareto(args.run, **common)
@@ -102,6 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     for r in results:
         console.print(_table(r))
+        if "target_labelled" in r.record:
+            console.print(labelled_table(r.record["target_labelled"]))
     return 0
 
 

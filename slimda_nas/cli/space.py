@@ -22,6 +22,12 @@ def register(sub) -> None:
         "--input-size", type=int, help="input size in pixels (default: the backbone's)"
     )
     init.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    init.add_argument(
+        "--budgets", help="budgets you mean to search (1/16,1/64): warn when one is unreachable"
+    )
+    init.add_argument(
+        "--num-classes", type=int, default=10, help="classes of the head counted in MACs"
+    )
     init.set_defaults(handler=_init)
 
     for name, fn, text in (
@@ -47,6 +53,7 @@ def _init(args: argparse.Namespace) -> int:
 
     from slimda_nas._io import check_output_path, write_text
     from slimda_nas.backbones import get_builder
+    from slimda_nas.evaluate.budget import parse_budgets
     from slimda_nas.space import MAX_INPUT_SIZE, space_from_dict
     from slimda_nas.space.template import default_space_yaml
 
@@ -55,19 +62,40 @@ def _init(args: argparse.Namespace) -> int:
         raise UserError(
             f"--input-size: expected pixels from 8 to {MAX_INPUT_SIZE}, got {args.input_size}"
         )
+    if not 1 <= args.num_classes <= 100_000:
+        raise UserError(f"--num-classes: expected 1 to 100000 classes, got {args.num_classes}")
+    budgets = parse_budgets(args.budgets) if args.budgets is not None else []
     text = default_space_yaml(args.backbone, input_size=args.input_size)
-    space_from_dict(
+    space = space_from_dict(
         yaml.safe_load(text), source=f"<default space for {args.backbone}>"
     )  # never write a bad one
+    if args.out is not None:
+        check_output_path(args.out, "--out")  # a link, a device, a FIFO or a folder: never
+        if args.out.exists() and not args.force:
+            raise UserError(f"--out {args.out}: already exists (use --force to overwrite)")
+    _reach(space, budgets, args.num_classes)
     if args.out is None:
         print(text, end="")
         return 0
-    check_output_path(args.out, "--out")  # a link, a device, a FIFO or a folder: never
-    if args.out.exists() and not args.force:
-        raise UserError(f"--out {args.out}: already exists (use --force to overwrite)")
     write_text(args.out, text)
     Console(stderr=True).print(f"wrote {args.out}")
     return 0
+
+
+def _reach(space, budgets: list, num_classes: int) -> None:
+    """Say on stderr which budgets the space can meet, before anyone trains on it; warn for
+    each budget named that it cannot."""
+    import warnings
+
+    from slimda_nas.errors import Notice
+    from slimda_nas.evaluate.space_summary import budget_reach, reach_text, summarize_space
+
+    summary = summarize_space(space, num_classes)
+    Console(stderr=True, highlight=False, soft_wrap=True).print(reach_text(summary))
+    for line in budget_reach(summary, budgets)[1]:
+        warnings.warn(
+            Notice(f"--budgets: {line}; narrow the widths or the input size"), stacklevel=2
+        )
 
 
 def _summary(args: argparse.Namespace):

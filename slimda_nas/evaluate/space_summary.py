@@ -82,3 +82,24 @@ def _uniform_ratios(space: SearchSpace) -> list[float]:
         ratios = {round(c / u.full, 4) for c in u.channel_choices}
         common = ratios if common is None else common & ratios
     return sorted(common) if common else [0.25, 0.5, 0.75, 1.0]
+
+
+def reach_text(s: SpaceSummary) -> str:
+    """The budgets a search of this space can meet, said before anything is trained."""
+    return (
+        f"reachable budgets: {format_fraction(s.smallest_fraction)} to 1 of the largest model's "
+        f"{s.largest_macs:,} MACs (the smallest model costs {s.smallest_macs:,} MACs)"
+    )
+
+
+def budget_reach(s: SpaceSummary, budgets: list[Budget]) -> tuple[list[str], list[str]]:
+    """One line per budget, reachable or not, and the lines of the unreachable ones."""
+    lines, unreachable = [], []
+    for b in budgets:
+        if b.macs(s.largest_macs) < s.smallest_macs:
+            line = "unreachable: " + unreachable_message(b, s.smallest_macs, s.largest_macs)
+            unreachable.append(line)
+        else:
+            line = f"budget {b.text} ({b.macs(s.largest_macs):,} MACs): reachable"
+        lines.append(line)
+    return lines, unreachable

@@ -20,6 +20,11 @@ from slimda_nas._io import write_json, write_yaml
 from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.labelled import (
+    LabelledTarget,
+    labelled_accuracy,
+    load_labelled_target,
+)
 from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
@@ -68,6 +73,7 @@ def export_model(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> ExportResult:
     """Export one configuration of a run's bank; see ``docs/export.md``.
 
@@ -77,6 +83,8 @@ def export_model(
     :class:`EvalSettings`) changed, unless ``settings`` says otherwise or ``run`` is an
     :class:`Evaluator` already built. What can fail without the images fails before they are
     read. A failed verification raises :class:`ExportError` and leaves nothing behind.
+    ``target_labelled``: a folder of labelled target images; the model's accuracy on them is
+    recorded (``model.json``'s ``target_labelled``), it plays no part in the choice.
     """
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     _check_tolerance(tolerance)
@@ -95,8 +103,9 @@ def export_model(
     _check_same_bank(chosen, run)
     target = Path(out) if out is not None else run.run_dir / "export" / chosen.label
     check_target(target)
+    labelled = _labelled(target_labelled, run)
     evaluator = evaluator or Evaluator(run, settings or _settings(chosen, run.run_dir, scoring))
-    return write_export(evaluator, chosen, fmts, target, tolerance, latency)
+    return write_export(evaluator, chosen, fmts, target, tolerance, latency, labelled)
 
 
 @typed
@@ -112,15 +121,24 @@ def export_pareto(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> list[ExportResult]:
     """Export every configuration on the run's MACs/UPEM Pareto front into ``out/<label>/``."""
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     _check_tolerance(tolerance)
     evaluator, run = _split(run, device, data_root)
     picks = select.pareto(run.run_dir, run.space, run.checkpoint_hash, storage)
+    labelled = _labelled(target_labelled, run)
     evaluator = evaluator or Evaluator(run, settings or _settings(picks[0], run.run_dir, scoring))
     base = Path(out) if out is not None else run.run_dir / "export"
-    return [write_export(evaluator, p, fmts, base / p.label, tolerance, latency) for p in picks]
+    return [
+        write_export(evaluator, p, fmts, base / p.label, tolerance, latency, labelled)
+        for p in picks
+    ]
+
+
+def _labelled(folder: str | Path | None, run: TrainedRun) -> LabelledTarget | None:
+    return None if folder is None else load_labelled_target(folder, run)
 
 
 def _check_same_bank(chosen: select.Selection, run: TrainedRun) -> None:
@@ -222,9 +240,11 @@ def write_export(
     out: Path,
     tolerance: float = TOLERANCE,
     latency: bool = True,
+    labelled: LabelledTarget | None = None,
 ) -> ExportResult:
     """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically); with
-    ``latency``, its batch-1 latency on this machine beside the full-width model's."""
+    ``latency``, its batch-1 latency on this machine beside the full-width model's; with
+    ``labelled``, its accuracy on those labelled target images (reported only)."""
     from slimda_nas.data import eval_batches
 
     run, space = evaluator.run, evaluator.run.space
@@ -302,6 +322,10 @@ def write_export(
                 },
                 space.input_shape,
             )
+        if labelled is not None:
+            record["target_labelled"] = labelled_accuracy(
+                evaluator, labelled, {chosen.label: config}
+            )
         write_yaml(tmp / "config.yaml", dict(config))
         write_json(tmp / "model.json", record)
         if problems:
@@ -344,6 +368,7 @@ def _record(
                 "formula": "(pixel / 255 - mean) / std, per channel",
             },
             "preprocess": _preprocess(data),
+            "resize": _resize_rule(data),
         },
         "output": {"logits": len(run.bank.classes), "head": evaluator.head},
         "classes": list(run.bank.classes),
@@ -372,6 +397,21 @@ def _record(
         "verification": verification,
         "versions": versions(),
     }
+
+
+def _resize_rule(data) -> dict:
+    """The resize rule as data, for ``slimda-nas predict`` (and any program) to follow."""
+    from slimda_nas.data.transforms import CropTransform, resize_size
+
+    s = data.input_size
+    if isinstance(data.target_test.transform, CropTransform):
+        return {
+            "rule": "shorter_side_then_center_crop",
+            "shorter_side": resize_size(s),
+            "crop": s,
+            "interpolation": "bilinear (PIL, antialiased)",
+        }
+    return {"rule": "resize", "size": [s, s], "interpolation": "bilinear (antialiased)"}
 
 
 def _preprocess(data) -> str:

@@ -34,6 +34,7 @@ def build_report(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> Path:
     """Write ``RUN/report/`` (``index.html``, the PNG figures, ``summary.json``/``.csv``) and
     return the page's path.
@@ -49,6 +50,8 @@ def build_report(
             ``accuracy_points`` Pareto-front ones spread over the MACs range.
         latency: measure each budget's chosen model's batch-1 latency on this machine
             (PyTorch and ONNX Runtime) and the full-width model's, cached in ``RUN/cache``.
+        target_labelled: a folder of labelled target images: each pick's accuracy on them is
+            reported (with how many images it rests on); it plays no part in the picks.
     """
     if reference is not None:
         load_run(reference, device="cpu")  # a missing or unfinished reference run fails first
@@ -63,6 +66,7 @@ def build_report(
         latency=latency,
         device=device,
         data_root=data_root,
+        target_labelled=target_labelled,
     )
     folder = Path(out) if out is not None else data.run.run_dir / REPORT_DIR
     check_target(folder)

@@ -12,6 +12,7 @@ from slimda_nas.errors import RunError, UserError
 from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.labelled import labelled_accuracy, load_labelled_target
 from slimda_nas.evaluate.ranking import correlations
 from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.evaluate.within_budget import read_rankings
@@ -73,6 +74,9 @@ class ReportData:
     # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
     within: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # --target-labelled: accuracy of each pick (by pick label) on a few labelled target images,
+    # reported only (evaluate/labelled.py)
+    labelled: dict | None = None
 
     @property
     def points(self) -> list[Point]:
@@ -105,10 +109,12 @@ def collect(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> ReportData:
     """Read the run, its studies and (where the target has labels) the accuracy of the chosen
     configurations and of up to ``accuracy_points`` Pareto-front ones, spread over MACs."""
     run = load_run(run_dir, device=device, data_root=data_root)
+    labelled = None if target_labelled is None else load_labelled_target(target_labelled, run)
     results = SearchResults.read(run.run_dir)
     where = describe(storage, run.run_dir)
     studies = read_studies(open_run_storage(storage, run.run_dir), run.space, where)
@@ -144,6 +150,10 @@ def collect(
     data.within = read_rankings(run.run_dir)
     if latency:
         data.latency = _latency(data)
+    if labelled is not None:
+        evaluator = Evaluator(run, EvalSettings.from_record(settings))
+        configs = {f"{k.budget.text} {k.sampler}": k.point.config for k in data.picks}
+        data.labelled = labelled_accuracy(evaluator, labelled, configs)
     return data
 
 

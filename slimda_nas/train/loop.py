@@ -102,6 +102,11 @@ class _Session:
     def ckpt_path(self) -> Path:
         return self.cfg.run_dir / CHECKPOINT
 
+    @property
+    def labelled(self) -> bool:
+        """The target has labels to report accuracy with (an unlabelled folder has none)."""
+        return self.data.target_test.labelled
+
 
 @typed
 def train_bank(
@@ -170,7 +175,7 @@ def _train(
                 progress.update(done, loss)
                 if _due(done, cfg.log_every, total) and s.metrics:
                     t_log = _log(s, done, loss, terms, t0, t_log)
-                if cfg.eval_every and _due(done, cfg.eval_every, total):
+                if cfg.eval_every and _due(done, cfg.eval_every, total) and s.labelled:
                     if s.dist.is_main:
                         result.accuracy = _evaluate(s)
                         s.metrics.write({"iteration": done, "eval": result.accuracy})

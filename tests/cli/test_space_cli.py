@@ -43,6 +43,14 @@ def test_init_writes_a_valid_space(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_init_says_the_reachable_budgets(capsys):
+    """Before anyone trains on it: the narrowest fraction, and a note per unreachable budget."""
+    assert main(["space", "init", "--backbone", "digits_cnn", "--budgets", "1/16,1/1000"]) == 0
+    err = capsys.readouterr().err
+    assert "reachable budgets: 1/159.3 to 1 of the largest model's" in err  # 10 classes
+    assert err.count("note: --budgets: unreachable") == 1 and "budget 1/1000 (" in err
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [
