@@ -23,9 +23,14 @@ class _StrictLoader(yaml.SafeLoader):
     pass
 
 
+_MERGE = "tag:yaml.org,2002:merge"
+
+
 def _mapping_no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == _MERGE:  # ``<<: *base``: its keys are defaults the others override
+            continue
         key = loader.construct_object(key_node, deep=deep)
         if not isinstance(key, Hashable) or isinstance(key, (list, dict)):
             raise yaml.constructor.ConstructorError(

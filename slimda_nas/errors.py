@@ -48,3 +48,18 @@ class TrainingDiverged(UserError):
 class Notice(UserWarning):
     """Something the user should know while the command goes on (a repaired file, a capped
     option). The CLI prints it as one line; from Python it is an ordinary warning."""
+
+
+def check_int(name: str, value: object, low: int, high: int, error: type = UserError) -> int:
+    """``value`` as an integer in ``[low, high]``, or one line naming ``name`` and the range.
+
+    Every size a config or an option sets (a batch, a count of images, of iterations, of
+    workers) is checked this way before anything is allocated from it.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        allowed = {
+            0: f"0 (off) or a positive integer (at most {high:,})",
+            1: f"a positive integer (at most {high:,})",
+        }.get(low, f"an integer from {low:,} to {high:,}")
+        raise error(f"{name}: expected {allowed}, got {value!r}")
+    return value

@@ -152,8 +152,8 @@ def _ranking(args, run, evaluator, console) -> int:
 
     from slimda_nas.evaluate.ranking import ranking_check, sample_across_macs, write_ranking
 
-    if args.ranking < 3:
-        raise ConfigError(f"--ranking: expected at least 3 configurations, got {args.ranking}")
+    if not 3 <= args.ranking <= 100_000:
+        raise ConfigError(f"--ranking: expected 3 to 100,000 configurations, got {args.ranking}")
     if args.budget is not None:
         return _within_budgets(args, run, evaluator, console)
     configs = sample_across_macs(run.space, args.ranking, args.seed)

@@ -47,13 +47,10 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from slimda_nas.errors import UserError
+    from slimda_nas.errors import check_int
     from slimda_nas.report import build_report
 
-    if args.accuracy_points < 0:
-        raise UserError(
-            f"--accuracy-points: expected a non-negative integer, got {args.accuracy_points}"
-        )
+    check_int("--accuracy-points", args.accuracy_points, 0, 10_000)
     page = build_report(
         args.run,
         storage=args.storage,

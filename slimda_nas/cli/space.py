@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from slimda_nas.errors import UserError
+from slimda_nas.errors import UserError, check_int
 
 
 def register(sub) -> None:
@@ -52,15 +52,17 @@ def register(sub) -> None:
 def _init(args: argparse.Namespace) -> int:
     import yaml
 
-    from slimda_nas._io import write_text
+    from slimda_nas._io import check_output_path, write_text
     from slimda_nas.backbones import get_builder
     from slimda_nas.evaluate.budget import parse_budgets
-    from slimda_nas.space import space_from_dict
+    from slimda_nas.space import MAX_INPUT_SIZE, space_from_dict
     from slimda_nas.space.template import default_space_yaml
 
     get_builder(args.backbone)  # one-line error for an unknown backbone
-    if args.input_size is not None and not 8 <= args.input_size <= 4096:
-        raise UserError(f"--input-size: expected pixels from 8 to 4096, got {args.input_size}")
+    if args.input_size is not None and not 8 <= args.input_size <= MAX_INPUT_SIZE:
+        raise UserError(
+            f"--input-size: expected pixels from 8 to {MAX_INPUT_SIZE}, got {args.input_size}"
+        )
     if not 1 <= args.num_classes <= 100_000:
         raise UserError(f"--num-classes: expected 1 to 100000 classes, got {args.num_classes}")
     budgets = parse_budgets(args.budgets) if args.budgets is not None else []
@@ -68,8 +70,10 @@ def _init(args: argparse.Namespace) -> int:
     space = space_from_dict(
         yaml.safe_load(text), source=f"<default space for {args.backbone}>"
     )  # never write a bad one
-    if args.out is not None and args.out.exists() and not args.force:
-        raise UserError(f"{args.out}: already exists (use --force to overwrite)")
+    if args.out is not None:
+        check_output_path(args.out, "--out")  # a link, a device, a FIFO or a folder: never
+        if args.out.exists() and not args.force:
+            raise UserError(f"--out {args.out}: already exists (use --force to overwrite)")
     _reach(space, budgets, args.num_classes)
     if args.out is None:
         print(text, end="")
@@ -102,8 +106,7 @@ def _summary(args: argparse.Namespace):
 
     if not 1 <= args.num_classes <= 100_000:
         raise UserError(f"--num-classes: expected 1 to 100000 classes, got {args.num_classes}")
-    if args.samples < 1:
-        raise UserError(f"--samples: expected a positive integer, got {args.samples}")
+    check_int("--samples", args.samples, 1, 10**6)
     space = load_space(resolve_space_path(args.file))
     budgets = None if args.budget is None else parse_budgets(args.budget)
     return summarize_space(space, args.num_classes, budgets, samples=args.samples)

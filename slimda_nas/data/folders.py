@@ -9,6 +9,7 @@ lines, relative paths resolved against the list file's folder, class names from 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,4 +167,15 @@ def _images_under(folder: Path) -> list[Path]:
             for n in names
             if not n.startswith(".") and n.lower().endswith(IMAGE_EXTENSIONS)
         ]
-    return [Path(parent) / name for parent, name in sorted(found)]
+    files = [Path(parent) / name for parent, name in sorted(found)]
+    for f in files:
+        if not _is_regular(f):  # reading a FIFO named *.png would wait forever
+            raise DataError(f"{f}: not a regular file (a FIFO, device or socket); remove it")
+    return files
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # a dangling link: the decoder names it as unreadable

@@ -7,6 +7,7 @@ import math
 import re
 from dataclasses import dataclass
 
+from slimda_nas._check import typed
 from slimda_nas.errors import BudgetError
 
 _SUFFIX = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -70,6 +71,7 @@ class ResolvedBudget:
         return self.text
 
 
+@typed
 def parse_budget(text: str) -> Budget:
     """Parse one budget; anything else raises a one-line :class:`BudgetError`."""
     raw = str(text).strip()
@@ -111,6 +113,7 @@ def _number(raw: str, text: str) -> float:
     return float(raw)
 
 
+@typed
 def parse_budgets(text: str) -> list[Budget]:
     """Comma-separated budgets (``1/2,1/4,1/8``); duplicates are refused."""
     parts = [p for p in str(text).split(",")]

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
+from slimda_nas._check import check_fields
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import ConfigError, Notice, RunError
 from slimda_nas.evaluate.macs import CostModel
@@ -45,19 +46,24 @@ class EvalSettings:
     anchor: Mapping[str, float | int] | None = None  # default: the largest configuration
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.metric not in SCORES:
             raise ConfigError(
                 f"--metric: expected one of {', '.join(SCORES)}, got {self.metric!r}"
             )
         # BN re-estimation needs two images in every batch to have a batch variance
-        least = {"calibration_images": 2, "scoring_images": 1, "batch_size": 2}
-        for name, low in least.items():
+        two = 2 if self.recalibrate_bn else 1
+        for name, low, high in (
+            ("calibration_images", two, 10**6),
+            ("scoring_images", 1, 10**6),
+            ("batch_size", two, 16_384),
+        ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                why = " (BN re-estimation needs 2 images per batch)" if low == 2 else ""
                 raise ConfigError(
-                    f"--{name.replace('_', '-')}: expected an integer of at least {low}"
-                    f"{' (BN re-estimation needs 2 images per batch)' if low == 2 else ''}, "
-                    f"got {value!r}"
+                    f"--{name.replace('_', '-')}: expected an integer of at least {low} and at "
+                    f"most {high:,}{why}, got {value!r}"
                 )
 
     @classmethod
@@ -363,5 +369,9 @@ class Evaluator:
 
 
 def _even_split(index: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:
-    """Batches of near-equal size (never a lone image, which batch norm cannot normalise)."""
-    return torch.tensor_split(index, max(1, -(-len(index) // batch_size)))
+    """Batches of near-equal size (never a lone image, which batch norm cannot normalise:
+    3 images in batches of 2 are one batch of 3)."""
+    parts = -(-len(index) // batch_size)
+    if batch_size > 1:
+        parts = min(parts, len(index) // 2)
+    return torch.tensor_split(index, max(1, parts))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slimda_nas._check import typed
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
@@ -54,6 +55,7 @@ class ExportResult:
     seconds: dict[str, float] = field(default_factory=dict)  # per format: write + verify
 
 
+@typed
 def export_model(
     run: str | Path | TrainedRun | Evaluator,
     *,
@@ -107,6 +109,7 @@ def export_model(
     return write_export(evaluator, chosen, fmts, target, tolerance, latency, labelled)
 
 
+@typed
 def export_pareto(
     run: str | Path | TrainedRun | Evaluator,
     *,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,12 @@ def _quiet_jit():
 
 
 # -- TorchScript --------------------------------------------------------------------------------
+def _bytes(path: Path) -> io.BytesIO:
+    """The file's bytes, read by Python: torch's C++ loaders take a path as UTF-8 and fail on
+    a non-ASCII path under the C locale (decoded with surrogates)."""
+    return io.BytesIO(path.read_bytes())
+
+
 def _save_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
     with _quiet_jit(), torch.no_grad():
         traced = torch.jit.trace(model, example, check_trace=False)
@@ -65,7 +72,7 @@ def _save_torchscript(model: nn.Module, example: Tensor, path: Path) -> None:
 
 def _load_torchscript(path: Path) -> Runner:
     with _quiet_jit():
-        module = torch.jit.load(str(path), map_location="cpu")
+        module = torch.jit.load(_bytes(path), map_location="cpu")
     module.eval()
     return lambda x: module(x)
 
@@ -82,7 +89,7 @@ def _save_pt2(model: nn.Module, example: Tensor, path: Path) -> None:
 def _load_pt2(path: Path) -> Runner:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*buffer is not writable.*")  # torch 2.11
-        module = torch.export.load(str(path)).module()
+        module = torch.export.load(_bytes(path)).module()
     return lambda x: module(x)
 
 
@@ -106,7 +113,7 @@ def _save_onnx(model: nn.Module, example: Tensor, path: Path) -> None:
 
 
 def _load_onnx(path: Path) -> Runner:
-    return onnx_runner(str(path))
+    return onnx_runner(path.read_bytes())
 
 
 # -- state_dict ----------------------------------------------------------------------------------
@@ -121,7 +128,7 @@ def state_dict_loader(build: Callable[[], nn.Module]) -> Callable[[Path], Runner
     def load(path: Path) -> Runner:
         module = build()
         module.load_state_dict(
-            torch.load(str(path), map_location="cpu", weights_only=True), strict=True
+            torch.load(_bytes(path), map_location="cpu", weights_only=True), strict=True
         )
         module.eval()
         return lambda x: module(x)

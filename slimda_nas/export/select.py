@@ -104,15 +104,17 @@ def by_trial(
     space: SearchSpace,
 ) -> Selection:
     """One finished trial of one study."""
-    names = [
-        s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
-    ]
-    if study_name not in names:
+    stored = {  # by name as text: a hand-edited journal may hold a number
+        str(s.study_name): s.study_name
+        for s in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
+    names = list(stored)
+    if study_name not in stored:
         raise ExportError(
             f"--study {study_name}: no such study in {where} (studies: "
             f"{', '.join(names[:8]) or 'none'}{'...' if len(names) > 8 else ''})"
         )
-    study = optuna.load_study(study_name=study_name, storage=storage)
+    study = optuna.load_study(study_name=stored[study_name], storage=storage)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     t = trials.get(number)
     if t is None:

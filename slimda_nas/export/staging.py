@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from slimda_nas._io import check_replaceable, staged_folder
+from slimda_nas._folders import check_replaceable, staged_folder
 from slimda_nas.export.formats import ExportError
 
 MARKER = "model.json"

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from slimda_nas._io import check_replaceable, staged_folder, write_bytes, write_json, write_text
+from slimda_nas._check import typed
+from slimda_nas._folders import check_replaceable, staged_folder
+from slimda_nas._io import write_bytes, write_json, write_text
 from slimda_nas.errors import RunError
 from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
@@ -21,6 +23,7 @@ MARKER = "summary.json"  # what makes a folder an earlier report
 FIGURES = ("pareto", "accuracy", "efficiency", "ranking", "within_budget")
 
 
+@typed
 def build_report(
     run_dir: str | Path | TrainedRun,
     *,

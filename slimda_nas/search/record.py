@@ -298,6 +298,7 @@ class Point:
         values.setdefault("tiebreak", tiebreak_key(raw["upem"], metric))
         values["config"], values["upem"] = dict(values["config"]), dict(values["upem"])
         values["macs"], values["trial"] = int(values["macs"]), int(values["trial"])
+        values["study"] = str(values["study"])  # a number in a hand-edited file is its name
         return cls(**values)
 
 

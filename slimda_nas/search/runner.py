@@ -15,7 +15,8 @@ from pathlib import Path
 import optuna
 import torch
 
-from slimda_nas.errors import BudgetError, Notice, RunError, UserError
+from slimda_nas._check import check_fields, typed
+from slimda_nas.errors import BudgetError, Notice, RunError, UserError, check_int
 from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.feasible import BandSampler
@@ -23,6 +24,7 @@ from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
+from slimda_nas.search._lifeline import die_with_parent
 from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
@@ -55,6 +57,7 @@ class SearchOptions:
     settings: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:
+        check_fields(self)  # SearchOptions(study_name=5) broke report and export afterwards
         if isinstance(self.budgets, str):
             self.budgets = parse_budgets(self.budgets)
 
@@ -63,10 +66,15 @@ class SearchOptions:
             raise UserError(
                 f"--sampler: expected one of {', '.join(SAMPLERS)}, got {self.sampler!r}"
             )
-        if self.evaluations < 1:
-            raise UserError(f"--trials: expected a positive integer, got {self.evaluations}")
-        if self.workers < 1:
-            raise UserError(f"--workers: expected a positive integer, got {self.workers}")
+        check_int("--trials", self.evaluations, 1, 10**6)
+        check_int("--workers", self.workers, 1, 1024)
+        check_int("--seed", self.seed, 0, 2**32 - 1)
+        if self.study_name is not None and (
+            not self.study_name.strip() or "\0" in self.study_name
+        ):
+            raise UserError(
+                f"--study-name: expected a non-empty name without NUL, got {self.study_name!r}"
+            )
         if self.multi_objective and self.sampler in baselines.BASELINES:
             raise UserError(f"--multi-objective: needs tpe, nsga2 or random, not {self.sampler}")
         if not self.budgets:
@@ -212,6 +220,7 @@ def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank,
         baselines.BASELINES[spec.sampler](recorder)
 
 
+@typed
 def run_search(
     run: TrainedRun | str | Path | Evaluator,
     opts: SearchOptions,
@@ -269,9 +278,10 @@ def run_search(
             study = _open_study(storage, spec, meta(spec))
             if on_study:
                 on_study(spec, evaluation_counts(study.get_trials(deepcopy=False))[0])
+            earlier = _earlier_seconds(run.run_dir, spec.name, study) if rank == 0 else 0.0
             t0 = time.time()
             _search_one(study, spec, run, evaluator, cache, rank, on_trial)
-            seconds[spec.name] = round(time.time() - t0, 2)
+            seconds[spec.name] = round(earlier + time.time() - t0, 2)
         for p in procs:
             p.join()
             if p.exitcode not in (0, None):
@@ -308,6 +318,23 @@ def run_search(
     return result
 
 
+def _earlier_seconds(run_dir: Path, name: str, study: optuna.Study) -> float:
+    """The search time ``results.json`` records for the study this call continues (a re-run
+    of a finished search adds its own few seconds instead of resetting the total)."""
+    try:
+        results = SearchResults.read(run_dir)
+    except UserError:
+        return 0.0
+    entry = results.studies.get(name) if results else None
+    if not isinstance(entry, dict):
+        return 0.0
+    done = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    value, trials = entry.get("seconds"), entry.get("trials")
+    if not isinstance(value, (int, float)) or not isinstance(trials, int) or trials > done:
+        return 0.0  # another study of that name since (its journal was replaced)
+    return float(value)
+
+
 # -- several processes on one machine -------------------------------------------------------------
 def _capped_workers(opts: SearchOptions) -> SearchOptions:
     """At most one worker per core and per evaluation: more only compete for both."""
@@ -334,7 +361,7 @@ def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
         p = ctx.Process(
             target=_worker_main,
             name=f"rank{r}",
-            args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads),
+            args=(str(run.run_dir), str(run.device), run.data_root, opts, r, threads, os.getpid()),
             daemon=False,
         )
         p.start()
@@ -343,12 +370,19 @@ def _spawn_workers(run: TrainedRun, opts: SearchOptions) -> list:
 
 
 def _worker_main(
-    run_dir: str, device: str, data_root, opts: SearchOptions, rank: int, threads: int
+    run_dir: str,
+    device: str,
+    data_root,
+    opts: SearchOptions,
+    rank: int,
+    threads: int,
+    parent_pid: int,
 ) -> None:
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # the parent stops its workers this way
+    die_with_parent(parent_pid)  # ... and a parent killed outright stops them the same way
     try:
         run = load_run(run_dir, device=device, data_root=data_root)
         run_search(run, opts, rank=rank, save=False, accuracy=False)

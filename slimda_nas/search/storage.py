@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import time
 import warnings
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import optuna
 
+from slimda_nas._io import path_kind
 from slimda_nas.errors import Notice, RunError, UserError
 from slimda_nas.search._optuna import JOURNAL_OP_CODES, BatchingJournalBackend
 
@@ -29,6 +31,7 @@ def describe(spec: str | None, run_dir: Path) -> str:
 
 def open_run_storage(spec: str | None, run_dir: Path) -> optuna.storages.BaseStorage:
     """The run's study storage for reading; a missing default journal is a one-line error."""
+    _check_not_a_broken_url(spec)
     if spec is None or "://" not in spec:
         path = Path(spec) if spec else run_dir / JOURNAL
         if not path.is_file():
@@ -40,6 +43,7 @@ def open_run_storage(spec: str | None, run_dir: Path) -> optuna.storages.BaseSto
 
 def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.storages.BaseStorage:
     """A journal file path (default ``runs/<name>/study.journal``) or an RDB URL."""
+    _check_not_a_broken_url(spec)
     if spec is None or "://" not in spec:
         path = Path(spec) if spec else run_dir / JOURNAL
         return _journal(path)
@@ -93,10 +97,23 @@ def _connect_args(scheme: str) -> dict:
     return {"connect_timeout": 10} if scheme.startswith("postgresql") else {}
 
 
+_URL_SCHEME = re.compile(r"(sqlite|postgres(ql)?|mysql)(\+\w+)?:", re.IGNORECASE)
+
+
+def _check_not_a_broken_url(spec: str | None) -> None:
+    """``sqlite:/x`` (one slash short) is a URL mistyped, not a journal in a folder ``sqlite:``."""
+    if spec is not None and "://" not in spec and _URL_SCHEME.match(spec):
+        scheme = spec.split(":", 1)[0]
+        raise StorageError(
+            f"--storage {_redact(spec)}: not a URL (expected {scheme}:///path/to/file.db for "
+            f"a file, {scheme}://user@host/db for a server) nor a journal file path"
+        )
+
+
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     from optuna.storages.journal import JournalFileOpenLock, JournalStorage
 
-    if path.exists() and not path.is_file():
+    if path_kind(path) not in (None, "file"):  # a link, too: appends go where it points
         raise StorageError(
             f"--storage {path}: not a regular file (expected a journal file path or an RDB URL)"
         )

@@ -90,7 +90,7 @@ class StudyRecord:
     duplicates: int = 0  # proposals of an already scored configuration of this study
     repairs: int = 0  # trials the search queued to replace a proposal over budget or scored
     feasible_fraction: float | None = None
-    seconds: float | None = None  # wall time of the search call that summarised it
+    seconds: float | None = None  # wall time of the search calls that built it, summed
 
     @property
     def sampler(self) -> str:
@@ -151,11 +151,12 @@ class StudyRecord:
 
     @classmethod
     def read(cls, study: optuna.Study, space: SearchSpace) -> StudyRecord:
-        meta = StudyMeta.from_attrs(study.user_attrs, study.study_name)
+        name = str(study.study_name)  # a number in a hand-edited journal is a name too
+        meta = StudyMeta.from_attrs(study.user_attrs, name)
         finished = complete_trials(study)
-        rec = cls(name=study.study_name, meta=meta, trials=len(finished))
+        rec = cls(name=name, meta=meta, trials=len(finished))
         for t in sorted(finished, key=lambda t: t.number):
-            point = Point.from_trial(t, study.study_name, meta, space)
+            point = Point.from_trial(t, name, meta, space)
             if point is not None:
                 rec.points.append(point)
         records = [r for r in map(trial_record, finished) if r is not None]

@@ -1,7 +1,13 @@
 """Search spaces: YAML files of units, width choices and tied groups, and the elastic units
 (stage depths, input resolution)."""
 
-from slimda_nas.space._load import load_config, load_space, resolve_space_path, space_from_dict
+from slimda_nas.space._load import (
+    MAX_INPUT_SIZE,
+    load_config,
+    load_space,
+    resolve_space_path,
+    space_from_dict,
+)
 from slimda_nas.space._model import (
     DEPTH_PREFIX,
     RESOLUTION,
@@ -13,6 +19,7 @@ from slimda_nas.space._model import (
 
 __all__ = [
     "DEPTH_PREFIX",
+    "MAX_INPUT_SIZE",
     "RESOLUTION",
     "Config",
     "SearchSpace",

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from slimda_nas._check import typed
 from slimda_nas._shipped import is_bare_name, shipped_spaces
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, SpaceError
@@ -23,6 +24,7 @@ _UNIT_FIELDS = ("layers", "widths", "channels", "divisor", "min_channels")
 _DEFAULT_FIELDS = ("widths", "channels", "divisor", "min_channels")
 
 
+@typed
 def load_space(path: str | Path) -> SearchSpace:
     """Read, merge (``extends``) and validate a search-space YAML file."""
     path = Path(path)
@@ -105,6 +107,11 @@ def _is_int(value: Any) -> bool:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Checked before any tensor is sized from them (``size: 100000`` died in the allocator).
+MAX_INPUT_SIZE = 4096
+MAX_INPUT_CHANNELS = 64
 
 
 @functools.lru_cache(maxsize=32)
@@ -204,8 +211,14 @@ class _Validator:
             if not _is_int(v) or v <= 0:
                 raise self.fail(f"field 'input.{key}': expected a positive integer, got {v!r}")
             out.append(v)
-        if out[1] < 8:
-            raise self.fail(f"field 'input.size': expected at least 8 pixels, got {out[1]}")
+        if not 8 <= out[1] <= MAX_INPUT_SIZE:
+            raise self.fail(
+                f"field 'input.size': expected pixels from 8 to {MAX_INPUT_SIZE}, got {out[1]}"
+            )
+        if out[0] > MAX_INPUT_CHANNELS:
+            raise self.fail(
+                f"field 'input.channels': expected at most {MAX_INPUT_CHANNELS}, got {out[0]}"
+            )
         sizes = value.get("sizes")
         if sizes is not None:
             check_sizes(self.fail, sizes, out[1])

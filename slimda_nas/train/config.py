@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from slimda_nas._check import check_fields, typed
 from slimda_nas._shipped import is_bare_name, shipped_configs
 from slimda_nas._yaml import read_yaml
-from slimda_nas.errors import ConfigError
+from slimda_nas.errors import ConfigError, check_int
 from slimda_nas.methods import HEADS, METHODS
 from slimda_nas.space import load_space, resolve_space_path
 from slimda_nas.train.checkpoint import CHECKPOINT
@@ -143,6 +144,9 @@ class RunConfig:
     data_root: str | None = None
     out: str | None = None
 
+    def __post_init__(self) -> None:
+        check_fields(self)  # RunConfig(name=5) from Python: named here, not deep in training
+
     @property
     def total_iterations(self) -> int:
         """Warm-up, adaptation and the teacher stage: what a finished run's checkpoint has done."""
@@ -242,6 +246,7 @@ def resolve_config_path(value: str | Path) -> Path:
     return shipped[str(value)]
 
 
+@typed
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     """Read and check a run config (a YAML path or a shipped name like ``usps_mnist``);
     ``overrides`` (from the command line) win over the file, and the fields both leave out take
@@ -374,9 +379,56 @@ def _coerce(name: str, value: Any, annotation: str, src: str) -> Any:
             raise ConfigError(f"{src}: field {name!r}: expected a finite number, got {value!r}")
         value = float(value)
     elif base == "str":
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{src}: field {name!r}: expected a non-empty string, got {value!r}")
+        if not isinstance(value, str) or not value.strip() or "\0" in value:
+            raise ConfigError(
+                f"{src}: field {name!r}: expected a non-empty string without NUL, got {value!r}"
+            )
     return value
+
+
+#: Sizes a config may set, checked before anything is allocated from them (a batch of 10^12
+#: images would grow memory without bound; the limits are far above any real run).
+INT_RANGES = {
+    "iterations": (1, 10**8),
+    "batch_size": (1, 16_384),
+    "models_per_step": (1, 64),
+    "checkpoint_every": (1, 10**8),
+    "log_every": (1, 10**8),
+    "eval_every": (0, 10**8),
+    "calibration_images": (1, 10**6),
+    "eval_images": (1, 10**6),
+    "warmup.iterations": (0, 10**8),
+    "shrinking.stages": (0, 1000),
+    "averaging.every": (1, 10**8),
+    "teacher.iterations": (0, 10**8),
+    "teacher.models_per_step": (1, 64),
+}
+#: Upper limits of numbers whose lower limit is checked below: far past any real run, and
+#: before the arithmetic of training overflows (``optimizer.lr: 1e308``).
+FLOAT_LIMITS = {
+    "optimizer.lr": 100.0,
+    "warmup.lr": 100.0,
+    "optimizer.momentum": 1.0,
+    "optimizer.weight_decay": 1.0,
+    "optimizer.backbone_lr_mult": 1000.0,
+    "optimizer.gamma": 1e6,
+    "optimizer.power": 100.0,
+    "distillation.temperature": 1000.0,
+    "distillation.weight": 1000.0,
+    "warmup.temperature": 1000.0,
+    "teacher.lr": 100.0,
+    "teacher.backbone_lr_mult": 1000.0,
+    "teacher.temperature": 1000.0,
+    "teacher.logits": 1000.0,
+    "teacher.features": 1000.0,
+    "teacher.source_ce": 1000.0,
+}
+
+
+def _field(cfg: RunConfig, name: str) -> Any:
+    for part in name.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def _check(cfg: RunConfig, src: str) -> RunConfig:
@@ -393,33 +445,16 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
             raise bad(
                 name, "one of " + ", ".join(str(c) for c in choices if c), getattr(obj, attr)
             )
-    for name in (
-        "iterations",
-        "batch_size",
-        "models_per_step",
-        "checkpoint_every",
-        "log_every",
-        "calibration_images",
-        "eval_images",
-    ):
-        if getattr(cfg, name) < 1:
-            raise bad(name, "a positive integer", getattr(cfg, name))
+    for name, (low, high) in INT_RANGES.items():
+        check_int(f"{src}: field {name!r}", _field(cfg, name), low, high, ConfigError)
     w, sh = cfg.warmup, cfg.shrinking
-    if w.iterations < 0:
-        raise bad("warmup.iterations", "0 (off) or a positive integer", w.iterations)
     if w.temperature <= 0:
         raise bad("warmup.temperature", "a number above 0", w.temperature)
     if w.lr is not None and w.lr <= 0:
         raise bad("warmup.lr", "a number above 0 (or null: optimizer.lr)", w.lr)
-    if sh.stages < 0:
-        raise bad("shrinking.stages", "0 (off) or a positive integer", sh.stages)
     if not 0 < sh.fraction <= 1:
         raise bad("shrinking.fraction", "a fraction in (0, 1]", sh.fraction)
     t = cfg.teacher
-    if t.iterations < 0:
-        raise bad("teacher.iterations", "0 (off) or a positive integer", t.iterations)
-    if t.models_per_step < 1:
-        raise bad("teacher.models_per_step", "a positive integer", t.models_per_step)
     if t.temperature <= 0:
         raise bad("teacher.temperature", "a number above 0", t.temperature)
     for name in ("logits", "features", "source_ce"):
@@ -436,10 +471,10 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
     av = cfg.averaging
     if av.start is not None and not 0 <= av.start < 1:
         raise bad("averaging.start", "a fraction in [0, 1) (or null: off)", av.start)
-    if av.every < 1:
-        raise bad("averaging.every", "a positive integer", av.every)
-    if cfg.eval_every < 0:
-        raise bad("eval_every", "0 (off) or a positive integer", cfg.eval_every)
+    for name, high in FLOAT_LIMITS.items():
+        value = _field(cfg, name)
+        if value is not None and value > high:
+            raise bad(name, f"a number at most {high:g}", value)
     if not 0 <= cfg.seed < 2**32:
         raise bad("seed", "an integer from 0 to 2**32 - 1", cfg.seed)
     if not DEVICE_PATTERN.fullmatch(cfg.device):

@@ -7,8 +7,10 @@ set up, restore a checkpoint, then per iteration train, log, evaluate and checkp
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from slimda_nas._io import write_json, write_yaml
+from slimda_nas._check import typed
+from slimda_nas._io import check_output_path, exclusive_lock, write_json, write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, ConfigError, RunError, TrainingDiverged
 from slimda_nas.methods import HEADS, Method, build_method
@@ -51,6 +54,7 @@ from slimda_nas.train.teacher import (
 )
 
 SUMMARY = "train_summary.json"
+LOCK = ".train.lock"  # held by the training process of a run folder (rank 0 of torchrun)
 #: Fields that say where files live and how often to log, not what is trained.
 _NOT_TRAINED = ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every")
 
@@ -104,6 +108,7 @@ class _Session:
         return self.data.target_test.labelled
 
 
+@typed
 def train_bank(
     cfg: RunConfig,
     *,
@@ -117,7 +122,27 @@ def train_bank(
     or ``True``); ``resume=True`` requires one, ``resume=False`` refuses to touch it. A finished
     run is left as it is. ``stop_after`` ends the call after that many iterations (tests use it
     to simulate a kill).
+
+    One training process per run folder: a second one (``train`` beside ``train --resume``)
+    is refused at once in one line, before it reads anything.
     """
+    check_output_path(cfg.run_dir, "run folder", folder=True)  # never a link or a device
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0's lock
+        return _train(cfg, resume, show_progress, stop_after)
+    made = not cfg.run_dir.exists()
+    try:
+        with exclusive_lock(cfg.run_dir / LOCK, "training"):
+            return _train(cfg, resume, show_progress, stop_after)
+    finally:
+        if made and cfg.run_dir.is_dir() and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
+            # failed before writing anything: leave no folder behind
+            (cfg.run_dir / LOCK).unlink(missing_ok=True)
+            cfg.run_dir.rmdir()
+
+
+def _train(
+    cfg: RunConfig, resume: bool | None, show_progress: bool, stop_after: int | None
+) -> TrainResult:
     s = _setup(cfg)
     start = _restore(s, resume)
     total = cfg.total_iterations
@@ -244,10 +269,10 @@ def _restore(s: _Session, resume: bool | None) -> int:
             f"{path}: holds no training state to resume ({', '.join(missing)} missing; "
             "an older or exported checkpoint); use another run name to train afresh"
         )
-    if state.config_hash != cfg.training_hash():
+    if state.config_hash != cfg.training_hash() and not _same_but_space_path(s, state):
         raise CheckpointError(
             f"{path}: was trained with a different config ({_diff(state.config, cfg.to_dict())}); "
-            "use another run name or delete the folder"
+            "use another run name"
         )
     try:
         s.model.load_state_dict(state.model)
@@ -273,6 +298,15 @@ def _restore(s: _Session, resume: bool | None) -> int:
     if state.average is not None:
         s.average = WeightAverage.from_state_dict(state.average, s.device)
     return state.iteration
+
+
+def _same_but_space_path(s: _Session, state: TrainState) -> bool:
+    """The same config given from another folder: the space file is named by another path,
+    but its content is the one trained (a space is its content, not where it lies)."""
+    trained_path = state.config.get("space")
+    if state.space_hash != s.space.hash or not isinstance(trained_path, str):
+        return False
+    return dataclasses.replace(s.cfg, space=trained_path).training_hash() == state.config_hash
 
 
 def _prepare(s: _Session, start: int) -> None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from slimda_nas._check import typed
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, RunError
 from slimda_nas.space import SearchSpace, space_from_dict
@@ -52,10 +53,29 @@ class TrainedRun:
             from slimda_nas.data import load_task, resolve_data_root
 
             root = resolve_data_root(self.data_root or self.config.data_root)
-            self._data = load_task(self.task, root, self.space.input_size)
+            data = load_task(self.task, root, self.space.input_size)
+            _check_classes(self, list(data.classes))
+            self._data = data
         return self._data
 
 
+def _check_classes(run: TrainedRun, found: list[str]) -> None:
+    """The task's classes must be the bank's, in its order: a 3-class bank scored on a
+    10-class target gives a number that means nothing."""
+    trained = list(run.bank.classes)
+    if trained and trained != found:
+        what = (
+            f"{len(trained)} classes, the task's data {len(found)}"
+            if len(trained) != len(found)
+            else "other class names or another order than the task's data"
+        )
+        raise CheckpointError(
+            f"{run.run_dir / CHECKPOINT}: its bank has {what} ({run.task}); use the data it "
+            "was trained on (--data-root) or re-train"
+        )
+
+
+@typed
 def load_run(
     run_dir: str | Path | TrainedRun, device: str = "auto", data_root: str | None = None
 ) -> TrainedRun:
@@ -79,7 +99,7 @@ def load_run(
             f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
         )
     # as trained, even if the file changed since
-    space = space_from_dict(state.space, source=config.space)
+    space = space_from_dict(state.space, source=f"{ckpt} (its stored search space)")
     if space.hash != state.space_hash:
         raise RunError(f"{ckpt}: the stored search space does not match its hash")
     bank = ModelBank.build(
@@ -117,6 +137,7 @@ def is_finished(run_dir: str | Path) -> bool:
     return state.iteration >= config_from_dict(state.config, str(ckpt)).total_iterations
 
 
+@typed
 def default_run(
     *,
     data_root: str | None = None,

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from slimda_nas._folders import MANIFEST
 from slimda_nas.cli import main
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
@@ -62,6 +63,7 @@ def test_export_writes_files_config_and_verification(searched, exported):
         "state_dict.pt",
         "config.yaml",
         "model.json",
+        MANIFEST,  # what slimda-nas wrote there: only these are ever replaced
     }
     assert not [
         p for p in out.parent.iterdir() if p.name.startswith(".")

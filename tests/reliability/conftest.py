@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, cli_env
+from slimda_nas.cli import main
+from tests.conftest import REPO, cli_env, copy_run, search_args
 
 
 def tree_hashes(*roots: Path) -> dict[str, str]:
@@ -86,3 +87,34 @@ def postgres_url():
         sh(f"{pg}/pg_ctl -D {data} -m immediate stop")
         time.sleep(0.5)
         shutil.rmtree(data, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def searched(tiny_run_dir, tmp_path_factory) -> Path:
+    run = copy_run(tiny_run_dir, tmp_path_factory.mktemp("searched") / "run")
+    args = ["--budget", "1/4", "--trials", "3", "--sampler", "random"]
+    assert main([*search_args(run, *args)]) == 0
+    return run
+
+
+@pytest.fixture
+def R(searched, tmp_path) -> Path:
+    """A private copy of a tiny run searched once at 1/4 (random sampler, 3 trials)."""
+    return copy_run(searched, tmp_path / "R")
+
+
+def in_process(argv, capsys) -> tuple[int, str]:
+    """``slimda-nas ARGV`` in this process: its exit code and its stderr."""
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err.strip()
+
+
+def one_line_error(code: int, err: str, *expected: str) -> None:
+    """A user error as the CLI must print it: exit 2, one line holding every ``expected``."""
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for text in expected:
+        assert text in lines[0], lines[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from slimda_nas._folders import MANIFEST
 from slimda_nas.cli import main
 from slimda_nas.evaluate.budget import parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings
@@ -68,7 +69,8 @@ def test_report_files_and_self_contained_page(two_samplers):
         "summary.csv",
     ):
         assert (folder / name).is_file(), name
-    assert not [p for p in folder.iterdir() if p.name.startswith(".")]  # no temporary files left
+    hidden = [p.name for p in folder.iterdir() if p.name.startswith(".")]
+    assert hidden == [MANIFEST]  # what slimda-nas wrote; no temporary files left
     html = page.read_text()
     # self-contained: no scripts, no links, no external URLs; every image inline
     assert "<script" not in html and "<link" not in html
