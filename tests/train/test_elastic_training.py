@@ -75,7 +75,7 @@ def test_shrinking_order_keeps_older_training_hashes(tmp_path, tiny_task, monkey
 
     from slimda_nas.train.config import RunConfig
 
-    cfg = tiny_run_config(tmp_path, tiny_task, shrinking={"stages": 2, "fraction": 0.5})
+    cfg = tiny_run_config(tmp_path, tiny_task).replace(shrinking={"stages": 2, "fraction": 0.5})
     assert cfg.shrinking.order == "together"
     assert cfg.replace(shrinking={"order": "ofa"}).training_hash() != cfg.training_hash()
     now = cfg.training_hash()
