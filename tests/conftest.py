@@ -80,21 +80,10 @@ def data_root() -> Path:
 
 
 def make_folder_domains(root: Path, domains=("A", "B"), classes=3, per_class=6, size=40) -> Path:
-    """Tiny image-folder domains (``root/<domain>/<class>/*.png``): class = colour, domain = a
-    brightness shift, so a network can learn and adapt something in a few steps."""
-    import numpy as np
-    from PIL import Image
+    """Tiny image-folder domains (``root/<domain>/<class>/*.png``), the benchmarks' tiny data."""
+    from benchmarks._common import tiny_domains
 
-    rng = np.random.default_rng(0)
-    for d, domain in enumerate(domains):
-        for c in range(classes):
-            folder = root / domain / f"class{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
-                img[..., c % 3] += np.uint8(120 + 40 * d)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    return tiny_domains(root, domains, classes, per_class, size)
 
 
 @pytest.fixture

@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     score = evaluator.score(config)
     acc = _accuracy(evaluator, config)
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    anchor_macs = evaluator.anchor_macs
     t = Table(title=f"{run.run_dir}: {label} ({run.method}, {run.task}, head {evaluator.head})")
     t.add_column("quantity")
     t.add_column("value", justify="right")
@@ -184,7 +184,7 @@ def _within_budgets(args, run, evaluator, console) -> int:
     from slimda_nas.evaluate.budget import parse_budgets
     from slimda_nas.evaluate.within_budget import BAND_LOW, band_ranking, write_rankings
 
-    anchor = evaluator.cost.macs(evaluator.anchor_config)
+    anchor = evaluator.anchor_macs
     rankings = []
     with Progress(console=Console(stderr=True)) as progress:
         for budget in parse_budgets(args.budget):

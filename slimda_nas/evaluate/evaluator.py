@@ -138,6 +138,7 @@ class Evaluator:
             "batch_size": s.batch_size,
         }
         self.cost = CostModel(self.bank, self.head)
+        self.anchor_macs = self.cost.macs(self.anchor_config)  # what budget fractions are of
         self.heads = self._scored_heads()
         self.ensemble_configs = self._ensemble_configs()
         self.references = self._references()

@@ -233,7 +233,7 @@ def write_export(
         plain = calibrated_plain(evaluator, config)
         reference = evaluator.logits(config).cpu()
     scoring = [x.cpu() for x in evaluator.scoring]
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    anchor_macs = evaluator.anchor_macs
     searched = chosen.point.macs if chosen.point is not None else None
     macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
     labels = has_labels(evaluator)

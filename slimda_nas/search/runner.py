@@ -239,7 +239,7 @@ def run_search(
         run = load_run(run)
         evaluator = Evaluator(run, opts.settings)
     record = evaluator.record()
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    anchor_macs = evaluator.anchor_macs
     smallest = evaluator.cost.macs(run.space.smallest())
     budgets = [b.resolve(anchor_macs) for b in opts.budgets]
     for b in opts.budgets:
