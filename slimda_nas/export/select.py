@@ -10,9 +10,16 @@ import optuna
 from optuna.trial import TrialState
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
-from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
+from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.export.formats import ExportError
-from slimda_nas.search.record import RESULTS_FILE, Point, SearchResults, StudyMeta, trial_record
+from slimda_nas.search.record import (
+    RESULTS_FILE,
+    Point,
+    SearchResults,
+    StudyMeta,
+    choose,
+    trial_record,
+)
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.search.studies import bank_studies, pareto_front, read_studies
 from slimda_nas.space import SearchSpace
@@ -67,15 +74,8 @@ def by_budget(
             )
         here = mine
     metric = metric or results.settings.get("metric", LEGACY_METRIC)
-    best = min(
-        here,
-        key=lambda k: (
-            k.point.upem.get(metric, float("inf")),
-            tiebreak_key(k.point.upem, metric),
-            -k.point.macs,
-            k.point.study,
-        ),
-    )
+    point = choose((k.point for k in here), here[0].budget, metric)
+    best = next(k for k in here if k.point is point)
     entry = results.studies.get(best.point.study, {})
     settings = entry.get("settings") or results.settings
     return Selection(

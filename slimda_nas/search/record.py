@@ -269,11 +269,15 @@ class Point:
             tiebreak=tiebreak_key(rec.upem, meta.metric),
         )
 
-    def rank(self) -> tuple:
+    def rank(self, metric: str | None = None) -> tuple:
         """How points are ordered when one is picked: least UPEM; ties (a discrete score like
         disagreement ties often) by its continuous tie-break score, then by MORE MACs (the
-        larger model within the budget), then study and trial (deterministic)."""
-        return (self.value, self.tiebreak, -self.macs, self.study, self.trial)
+        larger model within the budget), then study and trial (deterministic). ``metric``
+        ranks by another recorded score than the one the study minimised."""
+        value, tiebreak = self.value, self.tiebreak
+        if metric is not None:
+            value, tiebreak = self.upem.get(metric, math.inf), tiebreak_key(self.upem, metric)
+        return (value, tiebreak, -self.macs, self.study, self.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -299,6 +303,17 @@ class Point:
         values["config"], values["upem"] = dict(values["config"]), dict(values["upem"])
         values["macs"], values["trial"] = int(values["macs"]), int(values["trial"])
         return cls(**values)
+
+
+def choose(
+    points: Iterable[Point], budget: ResolvedBudget | None = None, metric: str | None = None
+) -> Point | None:
+    """THE chosen model at a budget, for every reader: the first by :meth:`Point.rank` (by
+    ``metric`` if given) of the points within ``budget`` (None: each point's own study budget).
+    ``results.json`` (a study's pick), the report (a sampler's and the budget's pick) and export
+    all choose with it, so they name the same model."""
+    ok = [p for p in points if (p.feasible if budget is None else budget.fits(p.macs))]
+    return min(ok, key=lambda p: p.rank(metric), default=None)
 
 
 @dataclass(kw_only=True)

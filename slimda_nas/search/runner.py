@@ -8,7 +8,8 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -30,8 +31,6 @@ from slimda_nas.search.storage import StorageError, describe, open_storage
 from slimda_nas.search.studies import StudyRecord, pareto_front
 from slimda_nas.search.worker import StudySpec, StudyWorker, fail_dead_trials
 from slimda_nas.train.run import TrainedRun, load_run
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 SAMPLERS = (*OPTUNA_SAMPLERS, *baselines.BASELINES)
 """Every searcher ``--sampler`` accepts: Optuna samplers, then the baselines."""
@@ -144,7 +143,7 @@ def _held_by_band(spec: StudySpec, band: BandSampler) -> StudySpec:
             f"{spec.evaluations:,} evaluations asked; {spec.sampler} evaluates "
             f"{'it' if len(held) == 1 else f'all {len(held):,}'}"
         ),
-        stacklevel=3,
+        stacklevel=4,  # run_search, through _specs
     )
     return replace(spec, evaluations=len(held))
 
@@ -233,28 +232,79 @@ def run_search(
     """
     opts.check()
     opts = _capped_workers(opts)
-    if isinstance(run, Evaluator):
-        evaluator, run = run, run.run
-    else:
-        run = load_run(run)
-        evaluator = Evaluator(run, opts.settings)
-    record = evaluator.record()
-    anchor_macs = evaluator.anchor_macs
-    smallest = evaluator.cost.macs(run.space.smallest())
-    budgets = [b.resolve(anchor_macs) for b in opts.budgets]
-    for b in opts.budgets:
-        check_reachable(b, smallest, anchor_macs)
-    storage = open_storage(opts.storage, run.run_dir, opts.workers)
-    cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
-    band = BandSampler(run.space, evaluator.cost)
-    specs = [_held_by_band(s, band) for s in study_specs(opts, budgets, evaluator.settings_hash())]
+    evaluator = run if isinstance(run, Evaluator) else Evaluator(load_run(run), opts.settings)
+    run = evaluator.run
+    budgets = _resolved_budgets(evaluator, opts.budgets)
+    specs = _specs(opts, budgets, evaluator)
+    meta = _study_meta(evaluator)
+    with _optuna_quiet():
+        storage = open_storage(opts.storage, run.run_dir, opts.workers)
+        seconds = _run_studies(storage, specs, meta, evaluator, opts, rank, on_trial, on_study)
+        # read back after every worker finished: the others may have added trials meanwhile
+        studies = []
+        for spec in specs:
+            study = StudyRecord.read(_open_study(storage, spec, meta(spec)), run.space)
+            study.seconds = seconds[spec.name]
+            studies.append(study)
+    result = SearchResult(
+        run_dir=run.run_dir,
+        anchor_macs=evaluator.anchor_macs,
+        studies=studies,
+        picks=[k for s in studies for k in s.picks(budgets)],
+        settings=evaluator.record(),
+        storage=describe(opts.storage, run.run_dir),
+        front=pareto_front(studies[0].points) if opts.multi_objective else [],
+    )
+    if accuracy:
+        for pick, acc in zip(
+            result.picks, ground_truth(evaluator, [k.point.config for k in result.picks])
+        ):
+            pick.accuracy = acc
+    if save:
+        result.results_file = result.to_results().merged_into(run.run_dir)
+    return result
+
+
+@contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's INFO lines (one per trial) off while a search runs, as they were afterwards:
+    importing the package changes no logging."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def _resolved_budgets(evaluator: Evaluator, given: list[Budget]) -> list[ResolvedBudget]:
+    """Each budget against the anchor's MACs, once; a budget below the smallest model is an
+    error naming both."""
+    smallest = evaluator.cost.macs(evaluator.run.space.smallest())
+    for b in given:
+        check_reachable(b, smallest, evaluator.anchor_macs)
+    return [b.resolve(evaluator.anchor_macs) for b in given]
+
+
+def _specs(
+    opts: SearchOptions, budgets: list[ResolvedBudget], evaluator: Evaluator
+) -> list[StudySpec]:
+    """One study per budget (one for a Pareto search), exhaustive where a budget holds fewer
+    configurations than the evaluations asked."""
+    band = BandSampler(evaluator.run.space, evaluator.cost)
+    return [_held_by_band(s, band) for s in study_specs(opts, budgets, evaluator.settings_hash())]
+
+
+def _study_meta(evaluator: Evaluator) -> Callable[[StudySpec], StudyMeta]:
+    """What every study of this search records about the bank and the scoring."""
+    run, record = evaluator.run, evaluator.record()
 
     def meta(spec: StudySpec) -> StudyMeta:
         return StudyMeta(
             checkpoint=run.checkpoint_hash,
             space=run.space.hash,
             settings=record,
-            anchor_macs=anchor_macs,
+            anchor_macs=evaluator.anchor_macs,
             run=str(run.run_dir),
             sampler=spec.sampler,
             seed=spec.seed,
@@ -262,6 +312,15 @@ def run_search(
             budget=spec.budget,
         )
 
+    return meta
+
+
+def _run_studies(
+    storage, specs, meta, evaluator: Evaluator, opts: SearchOptions, rank, on_trial, on_study
+) -> dict[str, float]:
+    """Search every study here (and in the workers this process spawns); seconds per study."""
+    run = evaluator.run
+    cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
     procs = _spawn_workers(run, opts) if opts.workers > 1 and rank == 0 else []
     seconds = {}
     try:
@@ -283,29 +342,7 @@ def run_search(
         for p in procs:
             p.join(timeout=60)
         raise
-    # read back after every worker finished: the others may have added trials meanwhile
-    studies = []
-    for spec in specs:
-        study = StudyRecord.read(_open_study(storage, spec, meta(spec)), run.space)
-        study.seconds = seconds[spec.name]
-        studies.append(study)
-    result = SearchResult(
-        run_dir=run.run_dir,
-        anchor_macs=anchor_macs,
-        studies=studies,
-        picks=[k for s in studies for k in s.picks(budgets)],
-        settings=record,
-        storage=describe(opts.storage, run.run_dir),
-        front=pareto_front(studies[0].points) if opts.multi_objective else [],
-    )
-    if accuracy:
-        for pick, acc in zip(
-            result.picks, ground_truth(evaluator, [k.point.config for k in result.picks])
-        ):
-            pick.accuracy = acc
-    if save:
-        result.results_file = result.to_results().merged_into(run.run_dir)
-    return result
+    return seconds
 
 
 # -- several processes on one machine -------------------------------------------------------------
@@ -320,7 +357,7 @@ def _capped_workers(opts: SearchOptions) -> SearchOptions:
             f"--workers {opts.workers}: using {limit} ({cores} cores, {opts.evaluations} "
             "evaluations per budget; more processes would only compete for them)"
         ),
-        stacklevel=3,
+        stacklevel=4,  # run_search, through _specs
     )
     return replace(opts, workers=limit)
 
@@ -347,7 +384,6 @@ def _worker_main(
 ) -> None:
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # the parent stops its workers this way
     try:
         run = load_run(run_dir, device=device, data_root=data_root)

@@ -21,6 +21,7 @@ from slimda_nas.search.record import (
     SearchResults,
     StoredRecordError,
     StudyMeta,
+    choose,
     complete_trials,
     same_settings,
     trial_record,
@@ -39,12 +40,6 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
     return front
 
 
-def best_point(points: Iterable[Point], budget: ResolvedBudget | None = None) -> Point | None:
-    """The least-UPEM point within ``budget`` (None: each point's own study budget)."""
-    ok = [p for p in points if (p.feasible if budget is None else budget.fits(p.macs))]
-    return min(ok, key=Point.rank, default=None)
-
-
 def sampler_label(study: StudyRecord) -> str:
     """Pareto (multi-objective) studies are shown apart from single-budget ones."""
     return study.sampler if not study.meta.pareto else f"{study.sampler} (Pareto)"
@@ -60,20 +55,21 @@ def picks(studies: Iterable[StudyRecord], budgets: Iterable[ResolvedBudget]) -> 
         for s in studies:
             if s.meta.budget is not None and s.meta.budget.macs != budget.macs:
                 continue
-            best = best_point(s.points, None if s.meta.budget is not None else budget)
+            best = choose(s.points, None if s.meta.budget is not None else budget)
             if best is not None:
                 by_sampler[sampler_label(s)].append(best)
         here = [
             Pick(
                 budget=budget,
                 sampler=sampler,
-                point=min(choices, key=Point.rank),
+                point=choose(choices),
                 seed_values=[c.value for c in sorted(choices, key=lambda c: c.seed)],
             )
             for sampler, choices in sorted(by_sampler.items())
         ]
-        if here:
-            min(here, key=lambda k: k.point.rank()).chosen = True
+        chosen = choose(k.point for k in here)
+        for k in here:
+            k.chosen = k.point is chosen
         out.extend(here)
     return out
 
@@ -122,7 +118,7 @@ class StudyRecord:
         targets = [self.meta.budget] if self.meta.budget is not None else list(budgets or [])
         out = []
         for b in targets:
-            best = best_point(self.points, None if self.meta.budget is not None else b)
+            best = choose(self.points, None if self.meta.budget is not None else b)
             if best is not None:
                 out.append(
                     Pick(budget=b, sampler=self.sampler, point=best, seed_values=[best.value])
