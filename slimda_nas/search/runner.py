@@ -357,7 +357,7 @@ def _capped_workers(opts: SearchOptions) -> SearchOptions:
             f"--workers {opts.workers}: using {limit} ({cores} cores, {opts.evaluations} "
             "evaluations per budget; more processes would only compete for them)"
         ),
-        stacklevel=4,  # run_search, through _specs
+        stacklevel=3,
     )
     return replace(opts, workers=limit)
 
