@@ -381,8 +381,8 @@ def time_candidates(
         sec = (time.perf_counter() - t) / candidates
         rows.append(
             {
-                "calibration_images": ev.subsets["calibration"],
-                "scoring_images": ev.subsets["scoring"],
+                "calibration_images": ev.subsets.calibration,
+                "scoring_images": ev.subsets.scoring,
                 "seconds_per_candidate": sec,
                 "candidates_per_s": 1 / sec,
             }

@@ -200,7 +200,7 @@ def _within_budgets(args, run, evaluator, console) -> int:
                 )
             )
     out = write_rankings(run.run_dir, rankings, evaluator.record())
-    images = evaluator.subsets["scoring"]
+    images = evaluator.subsets.scoring
     for r in rankings:
         rec = r.to_dict()
         table = rec["by_images"][str(min(images, max(int(k) for k in rec["by_images"])))]

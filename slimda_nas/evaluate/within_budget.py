@@ -146,7 +146,7 @@ def band_ranking(
     measure their accuracy. The search never calls this: it reads target labels."""
     low = int(BAND_LOW * budget.macs)
     configs = sample_band(evaluator, n, budget.macs, low, seed)
-    available = evaluator.subsets["scoring"]
+    available = evaluator.subsets.scoring
     sizes = sorted({min(m, available) for m in subsets})
     test_n = len(evaluator.run.data().target_test)
     half_a, half_b = split_halves(test_n)

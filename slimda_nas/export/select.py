@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import TrialState
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
-from slimda_nas.evaluate.scores import LEGACY_METRIC
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.export.formats import ExportError
 from slimda_nas.search.record import (
     RESULTS_FILE,
@@ -73,7 +73,7 @@ def by_budget(
                 f"{', '.join(sorted({k.sampler for k in here}))}"
             )
         here = mine
-    metric = metric or results.settings.get("metric", LEGACY_METRIC)
+    metric = metric or ScoringRecord.from_dict(results.settings).metric
     point = choose((k.point for k in here), here[0].budget, metric)
     best = next(k for k in here if k.point is point)
     entry = results.studies.get(best.point.study, {})
@@ -92,7 +92,9 @@ def by_budget(
         point=best.point,
         settings=settings,
         budget=best.budget,
-        checkpoint=settings.get("checkpoint") if isinstance(settings, dict) else None,
+        checkpoint=ScoringRecord.from_dict(settings).checkpoint
+        if isinstance(settings, dict)
+        else None,
     )
 
 

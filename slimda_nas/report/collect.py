@@ -3,7 +3,6 @@ budget and sampler, efficiency curves, ground-truth accuracy and correlations.""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,8 +11,8 @@ from slimda_nas.errors import RunError, UserError
 from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
-from slimda_nas.evaluate.ranking import correlations
-from slimda_nas.evaluate.scores import LEGACY_METRIC
+from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.within_budget import read_rankings
 from slimda_nas.report.efficiency import Curve, curves
 from slimda_nas.search.record import Pick, Point, SearchResults
@@ -75,6 +74,11 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def scoring(self) -> ScoringRecord:
+        """The scoring settings of the studies shown, typed."""
+        return ScoringRecord.from_dict(self.settings)
+
+    @property
     def points(self) -> list[Point]:
         return [p for s in self.studies for p in s.points]
 
@@ -126,7 +130,7 @@ def collect(
         run=run,
         storage=where,
         settings=settings,
-        metric=settings.get("metric", LEGACY_METRIC),
+        metric=ScoringRecord.from_dict(settings).metric,
         anchor_macs=anchor_macs,
         studies=studies,
         budgets=budgets,
@@ -174,8 +178,8 @@ def _anchor_macs(
         return results.anchor_macs
     from slimda_nas.evaluate.macs import CostModel
 
-    anchor = settings.get("anchor") or run.space.largest()
-    return CostModel(run.bank, settings.get("head")).macs(anchor)
+    scoring = ScoringRecord.from_dict(settings)
+    return CostModel(run.bank, scoring.head).macs(scoring.anchor or run.space.largest())
 
 
 def _budgets(
@@ -263,28 +267,27 @@ def _reference_accuracy(path: Path, data: ReportData, settings: dict) -> tuple[s
 def _ranking(data: ReportData) -> Ranking | None:
     """From ``ranking.json`` (``slimda-nas eval --ranking N``) if present, else the front and
     the picks."""
-    path = data.run.run_dir / "ranking.json"
-    if path.is_file():
+    try:
+        rec = read_ranking(data.run.run_dir, data.metric)
+    except RunError as e:
+        data.notes.append(f"{str(e).replace(': unreadable', ' ignored: unreadable')}")
+        rec = None
+    if rec is not None:
+        cands = [c for c in rec.scores if c.accuracy is not None]
         try:
-            rec = json.loads(path.read_text())
-            metric = rec.get("metric", data.metric)
-            cands = [c for c in rec["candidates"] if c.get("accuracy") is not None]
-            upem = [float(c["upem"][metric]) for c in cands]
-            acc = [float(c["accuracy"]) for c in cands]
-            macs = [int(c["macs"]) for c in cands]
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-            data.notes.append(f"{path} ignored: unreadable ({type(e).__name__})")
-        else:
-            if len(upem) >= 3:
-                n = rec.get("n", len(cands))
-                return _ranking_of(
-                    f"{path.name}: {n} configurations across the MACs range "
-                    "(slimda-nas eval --ranking)",
-                    metric,
-                    upem,
-                    acc,
-                    macs,
-                )
+            upem = [float(c.upem[rec.metric]) for c in cands]
+        except KeyError as e:
+            data.notes.append(f"{RANKING_FILE} ignored: unreadable ({type(e).__name__})")
+            cands = []
+        if len(cands) >= 3:
+            return _ranking_of(
+                f"{RANKING_FILE}: {len(rec.scores)} configurations across the MACs range "
+                "(slimda-nas eval --ranking)",
+                rec.metric,
+                upem,
+                [c.accuracy for c in cands],
+                [c.macs for c in cands],
+            )
     pts = {p.key: p for p in data.front}
     pts.update({k.point.key: k.point for k in data.picks})
     pairs = [(p, data.accuracy.get(k)) for k, p in pts.items() if data.accuracy.get(k) is not None]

@@ -344,7 +344,7 @@ def within_budget_figure(data: ReportData) -> bytes | None:
     if not data.within:
         return None
     budgets = list(data.within.items())
-    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    wanted = data.scoring.subsets.scoring
     fig = Figure(figsize=(4.6 * len(budgets), 4.2))
     for i, (text, rec) in enumerate(budgets):
         ax = fig.add_subplot(1, len(budgets), i + 1)

@@ -207,7 +207,7 @@ def _within_section(data: ReportData, png: bytes | None) -> str:
         )
     from slimda_nas.report.figures import within_images
 
-    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    wanted = data.scoring.subsets.scoring
     tables = []
     for text, rec in data.within.items():
         images = within_images(rec, wanted)
@@ -315,10 +315,10 @@ def _studies(data: ReportData) -> str:
 
 
 def _settings(data: ReportData, summary: dict) -> str:
-    run, s = summary["run"], data.settings
-    subsets = s.get("subsets") or {}
+    run, s = summary["run"], data.scoring
+    subsets = {k: "?" if v is None else v for k, v in s.subsets.to_dict().items()}
     space = run["space"]
-    anchor = s.get("anchor")
+    anchor = s.anchor
     anchor_text = "largest configuration" if anchor in (None, data.run.space.largest()) else anchor
     seeds: dict[str, set[int]] = {}
     for st in data.studies:
@@ -326,7 +326,7 @@ def _settings(data: ReportData, summary: dict) -> str:
     items = [
         ("task", run["task"]),
         ("method", run["method"]),
-        ("head scored / deployed", f"{s.get('head', '?')} / {run['deploy_head']}"),
+        ("head scored / deployed", f"{s.head or '?'} / {run['deploy_head']}"),
         (
             "search space",
             f"{space['name']} (hash {space['hash']}, {space['file']}, {space['units']} units, "
@@ -338,11 +338,11 @@ def _settings(data: ReportData, summary: dict) -> str:
         ("UPEM metric", data.metric),
         (
             "evaluation subsets",
-            f"{subsets.get('calibration', '?')} images for BN re-estimation, "
-            f"{subsets.get('scoring', '?')} for UPEM, seed {subsets.get('seed', '?')}, "
-            f"from {subsets.get('split', '?')} (unlabelled)",
+            f"{subsets['calibration']} images for BN re-estimation, "
+            f"{subsets['scoring']} for UPEM, seed {subsets['seed']}, "
+            f"from {subsets['split']} (unlabelled)",
         ),
-        ("BN re-estimation", "on" if s.get("recalibrate_bn", True) else "OFF"),
+        ("BN re-estimation", "on" if s.recalibrate_bn else "OFF"),
         ("search seeds", "; ".join(f"{k}: {sorted(v)}" for k, v in sorted(seeds.items()))),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]

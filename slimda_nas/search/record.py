@@ -23,6 +23,7 @@ from slimda_nas._io import write_json, write_yaml
 from slimda_nas.errors import RunError
 from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.space import SearchSpace
 
 RESULTS_FILE = Path("search") / "results.json"
@@ -67,7 +68,7 @@ class StudyMeta:
 
     @property
     def metric(self) -> str:
-        return self.settings.get("metric", LEGACY_METRIC)
+        return ScoringRecord.from_dict(self.settings).metric
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -369,9 +370,9 @@ class SearchResults:
 
     def picks(self) -> list[Pick]:
         """Every study's pick(s), as the search recorded them."""
-        metric = self.settings.get("metric", LEGACY_METRIC)
+        metric = ScoringRecord.from_dict(self.settings).metric
         return [
-            Pick.from_dict(c, self.anchor_macs, (s.get("settings") or {}).get("metric", metric))
+            Pick.from_dict(c, self.anchor_macs, _metric(s.get("settings"), metric))
             for s in self.studies.values()
             for c in s.get("choices", [])
         ]
@@ -408,7 +409,7 @@ class SearchResults:
                 storage=str(raw.get("storage", "")),
                 studies=dict(raw.get("studies") or {}),
                 front=[
-                    Point.from_dict(p, (raw.get("settings") or {}).get("metric", LEGACY_METRIC))
+                    Point.from_dict(p, _metric(raw.get("settings"), LEGACY_METRIC))
                     for p in raw.get("front") or []
                 ],
             )
@@ -432,6 +433,11 @@ class SearchResults:
         write_json(path, data)
         write_yaml(path.with_suffix(".yaml"), data)
         return path
+
+
+def _metric(settings: Mapping | None, default: str) -> str:
+    """The metric of recorded scoring settings; ``default`` where none are recorded."""
+    return ScoringRecord.from_dict(settings).metric if settings else default
 
 
 def _front_entry(p: Point, anchor_macs: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.ground_truth import ground_truth
-from slimda_nas.evaluate.scores import LEGACY_METRIC
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
 from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
@@ -88,7 +88,7 @@ class SearchResult:
 
     @property
     def metric(self) -> str:
-        return self.settings.get("metric", LEGACY_METRIC)
+        return ScoringRecord.from_dict(self.settings).metric
 
     def to_results(self) -> SearchResults:
         return SearchResults(
