@@ -22,6 +22,7 @@ from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
+from slimda_nas.export.model_record import MODEL_FILE, ExportRecord
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
@@ -290,7 +291,7 @@ def write_export(
         )
         if latency:
             largest = space.largest()
-            record["latency"] = latency_record(
+            lat = latency_record(
                 run.run_dir,
                 run.checkpoint_hash,
                 {
@@ -299,8 +300,10 @@ def write_export(
                 },
                 space.input_shape,
             )
+            record = dataclasses.replace(record, latency=lat.to_dict())
+        record = record.to_dict()
         write_yaml(tmp / "config.yaml", dict(config))
-        write_json(tmp / "model.json", record)
+        write_json(tmp / MODEL_FILE, record)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
     return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)
@@ -321,16 +324,16 @@ def _record(
     anchor_macs: int,
     verification: dict,
     formats: list[str],
-) -> dict:
+) -> ExportRecord:
     run, space = evaluator.run, evaluator.run.space
     data = run.data()
     macs = verification["macs"]["thop"]
     searched = chosen.point.upem if chosen.point is not None else {}
-    return {
-        "label": chosen.label,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {FORMATS[f].file: f for f in formats},
-        "input": {
+    return ExportRecord(
+        label=chosen.label,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        files={FORMATS[f].file: f for f in formats},
+        input={
             "shape": [1, *space.input_shape],
             "batch": "dynamic (any size >= 1)",
             "dtype": "float32",
@@ -342,22 +345,22 @@ def _record(
             },
             "preprocess": _preprocess(data),
         },
-        "output": {"logits": len(run.bank.classes), "head": evaluator.head},
-        "classes": list(run.bank.classes),
-        "config": dict(config),
-        "channels": space.unit_channels(config),
-        "macs": macs,
-        "params": verification["macs"]["params"],
-        "anchor_macs": anchor_macs,
-        "fraction_of_anchor": macs / anchor_macs,
-        "budget": chosen.budget.text if chosen.budget else None,
-        "budget_macs": chosen.budget.macs if chosen.budget else None,
-        "upem": upem,
-        "upem_search": searched or None,
-        "metric": evaluator.settings.metric,
-        "accuracy": accuracy,
-        "origin": chosen.origin,
-        "run": {
+        output={"logits": len(run.bank.classes), "head": evaluator.head},
+        classes=list(run.bank.classes),
+        config=dict(config),
+        channels=space.unit_channels(config),
+        macs=macs,
+        params=verification["macs"]["params"],
+        anchor_macs=anchor_macs,
+        fraction_of_anchor=macs / anchor_macs,
+        budget=chosen.budget.text if chosen.budget else None,
+        budget_macs=chosen.budget.macs if chosen.budget else None,
+        upem=upem,
+        upem_search=searched or None,
+        metric=evaluator.settings.metric,
+        accuracy=accuracy,
+        origin=chosen.origin,
+        run={
             "run": str(run.run_dir),
             "task": run.task,
             "method": run.method,
@@ -365,10 +368,10 @@ def _record(
             "space": {"name": space.name, "hash": space.hash},
             "backbone": space.backbone,
         },
-        "settings": evaluator.record(),
-        "verification": verification,
-        "versions": versions(),
-    }
+        settings=evaluator.record(),
+        verification=verification,
+        versions=versions(),
+    )
 
 
 def _preprocess(data) -> str:

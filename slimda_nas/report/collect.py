@@ -11,6 +11,7 @@ from slimda_nas.errors import RunError, UserError
 from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.latency import LatencyRecord
 from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.within_budget import read_rankings
@@ -68,7 +69,7 @@ class ReportData:
     ranking: Ranking | None = None
     # batch-1 latency on this machine of each budget's chosen pick (by point key) and of the
     # full width ("full_width"), with the machine it was measured on ("machine", "note")
-    latency: dict | None = None
+    latency: LatencyRecord | None = None
     # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
     within: dict[str, dict] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -151,7 +152,7 @@ def collect(
     return data
 
 
-def _latency(data: ReportData) -> dict:
+def _latency(data: ReportData) -> LatencyRecord:
     """Latency of every budget's chosen configuration and of the full width (cached; BN
     statistics do not change the time, so the models are not re-calibrated for it)."""
     from slimda_nas.evaluate.latency import latency_record

@@ -8,7 +8,7 @@ import statistics
 from html import escape
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_fraction, format_macs
-from slimda_nas.evaluate.latency import format_ms, one_thread_text
+from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
 from slimda_nas.report.collect import Pick, ReportData
 from slimda_nas.report.figures import colour
 
@@ -181,13 +181,11 @@ def _latency_cells(rec: dict | None) -> str:
     return f"<td>{format_ms(rec, 'pytorch')}</td><td>{format_ms(rec, 'onnxruntime')}</td>"
 
 
-def _latency_caption(lat: dict) -> str:
-    m, full = lat["machine"], lat["full_width"]
-    missing = full.get("onnxruntime_missing")
+def _latency_caption(lat: LatencyRecord) -> str:
+    full, missing = lat.get("full_width"), lat.onnx_missing("full_width")
     return escape(
         f" Latency: median of repeated batch-1 runs after a warm-up, on the machine that made "
-        f"this report ({m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch "
-        f"{m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}); full width "
+        f"this report ({lat.machine_text}); full width "
         f"{format_ms(full, 'pytorch')} (PyTorch) / {format_ms(full, 'onnxruntime')} (ONNX Runtime)"
         f"{one_thread_text(full)}. "
         "The numbers belong to this machine: measure on the target device."

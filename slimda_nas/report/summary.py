@@ -68,9 +68,9 @@ def summary(data: ReportData) -> dict:
             "latency": None
             if data.latency is None
             else {
-                "machine": data.latency["machine"],
-                "note": data.latency["note"],
-                "full_width": data.latency["full_width"],
+                "machine": data.latency.machine,
+                "note": data.latency.note,
+                "full_width": data.latency.get("full_width"),
                 "budgets": {
                     k.budget.text: data.latency.get(k.point.key) for k in data.picks if k.chosen
                 },
