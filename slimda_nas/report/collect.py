@@ -14,7 +14,7 @@ from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.latency import LatencyRecord
 from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
 from slimda_nas.evaluate.scoring_record import ScoringRecord
-from slimda_nas.evaluate.within_budget import read_rankings
+from slimda_nas.evaluate.within_budget import SavedRanking, read_saved
 from slimda_nas.report.efficiency import Curve, curves
 from slimda_nas.search.record import Pick, Point, SearchResults
 from slimda_nas.search.storage import describe, open_run_storage
@@ -71,7 +71,7 @@ class ReportData:
     # full width ("full_width"), with the machine it was measured on ("machine", "note")
     latency: LatencyRecord | None = None
     # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
-    within: dict[str, dict] = field(default_factory=dict)
+    within: dict[str, SavedRanking] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -146,7 +146,7 @@ def collect(
     else:
         data.notes.append("accuracy not computed (--no-accuracy)")
     data.ranking = _ranking(data)
-    data.within = read_rankings(run.run_dir)
+    data.within = read_saved(run.run_dir)
     if latency:
         data.latency = _latency(data)
     return data

@@ -203,28 +203,26 @@ def _within_section(data: ReportData, png: bytes | None) -> str:
             "1/16,1/64</code> to see how well each label-free score ranks the configurations a "
             "search at one budget chooses among.</p>"
         )
-    from slimda_nas.report.figures import within_images
-
     wanted = data.scoring.subsets.scoring
     tables = []
     for text, rec in data.within.items():
-        images = within_images(rec, wanted)
-        table = rec["by_images"][images]
-        order = sorted(table, key=lambda k: -_finite(table[k]["spearman"]))
+        images = rec.images_near(wanted)
+        table = rec.rows(images)
+        order = sorted(table, key=lambda k: -_finite(table[k].spearman))
         shown = list(dict.fromkeys([*order[:5], data.metric, "macs"]))
         rows = "".join(
             f"<tr><td class='l'>{'MACs alone' if k == 'macs' else escape(k)}"
             f"{' (searched)' if k == data.metric else ''}</td>"
-            f"<td>{table[k]['spearman']:.2f}</td><td>{table[k]['kendall']:.2f}</td>"
-            f"<td>{table[k]['pick_accuracy']:.2%}</td><td>{table[k]['regret'] * 100:.2f} pt</td></tr>"
+            f"<td>{table[k].spearman:.2f}</td><td>{table[k].kendall:.2f}</td>"
+            f"<td>{table[k].pick_accuracy:.2%}</td><td>{table[k].regret * 100:.2f} pt</td></tr>"
             for k in shown
             if k in table
         )
         tables.append(
-            f"<h3>Budget {escape(text)}: {rec['n']} configurations with MACs in "
-            f"[{rec['band'][0]:,}, {rec['band'][1]:,}], accuracy median {rec['median_accuracy']:.2%}, "
-            f"best {rec['best_accuracy']:.2%}, split-half ceiling {rec['ceiling']:.2f} "
-            f"({images} scoring images, sampling seed {rec['seed']})</h3>"
+            f"<h3>Budget {escape(text)}: {rec.n} configurations with MACs in "
+            f"[{rec.low:,}, {rec.budget.macs:,}], accuracy median {rec.median_accuracy:.2%}, "
+            f"best {rec.best_accuracy:.2%}, split-half ceiling {rec.ceiling:.2f} "
+            f"({images} scoring images, sampling seed {rec.seed})</h3>"
             "<table><tr><th class='l'>score</th><th>Spearman</th><th>Kendall</th>"
             f"<th>pick accuracy</th><th>regret</th></tr>{rows}</table>"
         )

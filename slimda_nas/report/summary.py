@@ -52,8 +52,10 @@ def summary(data: ReportData) -> dict:
             "efficiency": [asdict(c) for c in data.curves],
             "within_budget": {
                 text: {
-                    k: rec[k]
-                    for k in (
+                    k: v
+                    for k, v in rec.to_dict().items()
+                    if k
+                    in (
                         "band",
                         "n",
                         "seed",
