@@ -33,7 +33,7 @@ from slimda_nas.export.verify import (
     macs_check,
     upem_check,
 )
-from slimda_nas.search.record import SearchResults
+from slimda_nas.search.record import ResultsFile
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.train.run import TrainedRun, load_run
 
@@ -199,7 +199,7 @@ def _settings(
     ``scoring``."""
     record = chosen.settings
     if record is None:
-        results = SearchResults.read(run_dir)
+        results = ResultsFile.read(run_dir)
         record = results.settings if results is not None else {}
     return dataclasses.replace(EvalSettings.from_record(record or {}), **dict(scoring or {}))
 

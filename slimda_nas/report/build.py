@@ -72,7 +72,7 @@ def build_report(
     }
     bars = {
         i: figures.widths_chart(
-            data.run.space.unit_channels(k.point.config), data.full_width, k.sampler
+            data.run.space.unit_channels(k.point.config), data.full_width, k.label
         )
         for i, k in enumerate(data.picks)
     }

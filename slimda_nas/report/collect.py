@@ -16,7 +16,7 @@ from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.within_budget import SavedRanking, read_saved
 from slimda_nas.report.efficiency import Curve, curves
-from slimda_nas.search.record import Pick, Point, SearchResults
+from slimda_nas.search.record import Pick, Point, ResultsFile
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.search.studies import (
     StudyRecord,
@@ -114,7 +114,7 @@ def collect(
     """Read the run, its studies and (where the target has labels) the accuracy of the chosen
     configurations and of up to ``accuracy_points`` Pareto-front ones, spread over MACs."""
     run = load_run(run_dir, device=device, data_root=data_root)
-    results = SearchResults.read(run.run_dir)
+    results = ResultsFile.read(run.run_dir)
     where = describe(storage, run.run_dir)
     studies = read_studies(open_run_storage(storage, run.run_dir), run.space, where)
     if not studies:
@@ -170,7 +170,7 @@ def _latency(data: ReportData) -> LatencyRecord:
 
 
 def _anchor_macs(
-    studies: list[StudyRecord], results: SearchResults | None, run: TrainedRun, settings: dict
+    studies: list[StudyRecord], results: ResultsFile | None, run: TrainedRun, settings: dict
 ) -> int:
     for s in studies:
         if s.meta.anchor_macs:
@@ -184,7 +184,7 @@ def _anchor_macs(
 
 
 def _budgets(
-    studies: list[StudyRecord], results: SearchResults | None, anchor_macs: int
+    studies: list[StudyRecord], results: ResultsFile | None, anchor_macs: int
 ) -> list[ResolvedBudget]:
     """The budgets the studies searched; for Pareto studies, the budgets the search picked at
     (``results.json``), else the reference fractions."""

@@ -190,7 +190,7 @@ def accuracy_figure(data: ReportData) -> bytes | None:
                 edgecolors="black",
                 linewidths=1.0 if pick.chosen else 0.5,
             )
-    for sampler in dict.fromkeys(k.sampler for k in data.picks if k.accuracy is not None):
+    for sampler in dict.fromkeys(k.label for k in data.picks if k.accuracy is not None):
         ax.scatter(
             [],
             [],

@@ -106,8 +106,7 @@ def img(png: bytes, alt: str, cls: str = "fig") -> str:
 
 def pick_label(k: Pick) -> str:
     """File-name-safe ``<budget>-<sampler>``."""
-    sampler = k.sampler.replace(" (Pareto)", "-pareto")
-    return f"{k.budget.slug}-{sampler}"
+    return f"{k.budget.slug}-{k.sampler}{'-pareto' if k.pareto else ''}"
 
 
 def _meta(data: ReportData, summary: dict) -> str:
@@ -152,11 +151,13 @@ def _glance(data: ReportData) -> str:
         delta = "-"
         if pick.accuracy is not None and data.largest_accuracy is not None:
             delta = f"{(pick.accuracy - data.largest_accuracy) * 100:+.2f} pt"
-        sampler = pick.sampler.split(" ", 1)[0]
-        cmd = f"slimda-nas export --run {data.run.run_dir} --budget {b.text} --sampler {sampler}"
+        cmd = (
+            f"slimda-nas export --run {data.run.run_dir} --budget {b.text} "
+            f"--sampler {pick.sampler}"
+        )
         timing = _latency_cells(lat.get(p.key) if lat else None) if lat else ""
         rows.append(
-            f"<tr>{cells}<td class='l'>{_swatch(pick.sampler)}</td>"
+            f"<tr>{cells}<td class='l'>{_swatch(pick.label)}</td>"
             f"<td>{format_macs(p.macs)} ({_frac(p.macs, data)})</td>{timing}"
             f"<td>{p.value:.4f}</td><td>{_acc(pick.accuracy)}</td><td>{delta}</td>"
             f"<td class='l'><code>{escape(cmd)}</code></td></tr>"
@@ -273,13 +274,13 @@ def _budget_table(data: ReportData, budget: ResolvedBudget, bars: dict[int, byte
     rows = []
     for i, k in picks:
         p = k.point
-        alt = f"channels per unit, {k.sampler} at {text}"
+        alt = f"channels per unit, {k.label} at {text}"
         chart = img(bars[i], alt, "bars") if i in bars else ""
         channels = data.run.space.unit_channels(p.config)
         widths = escape("-".join(str(c) for c in channels.values()))
         rows.append(
             f"<tr class='{'chosen' if k.chosen else ''}'>"
-            f"<td class='l'>{_swatch(k.sampler)}{' &#9733;' if k.chosen else ''}</td>"
+            f"<td class='l'>{_swatch(k.label)}{' &#9733;' if k.chosen else ''}</td>"
             f"<td class='l'>{chart}<code>{widths}</code></td>"
             f"<td>{p.macs:,}<br>({_frac(p.macs, data)})</td><td>{p.params:,}</td>"
             f"<td>{p.value:.4f}</td><td>{_seeds(k.seed_values)}</td><td>{_acc(k.accuracy)}</td>"

@@ -116,7 +116,7 @@ def _point(p: Point, data: ReportData) -> dict:
 def _pick(k: Pick, data: ReportData) -> dict:
     return {
         **_point(k.point, data),
-        "sampler": k.sampler,
+        "sampler": k.label,
         "accuracy": k.accuracy,
         "chosen": k.chosen,
         "seeds": len(k.seed_values),
@@ -151,7 +151,7 @@ def summary_csv(data: ReportData) -> str:
             [
                 k.budget.text,
                 k.budget.macs,
-                k.sampler,
+                k.label,
                 int(k.chosen),
                 len(k.seed_values),
                 p.study,

@@ -323,11 +323,17 @@ class Pick:
     its seeds (``seed_values`` holds each seed's own choice's UPEM)."""
 
     budget: ResolvedBudget
-    sampler: str  # "tpe", or "tpe (Pareto)" for a pick made from a Pareto study
+    sampler: str  # "tpe", "random", "greedy", ...
     point: Point
     seed_values: list[float] = field(default_factory=list)
     accuracy: float | None = None  # ground truth: measured after the search, never seen by it
     chosen: bool = False  # the best across samplers at this budget
+    pareto: bool = False  # made from a (MACs, UPEM) Pareto study, not a single-budget one
+
+    @property
+    def label(self) -> str:
+        """For display only: ``"tpe"``, or ``"tpe (Pareto)"`` for a pick from a Pareto study."""
+        return f"{self.sampler} (Pareto)" if self.pareto else self.sampler
 
     def to_dict(self) -> dict[str, Any]:
         """The entry of ``results.json`` (flat, as readers index it)."""
@@ -357,9 +363,10 @@ class Pick:
 
 # -- search/results.json ----------------------------------------------------------------------------
 @dataclass(kw_only=True)
-class SearchResults:
-    """``RUN/search/results.json``: per study, its statistics and its pick(s); the settings the
-    last search scored with; the (MACs, UPEM) front of a multi-objective search."""
+class ResultsFile:
+    """``RUN/search/results.json`` (formerly ``SearchResults``): per study, its statistics and
+    its pick(s); the settings the last search scored with; the (MACs, UPEM) front of a
+    multi-objective search."""
 
     run: str
     anchor_macs: int
@@ -388,7 +395,7 @@ class SearchResults:
         }
 
     @classmethod
-    def read(cls, run_dir: str | Path) -> SearchResults | None:
+    def read(cls, run_dir: str | Path) -> ResultsFile | None:
         """The run's results file (None when no search wrote one); damage is one line."""
         path = Path(run_dir) / RESULTS_FILE
         if not path.is_file():
@@ -425,7 +432,7 @@ class SearchResults:
         """Write these results into ``run_dir``'s file (and ``.yaml``), keeping the entries of
         other studies that are there; atomically."""
         path = Path(run_dir) / RESULTS_FILE
-        old = SearchResults.read(run_dir) if path.is_file() else None
+        old = ResultsFile.read(run_dir) if path.is_file() else None
         merged = replace(self, studies={**(old.studies if old else {}), **self.studies})
         if not self.front and old is not None:
             merged.front = old.front
@@ -433,6 +440,22 @@ class SearchResults:
         write_json(path, data)
         write_yaml(path.with_suffix(".yaml"), data)
         return path
+
+
+def __getattr__(name: str) -> Any:
+    """``SearchResults``: the old name of :class:`ResultsFile` (too close to ``SearchResult``,
+    what ``run_search`` returns)."""
+    if name == "SearchResults":
+        import warnings
+
+        warnings.warn(
+            "SearchResults is renamed ResultsFile (RUN/search/results.json); the old name goes "
+            "in a later version",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ResultsFile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _metric(settings: Mapping | None, default: str) -> str:

@@ -24,7 +24,7 @@ from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
-from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
+from slimda_nas.search.record import Pick, Point, ResultsFile, StudyMeta, evaluation_counts
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.storage import StorageError, describe, open_storage
@@ -90,8 +90,8 @@ class SearchResult:
     def metric(self) -> str:
         return ScoringRecord.from_dict(self.settings).metric
 
-    def to_results(self) -> SearchResults:
-        return SearchResults(
+    def to_results(self) -> ResultsFile:
+        return ResultsFile(
             run=str(self.run_dir),
             anchor_macs=self.anchor_macs,
             settings=self.settings,

@@ -18,7 +18,7 @@ from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.search.record import (
     Pick,
     Point,
-    SearchResults,
+    ResultsFile,
     StoredRecordError,
     StudyMeta,
     choose,
@@ -41,7 +41,7 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
 
 
 def sampler_label(study: StudyRecord) -> str:
-    """Pareto (multi-objective) studies are shown apart from single-budget ones."""
+    """For display: Pareto (multi-objective) studies are shown apart from single-budget ones."""
     return study.sampler if not study.meta.pareto else f"{study.sampler} (Pareto)"
 
 
@@ -51,21 +51,22 @@ def picks(studies: Iterable[StudyRecord], budgets: Iterable[ResolvedBudget]) -> 
     studies = list(studies)
     out = []
     for budget in budgets:
-        by_sampler: dict[str, list[Point]] = defaultdict(list)
+        by_sampler: dict[tuple[str, bool], list[Point]] = defaultdict(list)
         for s in studies:
             if s.meta.budget is not None and s.meta.budget.macs != budget.macs:
                 continue
             best = choose(s.points, None if s.meta.budget is not None else budget)
             if best is not None:
-                by_sampler[sampler_label(s)].append(best)
+                by_sampler[(s.sampler, s.meta.pareto)].append(best)
         here = [
             Pick(
                 budget=budget,
                 sampler=sampler,
+                pareto=pareto,
                 point=choose(choices),
                 seed_values=[c.value for c in sorted(choices, key=lambda c: c.seed)],
             )
-            for sampler, choices in sorted(by_sampler.items())
+            for (sampler, pareto), choices in sorted(by_sampler.items())
         ]
         chosen = choose(k.point for k in here)
         for k in here:
@@ -121,7 +122,13 @@ class StudyRecord:
             best = choose(self.points, None if self.meta.budget is not None else b)
             if best is not None:
                 out.append(
-                    Pick(budget=b, sampler=self.sampler, point=best, seed_values=[best.value])
+                    Pick(
+                        budget=b,
+                        sampler=self.sampler,
+                        pareto=self.meta.pareto,
+                        point=best,
+                        seed_values=[best.value],
+                    )
                 )
         return out
 
@@ -203,7 +210,7 @@ def read_studies(storage: optuna.storages.BaseStorage, space: SearchSpace, where
 
 
 def bank_studies(
-    studies: list[StudyRecord], results: SearchResults | None, checkpoint: str
+    studies: list[StudyRecord], results: ResultsFile | None, checkpoint: str
 ) -> tuple[dict | None, list[StudyRecord], list[str]]:
     """What a report (and ``export --pareto``) is about: (the primary scoring settings, the
     studies of this bank scored with them, notes on the others)."""

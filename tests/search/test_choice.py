@@ -12,7 +12,7 @@ import pytest
 from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.export.select import by_budget
-from slimda_nas.search.record import SearchResults, choose
+from slimda_nas.search.record import ResultsFile, choose
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
 from slimda_nas.search.studies import picks, read_studies
@@ -34,7 +34,7 @@ def test_results_report_and_export_choose_the_same_model(run_dir):
             budgets="1/4", sampler=sampler, seed=seed, evaluations=4, settings=SMALL
         )
         run_search(run_dir, opts, accuracy=False)
-    results = SearchResults.read(run_dir)
+    results = ResultsFile.read(run_dir)
     budget = parse_budget("1/4").resolve(results.anchor_macs)
     stored = [k for k in results.picks() if k.budget.macs == budget.macs]
     assert len(stored) == 4
