@@ -59,7 +59,7 @@ class StudyMeta:
     run: str | None
     sampler: str
     seed: int
-    trials: int | None  # UPEM evaluations requested
+    requested: int | None  # UPEM evaluations asked for ("trials" always means finished trials)
     budget: ResolvedBudget | None
 
     @property
@@ -79,7 +79,7 @@ class StudyMeta:
             "run": self.run,
             "sampler": self.sampler,
             "seed": self.seed,
-            "trials": self.trials,
+            "requested": self.requested,
             "budget": None if self.budget is None else self.budget.text,
             "budget_macs": None if self.budget is None else self.budget.macs,
         }
@@ -111,11 +111,18 @@ class StudyMeta:
                 run=attrs.get("run"),
                 sampler=str(attrs.get("sampler", "?")),
                 seed=int(seed),
-                trials=None if attrs.get("trials") is None else int(attrs["trials"]),
+                requested=_requested(attrs),
                 budget=budget,
             )
         except (TypeError, ValueError) as e:
             raise StoredRecordError(f"study {name}: unreadable study attributes ({e})") from None
+
+    @classmethod
+    def complete(cls, attrs: Mapping[str, Any], example: StudyMeta) -> bool:
+        """Whether ``attrs`` hold every attribute ``example`` writes (studies of older versions
+        wrote ``requested`` as ``trials``)."""
+        have = set(attrs) | ({"requested"} if "trials" in attrs else set())
+        return set(example.to_attrs()) <= have
 
     def conflict(self, other: StudyMeta) -> str | None:
         """Why a study with this metadata cannot continue as ``other`` (None: it can).
@@ -456,6 +463,12 @@ def __getattr__(name: str) -> Any:
         )
         return ResultsFile
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _requested(attrs: Mapping[str, Any]) -> int | None:
+    """The evaluations a study asked for; older studies stored them as ``trials``."""
+    value = attrs.get("requested", attrs.get("trials"))
+    return None if value is None else int(value)
 
 
 def _metric(settings: Mapping | None, default: str) -> str:

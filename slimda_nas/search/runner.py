@@ -187,11 +187,10 @@ def _complete_attrs(study: optuna.Study, meta: StudyMeta, wait_s: float = 10.0) 
     """The study's metadata once its writer has finished writing it (workers started together
     all find the study a moment after one of them created it); None for a study without any,
     or whose writer died half-way (the caller writes it)."""
-    keys = set(meta.to_attrs())
     deadline = time.time() + wait_s
     while True:
         attrs = study.user_attrs
-        if not attrs or keys <= set(attrs):
+        if not attrs or StudyMeta.complete(attrs, meta):
             return attrs or None
         if time.time() > deadline:
             return None
@@ -308,7 +307,7 @@ def _study_meta(evaluator: Evaluator) -> Callable[[StudySpec], StudyMeta]:
             run=str(run.run_dir),
             sampler=spec.sampler,
             seed=spec.seed,
-            trials=spec.evaluations,
+            requested=spec.evaluations,
             budget=spec.budget,
         )
 

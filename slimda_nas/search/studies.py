@@ -107,7 +107,7 @@ class StudyRecord:
 
     @property
     def requested(self) -> int | None:
-        return self.meta.trials
+        return self.meta.requested
 
     @property
     def short(self) -> bool:
@@ -147,7 +147,7 @@ class StudyRecord:
             "repairs": study.repairs,
             "feasible_fraction": study.feasible_fraction,
             "seconds": study.seconds,
-            "requested": m.trials,
+            "requested": m.requested,
             "choices": [p.to_dict() for p in picks],
             "settings": settings,
         }
