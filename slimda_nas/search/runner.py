@@ -27,12 +27,13 @@ from slimda_nas.search import baselines
 from slimda_nas.search.record import Pick, Point, ResultsFile, StudyMeta, evaluation_counts
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
+from slimda_nas.search.searchers import SEARCHERS, SearchContext
 from slimda_nas.search.storage import StorageError, describe, open_storage
 from slimda_nas.search.studies import StudyRecord, pareto_front
-from slimda_nas.search.worker import StudySpec, StudyWorker, fail_dead_trials
+from slimda_nas.search.worker import StudySpec, fail_dead_trials
 from slimda_nas.train.run import TrainedRun, load_run
 
-SAMPLERS = (*OPTUNA_SAMPLERS, *baselines.BASELINES)
+SAMPLERS = tuple(SEARCHERS)
 """Every searcher ``--sampler`` accepts: Optuna samplers, then the baselines."""
 
 
@@ -199,15 +200,17 @@ def _complete_attrs(study: optuna.Study, meta: StudyMeta, wait_s: float = 10.0) 
 
 def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank, on_trial):
     fail_dead_trials(study)
-    if spec.sampler in OPTUNA_SAMPLERS:
-        StudyWorker(
-            study, spec, run.space, evaluator.cost, evaluator.score, cache, rank, on_trial
-        ).run()
-    elif rank == 0:
-        recorder = baselines.Recorder(
-            study, spec, run.space, evaluator.cost, evaluator.score, cache, on_trial
-        )
-        baselines.BASELINES[spec.sampler](recorder)
+    ctx = SearchContext(
+        study=study,
+        spec=spec,
+        space=run.space,
+        cost=evaluator.cost,
+        score=evaluator.score,
+        cache=cache,
+        rank=rank,
+        on_trial=on_trial,
+    )
+    SEARCHERS[spec.sampler].search(ctx)
 
 
 def run_search(
