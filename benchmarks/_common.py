@@ -60,6 +60,7 @@ from slimda_nas.train.sandwich import sample_model_batch
 from slimda_nas.train.step import BankStep
 
 __all__ = [
+    "PENDING",
     "REPO",
     "SCRIPTS",
     "BandSampler",
@@ -110,6 +111,10 @@ SCRIPTS = (
     "train_digits_banks",
 )
 """Every benchmark; each one's ``--tiny`` mode is a test."""
+PENDING = ("office31_cpu",)
+"""Benchmarks not yet on the pattern above (no ``--tiny`` mode yet): linted, not run by the
+smoke test. office31_cpu (issue 34) is measured while this lands; move it to SCRIPTS with a
+``--tiny`` mode once its runs are done."""
 
 # A bank that trains in seconds: the shipped digits config, shrunk (see tiny_task).
 _TINY_RUN = dict(

@@ -30,7 +30,7 @@ def tiny_dir(tmp_path_factory):
 
 def test_every_script_is_listed():
     scripts = {p.stem for p in (bc.REPO / "benchmarks").glob("*.py") if not p.stem.startswith("_")}
-    assert scripts == set(bc.SCRIPTS) == set(WRITES)
+    assert scripts == set(bc.SCRIPTS) | set(bc.PENDING) and set(bc.SCRIPTS) == set(WRITES)
 
 
 @pytest.mark.parametrize("name", bc.SCRIPTS)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from slimda_nas.errors import CheckpointError
 from slimda_nas.slim.ops import SlimLinear, is_width_owner
+from slimda_nas.slim.ordering import ChannelGroup
 
 
 class SlimBackbone(nn.Module):
@@ -44,6 +45,20 @@ class SlimBackbone(nn.Module):
     def tied_layers(self) -> list[tuple[str, ...]]:
         """Groups of layers whose outputs are added together and so must share a width."""
         return []
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        """Every set of channels one permutation must reorder (for ordering channels by
+        importance, ``slimda_nas.slim.ordering``): producers, the per-channel layers that follow
+        them and the layers that read them, the heads included."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe its channel groups")
+
+    def stage_outputs(self) -> list[str]:
+        """Modules whose outputs are the network's successive representations (a stage's
+        residual stream), for dense distillation; their channels are sliced like the layers'."""
+        return []
+
+    def _head_consumers(self) -> tuple[tuple[str, int], ...]:
+        return tuple((h, 1) for h in self.head_names)
 
     def searchable_layers(self) -> dict[str, int]:
         """Layers whose output width a search space may set, with their full widths."""

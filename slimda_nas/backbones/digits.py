@@ -11,6 +11,7 @@ from slimda_nas.backbones._base import SlimBackbone
 from slimda_nas.backbones._registry import register_backbone
 from slimda_nas.errors import ConfigError
 from slimda_nas.slim.ops import SlimBatchNorm1d, SlimBatchNorm2d, SlimConv2d, SlimLinear
+from slimda_nas.slim.ordering import ChannelGroup
 
 # (out channels, max-pool after) per 3x3 conv; three pools take 32 px to 4 px.
 _DIGITS_CONVS = ((32, True), (64, False), (64, True), (128, False), (128, True))
@@ -47,7 +48,8 @@ class DigitsCNN(SlimBackbone):
             setattr(self, f"bn{i}", SlimBatchNorm2d(c_out))
             self._pools.append(pool)
             c_in = c_out
-        self.relu = nn.ReLU(inplace=True)
+        # not in place: dense distillation reads the batch norms' outputs (stage_outputs)
+        self.relu = nn.ReLU()
         self.pool = nn.MaxPool2d(2)
         spatial = (input_size // 2**pools) ** 2
         self.fc1 = SlimLinear(c_in * spatial, hidden, bias=False)
@@ -62,6 +64,23 @@ class DigitsCNN(SlimBackbone):
                 x = self.pool(x)
         x = torch.flatten(x, 1)
         return self.dropout(self.relu(self.bn_fc1(self.fc1(x))))
+
+    def stage_outputs(self) -> list[str]:
+        return [f"bn{i}" for i in range(1, len(self._pools) + 1)]
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        n = len(self._pools)
+        # fc1 reads the last feature map flattened: each channel is a block of spatial positions
+        spatial = self.fc1.in_features // getattr(self, f"conv{n}").out_channels
+        groups = [
+            ChannelGroup(
+                (f"conv{i}",),
+                (f"bn{i}",),
+                ((f"conv{i + 1}", 1),) if i < n else (("fc1", spatial),),
+            )
+            for i in range(1, n + 1)
+        ]
+        return groups + [ChannelGroup(("fc1",), ("bn_fc1",), self._head_consumers())]
 
 
 @register_backbone("digits_cnn")

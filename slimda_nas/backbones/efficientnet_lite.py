@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from slimda_nas.backbones._base import SlimBackbone, load_dense_state_dict, read_state_dict_file
 from slimda_nas.backbones._registry import register_backbone
 from slimda_nas.slim.ops import SlimBatchNorm2d, SlimConv2d
+from slimda_nas.slim.ordering import ChannelGroup
 
 _BN_EPS = 1e-3
 _BN_MOMENTUM = 0.01  # TF's 0.99 decay
@@ -210,6 +211,44 @@ class EfficientNetLite(SlimBackbone):
             for idx in self.stage_blocks
             if len(idx) > 1
         ]
+
+    def stage_outputs(self) -> list[str]:
+        return [f"_blocks.{idx[-1]}" for idx in self.stage_blocks]
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        def reads(i: int) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:
+            """(followers, consumers) of block ``i``'s input: its expand conv reads it, or,
+            without one, its depthwise conv and batch norm follow it and the project reads it."""
+            if i == len(self._blocks):
+                return (), (("_conv_head", 1),)
+            b = f"_blocks.{i}"
+            if self._blocks[i].has_expand:
+                return (), ((f"{b}._expand_conv", 1),)
+            return (f"{b}._depthwise_conv", f"{b}._bn1"), ((f"{b}._project_conv", 1),)
+
+        followers, consumers = reads(0)
+        groups = [ChannelGroup(("_conv_stem",), ("_bn0", *followers), consumers)]
+        for i, block in enumerate(self._blocks):
+            if block.has_expand:
+                b = f"_blocks.{i}"
+                groups.append(
+                    ChannelGroup(
+                        (f"{b}._expand_conv",),
+                        (f"{b}._bn0", f"{b}._depthwise_conv", f"{b}._bn1"),
+                        ((f"{b}._project_conv", 1),),
+                    )
+                )
+        for idx in self.stage_blocks:
+            followers, consumers = reads(idx[-1] + 1)
+            groups.append(
+                ChannelGroup(
+                    tuple(f"_blocks.{i}._project_conv" for i in idx),
+                    tuple(f"_blocks.{i}._bn2" for i in idx) + followers,
+                    tuple((f"_blocks.{i}._expand_conv", 1) for i in idx[1:]) + consumers,
+                )
+            )
+        groups.append(ChannelGroup(("_conv_head",), ("_bn1",), self._head_consumers()))
+        return groups
 
 
 def _imagenet_file() -> str:

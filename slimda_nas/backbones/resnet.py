@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from slimda_nas.backbones._base import SlimBackbone, load_dense_state_dict, read_state_dict_file
 from slimda_nas.backbones._registry import register_backbone
 from slimda_nas.slim.ops import SlimBatchNorm2d, SlimConv2d
+from slimda_nas.slim.ordering import ChannelGroup
 
 
 class Bottleneck(nn.Module):
@@ -118,6 +119,36 @@ class ResNet(SlimBackbone):
             names = [f"layer{i}.0.downsample.0"]
             names += [f"layer{i}.{j}.conv3" for j in range(len(stage))]
             groups.append(tuple(names))
+        return groups
+
+    def stage_outputs(self) -> list[str]:
+        return [f"layer{i}" for i in range(1, len(self._stages()) + 1)]
+
+    def channel_groups(self) -> list[ChannelGroup]:
+        stages = self._stages()
+
+        def readers(i: int) -> tuple[tuple[str, int], ...]:
+            """Who reads stage ``i``'s stream (0: the stem): the next blocks' conv1, the next
+            stage's shortcut, or the heads after the last stage."""
+            if i == len(stages):
+                return self._head_consumers()
+            nxt = f"layer{i + 1}"
+            return ((f"{nxt}.0.conv1", 1), (f"{nxt}.0.downsample.0", 1))
+
+        groups = [ChannelGroup(("conv1",), ("bn1",), readers(0))]
+        for i, stage in enumerate(stages, start=1):
+            for j in range(len(stage)):
+                b = f"layer{i}.{j}"
+                groups.append(ChannelGroup((f"{b}.conv1",), (f"{b}.bn1",), ((f"{b}.conv2", 1),)))
+                groups.append(ChannelGroup((f"{b}.conv2",), (f"{b}.bn2",), ((f"{b}.conv3", 1),)))
+            blocks = range(len(stage))
+            groups.append(
+                ChannelGroup(
+                    (f"layer{i}.0.downsample.0", *(f"layer{i}.{j}.conv3" for j in blocks)),
+                    (f"layer{i}.0.downsample.1", *(f"layer{i}.{j}.bn3" for j in blocks)),
+                    tuple((f"layer{i}.{j}.conv1", 1) for j in blocks if j) + readers(i),
+                )
+            )
         return groups
 
 

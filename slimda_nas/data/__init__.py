@@ -28,6 +28,7 @@ _EXPORTS = {
     "load_task": "load",
     "UnreadableImagesWarning": "load",
     "InfiniteLoader": "loaders",
+    "IndexStream": "loaders",
     "fixed_subset": "loaders",
     "eval_batches": "loaders",
 }
@@ -40,6 +41,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "ImageSet",
+    "IndexStream",
     "InfiniteLoader",
     "LabelAccessError",
     "Task",
@@ -58,7 +60,7 @@ __all__ = [
 if TYPE_CHECKING:
     from slimda_nas.data.imageset import ImageSet, LabelAccessError
     from slimda_nas.data.load import TaskData, UnreadableImagesWarning, load_task
-    from slimda_nas.data.loaders import InfiniteLoader, eval_batches, fixed_subset
+    from slimda_nas.data.loaders import IndexStream, InfiniteLoader, eval_batches, fixed_subset
     from slimda_nas.data.root import ENV_DATA_ROOT, default_data_root, resolve_data_root
     from slimda_nas.data.tasks import DomainSpec, Task, parse_domain, parse_task
     from slimda_nas.data.transforms import (

@@ -63,14 +63,73 @@ def eval_batches(
         yield (x, labels[part]) if labels is not None else x
 
 
-class InfiniteLoader:
-    """Endless training batches, each a full ``batch_size``.
+class IndexStream:
+    """Endless batches of indices into ``range(size)``: one seeded permutation per epoch,
+    concatenated, so a batch may straddle two epochs and nothing is dropped. ``key`` names the
+    stream (a data set's name), so two streams of one seed differ. Resumable bit for bit."""
 
-    The index stream is the concatenation of one permutation per epoch (seeded from
-    ``(seed, epoch)``); a batch may straddle two epochs, so nothing is dropped and sets smaller
-    than a batch work. The augmentation of a batch is seeded from ``(seed, epoch, position)``
-    of its first index, so ``state_dict``/``load_state_dict`` resume bit for bit. Use different
-    seeds for the source and the target loader.
+    def __init__(self, size: int, seed: int, key: str) -> None:
+        if size < 1:
+            raise ValueError(f"IndexStream: {key} has no items")
+        self.size, self.seed, self.key = int(size), int(seed), key
+        self.epoch = 0
+        self.offset = 0
+        self._perm: tuple[int, Tensor] | None = None
+
+    def take(self, count: int) -> Tensor:
+        """The next ``count`` indices."""
+        parts, need = [], count
+        while need:
+            perm = self._epoch_perm()
+            part = perm[self.offset : self.offset + need]
+            parts.append(part)
+            need -= len(part)
+            self.offset += len(part)
+            if self.offset == self.size:
+                self.epoch, self.offset = self.epoch + 1, 0
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _epoch_perm(self) -> Tensor:
+        if self._perm is None or self._perm[0] != self.epoch:
+            seed = _seed64("epoch", self.seed, self.key, self.size, self.epoch)
+            self._perm = (self.epoch, _permutation(self.size, seed))
+        return self._perm[1]
+
+    def state_dict(self) -> dict:
+        return {
+            "seed": self.seed,
+            "size": self.size,
+            "name": self.key,
+            "epoch": self.epoch,
+            "offset": self.offset,
+        }
+
+    def load_state_dict(self, state: dict, **expected: object) -> None:
+        """Resume; the seed, size and name (and any ``expected`` extra) must match."""
+        mine = {"seed": self.seed, "size": self.size, "name": self.key, **expected}
+        for key, value in mine.items():
+            if state.get(key) != value:
+                raise CheckpointError(
+                    f"loader state: {key}: expected {value!r} (this loader), got {state.get(key)!r}"
+                )
+        epoch, offset = state["epoch"], state["offset"]
+        if (
+            not (isinstance(epoch, int) and isinstance(offset, int))
+            or epoch < 0
+            or not (0 <= offset < self.size)
+        ):
+            raise CheckpointError(
+                f"loader state: epoch/offset: got {epoch}/{offset} for {self.size} items"
+            )
+        self.epoch, self.offset = epoch, offset
+
+
+class InfiniteLoader:
+    """Endless training batches, each a full ``batch_size``, over an :class:`IndexStream`
+    (one permutation per epoch, seeded from ``(seed, epoch)``; sets smaller than a batch work).
+    The augmentation of a batch is seeded from ``(seed, epoch, position)`` of its first index,
+    so ``state_dict``/``load_state_dict`` resume bit for bit. Use different seeds for the
+    source and the target loader.
     """
 
     def __init__(
@@ -85,70 +144,28 @@ class InfiniteLoader:
         self.seed = int(seed)
         self.with_labels = with_labels
         self._labels = data.labels if with_labels else None  # refuse early on unlabelled views
-        self._epoch = 0
-        self._offset = 0
-        self._perm: tuple[int, Tensor] | None = None
+        self._stream = IndexStream(len(data), self.seed, data.name)
 
     @property
     def epoch(self) -> int:
         """Epochs completed so far (the epoch of the next index)."""
-        return self._epoch
+        return self._stream.epoch
 
     def __iter__(self) -> InfiniteLoader:
         return self
 
     def __next__(self) -> Tensor | tuple[Tensor, Tensor]:
-        epoch, offset = self._epoch, self._offset
-        index = self._next_indices()
+        epoch, offset = self._stream.epoch, self._stream.offset
+        index = self._stream.take(self.batch_size)
         generator = torch.Generator().manual_seed(
             _seed64("augment", self.seed, self.data.name, epoch, offset)
         )
         x = self.data.train_batch(index, generator)
         return (x, self._labels[index]) if self._labels is not None else x
 
-    def _next_indices(self) -> Tensor:
-        n, parts, need = len(self.data), [], self.batch_size
-        while need:
-            perm = self._epoch_perm()
-            take = perm[self._offset : self._offset + need]
-            parts.append(take)
-            need -= len(take)
-            self._offset += len(take)
-            if self._offset == n:
-                self._epoch, self._offset = self._epoch + 1, 0
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
-
-    def _epoch_perm(self) -> Tensor:
-        if self._perm is None or self._perm[0] != self._epoch:
-            seed = _seed64("epoch", self.seed, self.data.name, len(self.data), self._epoch)
-            self._perm = (self._epoch, _permutation(len(self.data), seed))
-        return self._perm[1]
-
     def state_dict(self) -> dict:
-        return {
-            "seed": self.seed,
-            "batch_size": self.batch_size,
-            "size": len(self.data),
-            "name": self.data.name,
-            "epoch": self._epoch,
-            "offset": self._offset,
-        }
+        return {**self._stream.state_dict(), "batch_size": self.batch_size}
 
     def load_state_dict(self, state: dict) -> None:
         """Resume; the seed, batch size and data must be the ones the state was saved with."""
-        for key, mine in (
-            ("seed", self.seed),
-            ("batch_size", self.batch_size),
-            ("size", len(self.data)),
-            ("name", self.data.name),
-        ):
-            if state.get(key) != mine:
-                raise CheckpointError(
-                    f"loader state: {key}: expected {mine!r} (this loader), got {state.get(key)!r}"
-                )
-        epoch, offset = int(state["epoch"]), int(state["offset"])
-        if epoch < 0 or not 0 <= offset < len(self.data):
-            raise CheckpointError(
-                f"loader state: epoch/offset: got {epoch}/{offset} for {len(self.data)} images"
-            )
-        self._epoch, self._offset = epoch, offset
+        self._stream.load_state_dict(state, batch_size=self.batch_size)

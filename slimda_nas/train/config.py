@@ -66,6 +66,32 @@ class ShrinkingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class OrderingConfig:
+    """Channel ordering by importance before narrow widths are first trained (once-for-all's
+    ``l1_next``: L1 norm of the next layers' input weights; ``l1_out``: of the filters;
+    ``bn_gamma``: |gamma| of the batch norms). Exact at full width. Off (null) by default."""
+
+    criterion: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TeacherConfig:
+    """The teacher stage, after adaptation: the adapted full-width model is frozen as a teacher,
+    its outputs on fixed views of every source and target training image are cached, and every
+    sampled width learns them (logits of every head, and dense: the stage outputs), with the
+    source labels. A step costs only the students' passes. Off (0 iterations) by default."""
+
+    iterations: int = 0
+    models_per_step: int = 3  # the largest, the smallest and random ones (sandwich)
+    temperature: float = 1.0
+    logits: float = 1.0  # weight of the distillation of every head's logits
+    features: float = 1.0  # weight of the dense (stage-output) distillation
+    source_ce: float = 1.0  # weight of the cross-entropy on source labels
+    lr: float | None = None  # the stage's lr0 (default: optimizer.lr), on the inv schedule
+    backbone_lr_mult: float | None = None  # default: optimizer.backbone_lr_mult
+
+
+@dataclass(frozen=True, kw_only=True)
 class AveragingConfig:
     """Tail weight averaging (SWA's running average, the learning rate left as it is): the
     weights after every ``every``-th of the last ``1 - start`` of the adaptation iterations join
@@ -115,6 +141,8 @@ class RunConfig:
     warmup: WarmupConfig = field(default_factory=WarmupConfig)
     shrinking: ShrinkingConfig = field(default_factory=ShrinkingConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
+    ordering: OrderingConfig = field(default_factory=OrderingConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     checkpoint_every: int = 500
     log_every: int = 50
     eval_every: int = 1000
@@ -125,8 +153,20 @@ class RunConfig:
 
     @property
     def total_iterations(self) -> int:
-        """Warm-up and adaptation: what a finished run's checkpoint has done."""
+        """Warm-up, adaptation and the teacher stage: what a finished run's checkpoint has done."""
+        return self.adaptation_end + self.teacher.iterations
+
+    @property
+    def adaptation_end(self) -> int:
+        """The iteration count at the end of adaptation (where the teacher stage begins)."""
         return self.warmup.iterations + self.iterations
+
+    @property
+    def ordering_iteration(self) -> int:
+        """Where channels are ordered: before the first step that trains a narrower model, i.e.
+        the teacher stage's first when warm-up and adaptation train the largest model only."""
+        largest_only = not self.warmup.iterations and self.models_per_step == 1
+        return self.adaptation_end if largest_only and self.teacher.iterations else 0
 
     @property
     def run_dir(self) -> Path:
@@ -167,6 +207,8 @@ _ADDED_LATER = {
     "warmup": dataclasses.asdict(WarmupConfig()),
     "shrinking": dataclasses.asdict(ShrinkingConfig()),
     "averaging": dataclasses.asdict(AveragingConfig()),
+    "ordering": dataclasses.asdict(OrderingConfig()),
+    "teacher": dataclasses.asdict(TeacherConfig()),
     "distillation.ramp": False,
     "domain_bn": "joint",
 }
@@ -179,6 +221,7 @@ _CHOICES = {
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),
     "warmup.images": ("source", "target", "both"),
+    "ordering.criterion": (None, "l1_next", "l1_out", "bn_gamma"),
 }
 
 
@@ -230,6 +273,8 @@ def _build(raw: dict, src: str) -> RunConfig:
         "warmup": WarmupConfig,
         "shrinking": ShrinkingConfig,
         "averaging": AveragingConfig,
+        "ordering": OrderingConfig,
+        "teacher": TeacherConfig,
     }
     kwargs: dict[str, Any] = {}
     fields = {f.name: f for f in dataclasses.fields(RunConfig)}
@@ -333,6 +378,24 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
         raise bad("shrinking.stages", "0 (off) or a positive integer", sh.stages)
     if not 0 < sh.fraction <= 1:
         raise bad("shrinking.fraction", "a fraction in (0, 1]", sh.fraction)
+    t = cfg.teacher
+    if t.iterations < 0:
+        raise bad("teacher.iterations", "0 (off) or a positive integer", t.iterations)
+    if t.models_per_step < 1:
+        raise bad("teacher.models_per_step", "a positive integer", t.models_per_step)
+    if t.temperature <= 0:
+        raise bad("teacher.temperature", "a number above 0", t.temperature)
+    for name in ("logits", "features", "source_ce"):
+        if getattr(t, name) < 0:
+            raise bad(f"teacher.{name}", "a weight at least 0", getattr(t, name))
+    if t.lr is not None and t.lr <= 0:
+        raise bad("teacher.lr", "a number above 0 (or null: optimizer.lr)", t.lr)
+    if t.backbone_lr_mult is not None and t.backbone_lr_mult < 0:
+        raise bad(
+            "teacher.backbone_lr_mult",
+            "a number at least 0 (or null: optimizer.backbone_lr_mult)",
+            t.backbone_lr_mult,
+        )
     av = cfg.averaging
     if av.start is not None and not 0 <= av.start < 1:
         raise bad("averaging.start", "a fraction in [0, 1) (or null: off)", av.start)

@@ -41,6 +41,14 @@ from slimda_nas.train.optim import build_optimizer, lr_factor
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import open_choices, sample_model_batch
 from slimda_nas.train.step import BankStep
+from slimda_nas.train.teacher import (
+    CACHE,
+    VIEWS,
+    TeacherCache,
+    TeacherStep,
+    build_cache,
+    view_batch,
+)
 
 SUMMARY = "train_summary.json"
 
@@ -73,6 +81,10 @@ class _Session:
     tgt: Any | None
     warmup: Method | None = None  # in-place distillation before adaptation
     step: nn.Module | None = None
+    # the teacher stage: (source, target) streams of view indices, its step and cached targets
+    views: tuple[Any, Any] | None = None
+    teacher_step: nn.Module | None = None
+    teacher_cache: TeacherCache | None = None
     metrics: MetricsLog | None = None
     average: WeightAverage = field(default_factory=WeightAverage)
 
@@ -194,9 +206,17 @@ def _setup(cfg: RunConfig) -> _Session:
     tgt = None
     if method.uses_target or (warmup is not None and warmup.uses_target):
         tgt = InfiniteLoader(data.target_train, cfg.batch_size, seed=seed + 1, with_labels=False)
-    return _Session(
+    s = _Session(
         cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt, warmup
     )
+    if cfg.teacher.iterations:
+        from slimda_nas.data import IndexStream
+
+        s.views = tuple(
+            IndexStream(len(images) * VIEWS, seed + 2 + k, f"{images.name}/views")
+            for k, images in enumerate((data.source_train, data.target_train))
+        )
+    return s
 
 
 def _restore(s: _Session, resume: bool | None) -> int:
@@ -239,6 +259,9 @@ def _restore(s: _Session, resume: bool | None) -> int:
     s.src.load_state_dict(mine["loaders"]["source"])
     if s.tgt is not None:
         s.tgt.load_state_dict(mine["loaders"]["target"])
+    if s.views is not None and mine["loaders"].get("views"):
+        for stream, saved in zip(s.views, mine["loaders"]["views"], strict=True):
+            stream.load_state_dict(saved)
     restore_rng(mine["rng"])
     if state.average is not None:
         s.average = WeightAverage.from_state_dict(state.average, s.device)
@@ -260,6 +283,12 @@ def _prepare(s: _Session, start: int) -> None:
     if s.cfg.compile:
         step = torch.compile(step)
     s.step = step
+    if s.views is not None:
+        s.teacher_step = TeacherStep(
+            s.model, s.cfg.teacher, s.cfg.channels_last, s.cfg.domain_bn == "separate"
+        )
+        if start > s.cfg.adaptation_end:  # resumed inside the stage: the targets it began with
+            s.teacher_cache = TeacherCache.load(s.cfg.run_dir / CACHE, s.cfg.training_hash())
     s.cfg.run_dir.mkdir(parents=True, exist_ok=True)
     if s.dist.is_main:
         s.metrics = MetricsLog(s.cfg.run_dir / "metrics.jsonl", resume_iteration=start)
@@ -294,34 +323,100 @@ def _autocast(s: _Session) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _phase(cfg: RunConfig, it: int) -> tuple[bool, float]:
-    """(in the warm-up?, progress in [0, 1] of the phase) at iteration ``it`` (0-based)."""
-    w = cfg.warmup.iterations
+def _phase(cfg: RunConfig, it: int) -> tuple[str, float]:
+    """(phase, progress in [0, 1] of the phase) at iteration ``it`` (0-based); the phases are
+    ``warmup``, ``adaptation`` and ``teacher``, in that order."""
+    w, end = cfg.warmup.iterations, cfg.adaptation_end
     if it < w:
-        return True, it / w
-    return False, (it - w) / cfg.iterations
+        return "warmup", it / w
+    if it < end:
+        return "adaptation", (it - w) / cfg.iterations
+    return "teacher", (it - end) / cfg.teacher.iterations
+
+
+def _set_lr(s: _Session, phase: str, p: float) -> None:
+    """The warm-up keeps its learning rate constant; adaptation and the teacher stage follow
+    the schedule (the stage with its own lr0 and backbone multiplier where it sets them)."""
+    o, t = s.cfg.optimizer, s.cfg.teacher
+    if phase == "warmup":
+        rates = [g["base_lr"] * (s.cfg.warmup.lr or o.lr) / o.lr for g in s.optimizer.param_groups]
+    elif phase == "teacher":
+        lr0 = t.lr or o.lr
+        mult = o.backbone_lr_mult if t.backbone_lr_mult is None else t.backbone_lr_mult
+        rates = [lr0 * mult * lr_factor(o, p), lr0 * lr_factor(o, p)]  # backbone, heads
+    else:
+        rates = [g["base_lr"] * lr_factor(o, p) for g in s.optimizer.param_groups]
+    for g, lr in zip(s.optimizer.param_groups, rates, strict=True):
+        g["lr"] = lr
+
+
+def _begin_narrow_training(s: _Session, it: int) -> None:
+    """Order channels before the first step that trains a narrower model, and freeze the
+    teacher's outputs where its stage begins (in that order: the cache holds ordered channels)."""
+    cfg = s.cfg
+    if cfg.ordering.criterion and it == cfg.ordering_iteration:
+        from slimda_nas.slim.ordering import reorder_channels
+
+        perms = reorder_channels(
+            s.model, s.model.channel_groups(), cfg.ordering.criterion, s.optimizer
+        )
+        if s.average.count:
+            from slimda_nas.slim.ordering import permute_named
+
+            s.average.state = permute_named(s.average.state, perms)
+    if s.views is not None and it == cfg.adaptation_end:
+        s.teacher_cache = build_cache(
+            s.bank,
+            s.data,
+            calibration_images=cfg.calibration_images,
+            seed=cfg.seed,
+            config_hash=cfg.training_hash(),
+            channels_last=cfg.channels_last,
+        )
+        if s.dist.is_main:
+            s.teacher_cache.save(cfg.run_dir / CACHE)
+        s.model.train()
+
+
+def _teacher_forward(s: _Session, widths: list[dict[str, int]]):
+    """The teacher stage's loss on the next views of both domains."""
+    data, cache, (src, tgt) = s.data, s.teacher_cache, s.views
+    n = s.cfg.batch_size
+    items_src, items_tgt = src.take(n), tgt.take(n)
+    y_src = data.source_train.labels[items_src // VIEWS]
+    return s.teacher_step(
+        view_batch(data.source_train, items_src).to(s.device),
+        y_src.to(s.device),
+        cache.targets("source", items_src, s.device),
+        view_batch(data.target_train, items_tgt).to(s.device),
+        cache.targets("target", items_tgt, s.device),
+        widths,
+    )
 
 
 def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     """One optimizer step at iteration ``it`` (0-based); (loss, its terms)."""
     cfg = s.cfg
-    warmup, p = _phase(cfg, it)
-    # the warm-up keeps its learning rate constant; adaptation follows the schedule
-    factor = (cfg.warmup.lr or cfg.optimizer.lr) / cfg.optimizer.lr if warmup else None
-    for g in s.optimizer.param_groups:
-        g["lr"] = g["base_lr"] * (factor if warmup else lr_factor(cfg.optimizer, p))
+    _begin_narrow_training(s, it)
+    phase, p = _phase(cfg, it)
+    _set_lr(s, phase, p)
     open_ = open_choices(s.space, p, cfg.shrinking.stages, cfg.shrinking.fraction)
+    warmup = phase == "warmup"
+    m = cfg.teacher.models_per_step if phase == "teacher" else cfg.models_per_step
     configs = sample_model_batch(
-        s.space, cfg.models_per_step, cfg.seed, it, cfg.sandwich or warmup, open_
+        s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_
     )
     widths = [s.space.layer_widths(c) for c in configs]
-    x_src, y_src = next(s.src)
-    x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
     s.optimizer.zero_grad(set_to_none=True)
-    with _autocast(s):
-        total, terms = s.step(
-            x_src.to(s.device, non_blocking=True), y_src.to(s.device), x_tgt, widths, p, warmup
-        )
+    if phase == "teacher":
+        total, terms = _teacher_forward(s, widths)
+    else:
+        x_src, y_src = next(s.src)
+        x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
+        with _autocast(s):
+            total, terms = s.step(
+                x_src.to(s.device, non_blocking=True), y_src.to(s.device), x_tgt, widths, p, warmup
+            )
     loss = float(total.detach())
     if not D.all_ok(s.dist, math.isfinite(loss), s.device):
         bad = next((k for k, v in terms.items() if not math.isfinite(float(v))), "total")
@@ -341,7 +436,7 @@ def _average(s: _Session, done: int) -> None:
     if not joins_average(av.start, av.every, done - cfg.warmup.iterations, cfg.iterations):
         return
     s.average.update(s.model.state_dict())
-    if done == cfg.total_iterations:
+    if done == cfg.adaptation_end:
         s.model.load_state_dict(s.average.state)
 
 
@@ -353,15 +448,15 @@ def _log(s: _Session, done: int, loss: float, terms: dict, t0: float, t_log: flo
     cfg = s.cfg
     now = time.time()
     steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
-    images_per_step = cfg.batch_size * (2 if s.tgt else 1) * s.dist.world_size
-    warmup, p = _phase(cfg, done - 1)  # the step just taken
+    images_per_step = cfg.batch_size * (2 if s.tgt or s.views else 1) * s.dist.world_size
+    phase, p = _phase(cfg, done - 1)  # the step just taken
     s.metrics.write(
         {
             "iteration": done,
-            "phase": "warmup" if warmup else "adaptation",
+            "phase": phase,
             "loss": loss,
             **{k: float(v) for k, v in terms.items()},
-            "lambda": 0.0 if warmup else confusion_lambda(p),
+            "lambda": confusion_lambda(p) if phase == "adaptation" else 0.0,
             "lr": s.optimizer.param_groups[1]["lr"],
             "images_per_s": images_per_step * steps / max(now - t_log, 1e-9),
             "time": now - t0,
@@ -399,6 +494,7 @@ def _checkpoint(s: _Session, iteration: int) -> None:
         "loaders": {
             "source": s.src.state_dict(),
             "target": s.tgt.state_dict() if s.tgt else None,
+            **({"views": [v.state_dict() for v in s.views]} if s.views else {}),
         },
     }
     ranks = [local]
@@ -426,7 +522,7 @@ def _checkpoint(s: _Session, iteration: int) -> None:
             world_size=s.dist.world_size,
             average=(
                 s.average.state_dict()
-                if s.average.count and iteration < cfg.total_iterations
+                if s.average.count and iteration < cfg.adaptation_end
                 else None
             ),
         )

@@ -100,7 +100,7 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
     resume (and are left as they are when finished)."""
     cfg = tiny_run_config(tmp_path, tiny_task)
     d = dataclasses.asdict(cfg)
-    for key in (*NOT_TRAINED, "warmup", "shrinking", "averaging"):
+    for key in (*NOT_TRAINED, "warmup", "shrinking", "averaging", "ordering", "teacher"):
         d.pop(key)
     d["distillation"].pop("ramp")  # added later, off by default like the warm-up
     d.pop("domain_bn")  # likewise

@@ -1,0 +1,327 @@
+"""Real images on a CPU: Office-31 with the ImageNet EfficientNet-Lite0 at 112 px, trained and
+measured on this machine. For each bank, a curve (accuracy of the largest, the uniform models
+within 1/4 and 1/16 and the smallest against training wall time) and, when it is finished, the
+budget table (the search's pick with the default score, the widest uniform model and the median
+of random feasible models at 1/4, 1/8 and 1/16).
+
+    python -m benchmarks.office31_cpu --task aw --arm staged --seed 0 [--threads 1]
+    python -m benchmarks.office31_cpu --task aw --arm source_only --seed 0
+    python -m benchmarks.office31_cpu --table        # print what is measured so far
+
+Arms: ``staged`` (the shipped `office31_*_cpu` config: adaptation of the largest model, channel
+ordering, the cached-teacher stage with progressive shrinking), ``today`` (the SlimDA sandwich
+of m = 4 for the same number of iterations, no ordering, no teacher), ``source_only`` and
+``symnet`` (full width, m = 1, the same iterations) and the ablations of ``staged``:
+``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
+``no_features`` (no dense distillation) and ``no_shrinking``. Banks go to
+runs/office31_cpu/<task>_<arm>_s<seed> and resume after a kill (the curve too: each point is
+kept in the results file as soon as it is measured); results to
+benchmarks/results/office31_cpu.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+import slimda_nas as sn
+from benchmarks import _common as bc
+from slimda_nas._io import write_text
+from slimda_nas.data import eval_batches, fixed_subset, load_task, resolve_data_root
+from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.train.config import ShrinkingConfig, TeacherConfig
+from slimda_nas.train.monitor import accuracy
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "benchmarks" / "results" / "office31_cpu.json"
+RUNS = REPO / "runs" / "office31_cpu"
+CURVE = ("largest", "1/4", "1/16", "smallest")
+TABLE_BUDGETS = ("1/4", "1/8", "1/16")
+ARMS = (
+    "staged",
+    "today",
+    "source_only",
+    "symnet",
+    "no_ordering",
+    "no_kd",
+    "no_features",
+    "no_shrinking",
+)
+
+
+def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunConfig:
+    """The shipped CPU config of ``task`` changed as the arm says."""
+    name = f"{task}_{arm}_s{seed}"
+    cfg = sn.load_run_config(
+        f"office31_{task}_cpu", name=name, out=str(RUNS / name), data_root=data_root, seed=seed
+    )
+    total = cfg.total_iterations
+    # the plain arms: every staged option back at its default (off), so the training hash is
+    # that of the same config without those sections
+    plain = {
+        "teacher": dataclasses.asdict(TeacherConfig()),
+        "ordering": {"criterion": None},
+        "shrinking": dataclasses.asdict(ShrinkingConfig()),
+        "iterations": total,
+    }
+    changes: dict = {
+        "staged": {},
+        "today": {**plain, "models_per_step": 4},
+        "source_only": {**plain, "method": "source_only", "models_per_step": 1},
+        "symnet": {**plain, "method": "symnet", "models_per_step": 1},
+        "no_ordering": {"ordering": {"criterion": None}},
+        "no_kd": {"teacher": {"logits": 0.0, "features": 0.0}},
+        "no_features": {"teacher": {"features": 0.0}},
+        "no_shrinking": {"shrinking": {"stages": 0}},
+    }[arm]
+    return cfg.replace(**changes)
+
+
+class CurveProbe:
+    """Target accuracy of the live bank's largest, uniform-within-budget and smallest models
+    (BN re-estimated on 500 target training images, every target test image)."""
+
+    def __init__(self, cfg: sn.RunConfig) -> None:
+        space = sn.load_space(cfg.space)
+        self.data = load_task(cfg.task, resolve_data_root(cfg.data_root), space.input_size)
+        self.calib = fixed_subset(self.data.target_train, 500, seed=0)
+
+    def measure(self, bank: sn.ModelBank) -> dict[str, float]:
+        cost, space = CostModel(bank), bank.space
+        anchor = cost.macs(space.largest())
+        configs = {"largest": space.largest(), "smallest": space.smallest()}
+        for text in ("1/4", "1/16"):
+            ratio = cost.widest_uniform_ratio(sn.parse_budget(text).macs(anchor))
+            configs[text] = space.smallest() if ratio is None else space.uniform(ratio)
+        calib = [x for x in eval_batches(self.data.target_train, 100, self.calib)]
+        return {
+            name: accuracy(
+                bank, c, calib, eval_batches(self.data.target_test, 100, with_labels=True)
+            )[bank.deploy_head]
+            for name, c in configs.items()
+        }
+
+
+def train_with_curve(
+    cfg: sn.RunConfig, every: int, results: dict, key: str, max_seconds: float = 0
+) -> None:
+    """Train ``cfg`` ``every`` iterations at a time, measuring the curve after each chunk;
+    ``results[key]`` keeps the points and the training seconds so far (resumable)."""
+    entry = results.setdefault(key, {"curve": [], "train_seconds": 0.0})
+    probe = None
+    while True:
+        t0 = time.perf_counter()
+        r = sn.train_bank(cfg, show_progress=False, stop_after=every)
+        if r.resumed_from >= cfg.total_iterations:  # finished before this call
+            break
+        entry["train_seconds"] += time.perf_counter() - t0
+        if not entry["curve"] or entry["curve"][-1]["iteration"] < r.iterations:
+            probe = probe or CurveProbe(cfg)
+            point = {"iteration": r.iterations, "train_seconds": round(entry["train_seconds"], 1)}
+            point.update(probe.measure(r.bank))
+            entry["curve"].append(point)
+            save(results, key)
+            print(json.dumps({key: point}), flush=True)
+        if r.iterations >= cfg.total_iterations:
+            break
+        if max_seconds and entry["train_seconds"] >= max_seconds:
+            print(f"{key}: stopped after {entry['train_seconds']:.0f} s (--max-seconds)")
+            break
+
+
+def random_feasible(ev: sn.Evaluator, limit: float, n: int, seed: int) -> list[float]:
+    return bc.ground_truth(ev, bc.random_feasible(ev, int(limit), n, seed))
+
+
+def budget_table(run_dir: Path, trials: int, n_random: int, full_width_only: bool) -> dict:
+    """The finished bank's largest and, per budget (not for full-width baselines), the pick,
+    the uniform model and the random median."""
+    from slimda_nas.evaluate.ground_truth import ground_truth
+
+    run = sn.load_run(run_dir)
+    ev = sn.Evaluator(run, sn.EvalSettings())
+    space, anchor = run.space, ev.anchor_macs
+    if full_width_only:
+        return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": {}}
+    result = sn.run_search(
+        ev,
+        sn.SearchOptions(
+            budgets=list(TABLE_BUDGETS),
+            sampler="tpe",
+            evaluations=trials,
+            seed=0,
+            storage=str(run_dir / "bench.journal"),
+            settings=ev.settings,
+        ),
+        save=False,
+    )
+    rows = {}
+    for text, pick in zip(TABLE_BUDGETS, result.picks, strict=True):
+        limit = sn.parse_budget(text).macs(anchor)
+        ratio = ev.cost.widest_uniform_ratio(limit)
+        rand = random_feasible(ev, limit, n_random, seed=0)
+        rows[text] = {
+            "pick": pick.accuracy,
+            "pick_macs": pick.macs,
+            "uniform": ground_truth(ev, [space.uniform(ratio)])[0] if ratio else None,
+            "random_median": statistics.median(rand),
+            "random_n": len(rand),
+        }
+    return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": rows}
+
+
+def speed(task: str, steps: int) -> dict:
+    """Where a CPU step goes: seconds of a full-width step (m = 1), of sandwich steps (m = 4)
+    and of teacher-stage steps (m = 3, targets from a stand-in cache), each against its
+    MACs-ideal ratio (the sampled models' MACs over the largest's); channels_last on and off."""
+    from slimda_nas.methods import HEADS, build_method
+    from slimda_nas.train.sandwich import sample_model_batch
+    from slimda_nas.train.step import BankStep
+    from slimda_nas.train.teacher import TeacherStep, stage_outputs
+
+    cfg = arm_config(task, "staged", 0, None)
+    space = sn.load_space(cfg.space)
+    torch.manual_seed(0)
+    bank = sn.ModelBank.build(space, 31, heads=HEADS, weights=cfg.weights)
+    model, cost = bank.model.train(), CostModel(bank)
+    n, size = cfg.batch_size, space.input_size
+    x, y = torch.randn(n, 3, size, size), torch.randint(0, 31, (n,))
+    full = cost.macs(space.largest())
+    out: dict = {"threads": torch.get_num_threads(), "batch_per_domain": n}
+
+    def timed(step, *args) -> float:
+        t0 = time.perf_counter()
+        total, _ = step(*args)
+        total.backward()
+        model.zero_grad(set_to_none=True)
+        return time.perf_counter() - t0
+
+    for layout in ("channels_last", "contiguous"):
+        cl = layout == "channels_last"
+        model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
+        method = build_method("slimda", **vars(cfg.distillation))
+        bank_step = BankStep(model, method, cl, separate_domains=True)
+        one = [space.layer_widths(space.largest())]
+        timed(bank_step, x, y, x, one, 0.5)  # warm-up
+        t_full = statistics.median(timed(bank_step, x, y, x, one, 0.5) for _ in range(steps))
+        rows = {}
+        for kind, m in (("sandwich", 4), ("teacher", 3)):
+            times, ideal = [], []
+            for it in range(steps):
+                configs = sample_model_batch(space, m, 0, it)
+                widths = [space.layer_widths(c) for c in configs]
+                ideal.append(sum(cost.macs(c) for c in configs) / full)
+                if kind == "sandwich":
+                    times.append(timed(bank_step, x, y, x, widths, 0.5))
+                    continue
+                with torch.no_grad(), stage_outputs(model, model.stage_outputs()) as hints:
+                    logits = torch.stack(list(model(x, heads=HEADS).values()), 1)
+                targets = (logits, [h.float() for h in hints])
+                step = TeacherStep(model, cfg.teacher, cl, True)
+                times.append(timed(step, x, y, targets, x, targets, widths))
+            ratio = statistics.median(times) / t_full
+            rows[kind] = {
+                "seconds": statistics.median(times),
+                "time_ratio": ratio,
+                "macs_ratio": statistics.median(ideal),
+                "of_ideal": ratio / statistics.median(ideal),
+            }
+        out[layout] = {"full_step_seconds": t_full, **rows}
+    return out
+
+
+def save(results: dict, key: str) -> None:
+    """Write ``results[key]`` into the results file, keeping what other processes wrote."""
+    on_disk = json.loads(OUT.read_text()) if OUT.exists() else {}
+    on_disk[key] = results[key]
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    write_text(OUT, json.dumps(on_disk, indent=1) + "\n")
+
+
+def show(results: dict) -> None:
+    console = Console()
+    curves = Table(title="Office-31, Lite0 at 112 px, CPU: accuracy against training time")
+    for col in ("bank", "iteration", "train s", *CURVE):
+        curves.add_column(col, justify="left" if col == "bank" else "right")
+    for key, entry in results.items():
+        for p in entry.get("curve", []):
+            curves.add_row(
+                key,
+                str(p["iteration"]),
+                f"{p['train_seconds']:.0f}",
+                *(f"{100 * p[m]:.1f}" for m in CURVE),
+            )
+    console.print(curves)
+    table = Table(title="Finished banks: pick / uniform / random median (target accuracy %)")
+    for col in ("bank", "largest", *TABLE_BUDGETS):
+        table.add_column(col, justify="left" if col == "bank" else "right")
+    for key, entry in results.items():
+        t = entry.get("table")
+        if not t:
+            continue
+
+        def cell(row: dict) -> str:
+            uni = "-" if row["uniform"] is None else f"{100 * row['uniform']:.1f}"
+            return f"{100 * row['pick']:.1f} / {uni} / {100 * row['random_median']:.1f}"
+
+        table.add_row(
+            key, f"{100 * t['largest']:.1f}", *(cell(t["budgets"][b]) for b in TABLE_BUDGETS)
+        )
+    console.print(table)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--task", choices=("aw", "da"), default="aw")
+    p.add_argument("--arm", choices=ARMS, default="staged")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--every", type=int, default=250, help="iterations between curve points")
+    p.add_argument("--trials", type=int, default=100, help="search evaluations per budget")
+    p.add_argument("--random", type=int, default=15, help="random feasible models per budget")
+    p.add_argument("--data-root", default=os.environ.get("SLIMDA_NAS_DATA"))
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=0, help="stop training after (curve only)")
+    p.add_argument("--table", action="store_true", help="only print what is measured")
+    p.add_argument("--speed", type=int, default=0, metavar="STEPS", help="time steps instead")
+    args = p.parse_args()
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if args.speed:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        key = f"speed_{args.task}_{torch.get_num_threads()}threads"
+        results[key] = speed(args.task, args.speed)
+        save(results, key)
+        print(json.dumps(results[key], indent=1))
+        return
+    if not args.table:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        cfg = arm_config(args.task, args.arm, args.seed, args.data_root)
+        key = cfg.name
+        train_with_curve(cfg, args.every, results, key, args.max_seconds)
+        results[key]["threads"] = torch.get_num_threads()
+        finished = (
+            results[key]["curve"]
+            and results[key]["curve"][-1]["iteration"] >= cfg.total_iterations
+        )
+        if "table" not in results[key] and (
+            finished or (cfg.run_dir / "train_summary.json").exists()
+        ):
+            results[key]["table"] = budget_table(
+                cfg.run_dir, args.trials, args.random, args.arm in ("source_only", "symnet")
+            )
+        save(results, key)
+    show(results)
+
+
+if __name__ == "__main__":
+    main()
