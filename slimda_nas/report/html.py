@@ -311,9 +311,13 @@ def _studies(data: ReportData) -> str:
     )
 
 
+def _known(value) -> str:
+    return "?" if value is None else str(value)
+
+
 def _settings(data: ReportData, summary: dict) -> str:
     run, s = summary["run"], data.scoring
-    subsets = {k: "?" if v is None else v for k, v in s.subsets.to_dict().items()}
+    sub = s.subsets
     space = run["space"]
     anchor = s.anchor
     anchor_text = "largest configuration" if anchor in (None, data.run.space.largest()) else anchor
@@ -335,9 +339,9 @@ def _settings(data: ReportData, summary: dict) -> str:
         ("UPEM metric", data.metric),
         (
             "evaluation subsets",
-            f"{subsets['calibration']} images for BN re-estimation, "
-            f"{subsets['scoring']} for UPEM, seed {subsets['seed']}, "
-            f"from {subsets['split']} (unlabelled)",
+            f"{_known(sub.calibration)} images for BN re-estimation, "
+            f"{_known(sub.scoring)} for UPEM, seed {_known(sub.seed)}, "
+            f"from {_known(sub.split)} (unlabelled)",
         ),
         ("BN re-estimation", "on" if s.recalibrate_bn else "OFF"),
         ("search seeds", "; ".join(f"{k}: {sorted(v)}" for k, v in sorted(seeds.items()))),
