@@ -8,7 +8,6 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,12 @@ import torch
 from torch import nn
 
 from slimda_nas._io import write_json, write_yaml
-from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
-from slimda_nas.export.model_record import MODEL_FILE, ExportRecord
+from slimda_nas.export.model_record import MODEL_FILE, build_record
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
@@ -223,83 +221,34 @@ def write_export(
 ) -> ExportResult:
     """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically); with
     ``latency``, its batch-1 latency on this machine beside the full-width model's."""
-    from slimda_nas.data import eval_batches
-
-    run, space = evaluator.run, evaluator.run.space
-    config = space.check_config(chosen.config, origin=chosen.label)
-    # UPEM as the search computed it (default numerics); the exported model and the logits it
-    # is compared with in true fp32 (see full_fp32)
-    upem = evaluator.label_free_scores(evaluator.outputs(config))
-    with full_fp32():
-        plain = calibrated_plain(evaluator, config)
-        reference = evaluator.logits(config).cpu()
-    scoring = [x.cpu() for x in evaluator.scoring]
-    anchor_macs = evaluator.anchor_macs
-    searched = chosen.point.macs if chosen.point is not None else None
-    macs_rec = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
-    labels = has_labels(evaluator)
-    data = run.data()
-    test_n = len(data.target_test) if labels else 0
-    bank_acc = ground_truth(evaluator, [config])[0] if labels else None
-    example = torch.zeros(2, *space.input_shape)
-
-    def test_batches(limit=None):
-        return limited(
-            eval_batches(data.target_test, evaluator.settings.batch_size, with_labels=True), limit
-        )
-
+    config = evaluator.run.space.check_config(chosen.config, origin=chosen.label)
+    ref = _Reference.of(evaluator, config, chosen)
     files, seconds, checks = {}, {}, {}
     with staging(out) as tmp:
         for name in formats:
-            fmt = FORMATS[name]
-            t0 = time.perf_counter()
-            path = tmp / fmt.file
-            fmt.save(plain, example, path)
-            t_save = time.perf_counter() - t0
-            runner = (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path)
-            limit = fmt.max_images()
-            check = {
-                "format": name,
-                "runtime": fmt.runtime(),
-                "bytes": path.stat().st_size,
-                "logits": logits_check(runner, scoring, reference, tolerance, limit),
-            }
-            if labels:
-                n = test_n if limit is None else min(limit, test_n)
-                if n == test_n:
-                    bank = bank_acc
-                else:
-                    with full_fp32():
-                        bank = evaluator.accuracy(config, test_batches(n))
-                check["accuracy"] = accuracy_check(runner, test_batches(n), bank, n)
-            seconds[name] = time.perf_counter() - t0
-            check["seconds"] = {
-                "write": round(t_save, 3),
-                "write_and_verify": round(seconds[name], 3),
-            }
-            checks[fmt.file] = check
-            files[name] = out / fmt.file
+            file = FORMATS[name].file
+            checks[file], seconds[name] = _write_and_check(name, tmp / file, ref, tolerance)
+            files[name] = out / file
         verification = {
-            "macs": macs_rec,
-            "upem": upem_check(upem, chosen, evaluator),
+            "macs": ref.macs,
+            "upem": upem_check(ref.upem, chosen, evaluator),
             "files": checks,
         }
         problems = failures(verification)
         verification["passed"] = not problems
-        record = _record(
-            evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
+        record = build_record(
+            evaluator,
+            chosen,
+            config,
+            ref.plain,
+            ref.upem,
+            ref.bank_accuracy,
+            evaluator.anchor_macs,
+            verification,
+            formats,
         )
         if latency:
-            largest = space.largest()
-            lat = latency_record(
-                run.run_dir,
-                run.checkpoint_hash,
-                {
-                    "model": (config, lambda: plain),
-                    "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
-                },
-                space.input_shape,
-            )
+            lat = _latency(evaluator, config, ref.plain)
             record = dataclasses.replace(record, latency=lat.to_dict())
         record = record.to_dict()
         write_yaml(tmp / "config.yaml", dict(config))
@@ -309,78 +258,101 @@ def write_export(
     return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)
 
 
-def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
-    """The architecture at ``config`` to load a state_dict into (its weights are overwritten)."""
-    return evaluator.bank.materialize(config, evaluator.head).cpu()
+@dataclass(kw_only=True)
+class _Reference:
+    """What every written file is checked against: the bank's sub-network, BN re-estimated as
+    the search scored it, its logits on the scoring images and its target accuracy."""
+
+    evaluator: Evaluator
+    config: dict
+    plain: nn.Module
+    logits: torch.Tensor
+    scoring: list[torch.Tensor]
+    upem: dict
+    macs: dict  # the MACs check
+    labels: bool
+    bank_accuracy: float | None
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, config: dict, chosen: select.Selection) -> _Reference:
+        space = evaluator.run.space
+        # UPEM as the search computed it (default numerics); the exported model and the logits
+        # it is compared with in true fp32 (see full_fp32)
+        upem = evaluator.label_free_scores(evaluator.outputs(config))
+        with full_fp32():
+            plain = calibrated_plain(evaluator, config)
+            logits = evaluator.logits(config).cpu()
+        searched = chosen.point.macs if chosen.point is not None else None
+        macs = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
+        labels = has_labels(evaluator)
+        return cls(
+            evaluator=evaluator,
+            config=config,
+            plain=plain,
+            logits=logits,
+            scoring=[x.cpu() for x in evaluator.scoring],
+            upem=upem,
+            macs=macs,
+            labels=labels,
+            bank_accuracy=ground_truth(evaluator, [config])[0] if labels else None,
+        )
+
+    @property
+    def test_n(self) -> int:
+        return len(self.evaluator.run.data().target_test) if self.labels else 0
+
+    def test_batches(self, limit: int | None = None):
+        from slimda_nas.data import eval_batches
+
+        data, size = self.evaluator.run.data(), self.evaluator.settings.batch_size
+        return limited(eval_batches(data.target_test, size, with_labels=True), limit)
+
+    def bank_accuracy_on(self, n: int) -> float | None:
+        """The bank's accuracy on the first ``n`` test images (all: as measured once)."""
+        if n == self.test_n:
+            return self.bank_accuracy
+        with full_fp32():
+            return self.evaluator.accuracy(self.config, self.test_batches(n))
 
 
-def _record(
-    evaluator: Evaluator,
-    chosen: select.Selection,
-    config: dict,
-    plain: nn.Module,
-    upem: dict,
-    accuracy: float | None,
-    anchor_macs: int,
-    verification: dict,
-    formats: list[str],
-) -> ExportRecord:
-    run, space = evaluator.run, evaluator.run.space
-    data = run.data()
-    macs = verification["macs"]["thop"]
-    searched = chosen.point.upem if chosen.point is not None else {}
-    return ExportRecord(
-        label=chosen.label,
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        files={FORMATS[f].file: f for f in formats},
-        input={
-            "shape": [1, *space.input_shape],
-            "batch": "dynamic (any size >= 1)",
-            "dtype": "float32",
-            "layout": "NCHW, RGB",
-            "normalization": {
-                "mean": list(data.mean),
-                "std": list(data.std),
-                "formula": "(pixel / 255 - mean) / std, per channel",
-            },
-            "preprocess": _preprocess(data),
+def _write_and_check(name: str, path: Path, ref: _Reference, tolerance: float):
+    """Write the model in format ``name`` and check the written file: its logits against the
+    bank's, and (with labels) its accuracy; the check and the seconds both took."""
+    fmt = FORMATS[name]
+    t0 = time.perf_counter()
+    example = torch.zeros(2, *ref.evaluator.run.space.input_shape)
+    fmt.save(ref.plain, example, path)
+    t_save = time.perf_counter() - t0
+    runner = (fmt.load or state_dict_loader(lambda: _empty(ref.evaluator, ref.config)))(path)
+    limit = fmt.max_images()
+    check = {
+        "format": name,
+        "runtime": fmt.runtime(),
+        "bytes": path.stat().st_size,
+        "logits": logits_check(runner, ref.scoring, ref.logits, tolerance, limit),
+    }
+    if ref.labels:
+        n = ref.test_n if limit is None else min(limit, ref.test_n)
+        check["accuracy"] = accuracy_check(runner, ref.test_batches(n), ref.bank_accuracy_on(n), n)
+    seconds = time.perf_counter() - t0
+    check["seconds"] = {"write": round(t_save, 3), "write_and_verify": round(seconds, 3)}
+    return check, seconds
+
+
+def _latency(evaluator: Evaluator, config: dict, plain: nn.Module):
+    """Batch-1 latency of the exported model and of the full-width one, on this machine."""
+    run, largest = evaluator.run, evaluator.run.space.largest()
+    return latency_record(
+        run.run_dir,
+        run.checkpoint_hash,
+        {
+            "model": (config, lambda: plain),
+            "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
         },
-        output={"logits": len(run.bank.classes), "head": evaluator.head},
-        classes=list(run.bank.classes),
-        config=dict(config),
-        channels=space.unit_channels(config),
-        macs=macs,
-        params=verification["macs"]["params"],
-        anchor_macs=anchor_macs,
-        fraction_of_anchor=macs / anchor_macs,
-        budget=chosen.budget.text if chosen.budget else None,
-        budget_macs=chosen.budget.macs if chosen.budget else None,
-        upem=upem,
-        upem_search=searched or None,
-        metric=evaluator.settings.metric,
-        accuracy=accuracy,
-        origin=chosen.origin,
-        run={
-            "run": str(run.run_dir),
-            "task": run.task,
-            "method": run.method,
-            "checkpoint": run.checkpoint_hash,
-            "space": {"name": space.name, "hash": space.hash},
-            "backbone": space.backbone,
-        },
-        settings=evaluator.record(),
-        verification=verification,
-        versions=versions(),
+        run.space.input_shape,
     )
 
 
-def _preprocess(data) -> str:
-    from slimda_nas.data.transforms import CropTransform, resize_size
-
-    s = data.input_size
-    if isinstance(data.target_test.transform, CropTransform):
-        return (
-            f"resize the shorter side to {resize_size(s)} px (bilinear, antialiased), centre-crop "
-            f"{s}x{s}, then normalise"
-        )
-    return f"{s}x{s} RGB (grey digits replicated to 3 channels, bilinear resize), then normalise"
+def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
+    """The architecture at ``config`` to load a state_dict into (its weights are overwritten)."""
+    return evaluator.bank.materialize(config, evaluator.head).cpu()
