@@ -94,21 +94,14 @@ def tiny_task(tmp_path) -> str:
 
 
 def tiny_run_config(tmp_path: Path, task: str, **changes):
+    from benchmarks._common import TINY_RUN
     from slimda_nas.train.config import RunConfig
 
     values = dict(
         name="tiny",
         task=task,
         space=str(SPACES / "digits_cnn.yaml"),
-        iterations=8,
-        batch_size=4,
-        models_per_step=3,
-        device="cpu",
-        checkpoint_every=2,
-        log_every=2,
-        eval_every=4,
-        eval_images=12,
-        calibration_images=12,
+        **{**TINY_RUN, "iterations": 8, "eval_every": 4},
         out=str(tmp_path / "run"),
     )
     values.update(changes)
