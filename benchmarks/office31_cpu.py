@@ -25,6 +25,7 @@ import argparse
 import dataclasses
 import json
 import os
+import random
 import statistics
 import time
 from pathlib import Path
@@ -34,7 +35,6 @@ from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
-from benchmarks import _common as bc
 from slimda_nas._io import write_text
 from slimda_nas.data import eval_batches, fixed_subset, load_task, resolve_data_root
 from slimda_nas.evaluate.macs import CostModel
@@ -46,6 +46,7 @@ OUT = REPO / "benchmarks" / "results" / "office31_cpu.json"
 RUNS = REPO / "runs" / "office31_cpu"
 CURVE = ("largest", "1/4", "1/16", "smallest")
 TABLE_BUDGETS = ("1/4", "1/8", "1/16")
+ELASTIC_BUDGETS = ("1/16", "1/32", "1/64")  # widths alone cannot reach 1/32 on Lite0
 ARMS = (
     "staged",
     "today",
@@ -55,14 +56,16 @@ ARMS = (
     "no_kd",
     "no_features",
     "no_shrinking",
+    "elastic",
 )
 
 
 def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunConfig:
     """The shipped CPU config of ``task`` changed as the arm says."""
     name = f"{task}_{arm}_s{seed}"
+    shipped = f"office31_{task}_cpu" + ("_elastic" if arm == "elastic" else "")
     cfg = sn.load_run_config(
-        f"office31_{task}_cpu", name=name, out=str(RUNS / name), data_root=data_root, seed=seed
+        shipped, name=name, out=str(RUNS / name), data_root=data_root, seed=seed
     )
     total = cfg.total_iterations
     # the plain arms: every staged option back at its default (off), so the training hash is
@@ -82,6 +85,7 @@ def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunC
         "no_kd": {"teacher": {"logits": 0.0, "features": 0.0}},
         "no_features": {"teacher": {"features": 0.0}},
         "no_shrinking": {"shrinking": {"stages": 0}},
+        "elastic": {},
     }[arm]
     return cfg.replace(**changes)
 
@@ -139,23 +143,32 @@ def train_with_curve(
 
 
 def random_feasible(ev: sn.Evaluator, limit: float, n: int, seed: int) -> list[float]:
-    return bc.ground_truth(ev, bc.random_feasible(ev, int(limit), n, seed))
+    """Accuracy of ``n`` random configurations within ``limit`` (uniform over them: the band
+    sampler's rejection, then its random walk where almost no draw fits)."""
+    from slimda_nas.evaluate.feasible import BandSampler
+    from slimda_nas.evaluate.ground_truth import ground_truth
+
+    rng, band = random.Random(seed), BandSampler(ev.run.space, ev.cost)
+    draws = [band.sample(rng, int(limit))[0] for _ in range(n)]
+    return ground_truth(ev, [ev.run.space.from_indices(d) for d in draws])
 
 
-def budget_table(run_dir: Path, trials: int, n_random: int, full_width_only: bool) -> dict:
+def budget_table(
+    run_dir: Path, trials: int, n_random: int, full_width_only: bool, budgets=TABLE_BUDGETS
+) -> dict:
     """The finished bank's largest and, per budget (not for full-width baselines), the pick,
     the uniform model and the random median."""
     from slimda_nas.evaluate.ground_truth import ground_truth
 
     run = sn.load_run(run_dir)
     ev = sn.Evaluator(run, sn.EvalSettings())
-    space, anchor = run.space, ev.anchor_macs
+    space, anchor = run.space, ev.cost.macs(run.space.largest())
     if full_width_only:
         return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": {}}
     result = sn.run_search(
         ev,
         sn.SearchOptions(
-            budgets=list(TABLE_BUDGETS),
+            budgets=list(budgets),
             sampler="tpe",
             evaluations=trials,
             seed=0,
@@ -165,7 +178,7 @@ def budget_table(run_dir: Path, trials: int, n_random: int, full_width_only: boo
         save=False,
     )
     rows = {}
-    for text, pick in zip(TABLE_BUDGETS, result.picks, strict=True):
+    for text, pick in zip(budgets, result.picks, strict=True):
         limit = sn.parse_budget(text).macs(anchor)
         ratio = ev.cost.widest_uniform_ratio(limit)
         rand = random_feasible(ev, limit, n_random, seed=0)
@@ -262,20 +275,24 @@ def show(results: dict) -> None:
             )
     console.print(curves)
     table = Table(title="Finished banks: pick / uniform / random median (target accuracy %)")
-    for col in ("bank", "largest", *TABLE_BUDGETS):
+    budgets = sorted(
+        {b for e in results.values() for b in e.get("table", {}).get("budgets", {})},
+        key=lambda b: sn.parse_budget(b).fraction,
+    )
+    for col in ("bank", "largest", *budgets):
         table.add_column(col, justify="left" if col == "bank" else "right")
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return "-"
+        uni = "-" if row["uniform"] is None else f"{100 * row['uniform']:.1f}"
+        return f"{100 * row['pick']:.1f} / {uni} / {100 * row['random_median']:.1f}"
+
     for key, entry in results.items():
         t = entry.get("table")
-        if not t:
-            continue
-
-        def cell(row: dict) -> str:
-            uni = "-" if row["uniform"] is None else f"{100 * row['uniform']:.1f}"
-            return f"{100 * row['pick']:.1f} / {uni} / {100 * row['random_median']:.1f}"
-
-        table.add_row(
-            key, f"{100 * t['largest']:.1f}", *(cell(t["budgets"][b]) for b in TABLE_BUDGETS)
-        )
+        if t:
+            cells = (cell(t["budgets"].get(b)) for b in budgets)
+            table.add_row(key, f"{100 * t['largest']:.1f}", *cells)
     console.print(table)
 
 
@@ -317,7 +334,11 @@ def main() -> None:
             finished or (cfg.run_dir / "train_summary.json").exists()
         ):
             results[key]["table"] = budget_table(
-                cfg.run_dir, args.trials, args.random, args.arm in ("source_only", "symnet")
+                cfg.run_dir,
+                args.trials,
+                args.random,
+                args.arm in ("source_only", "symnet"),
+                ELASTIC_BUDGETS if args.arm == "elastic" else TABLE_BUDGETS,
             )
         save(results, key)
     show(results)

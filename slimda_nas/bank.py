@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from slimda_nas.backbones import SlimBackbone
-from slimda_nas.slim.materialize import materialize_widths
-from slimda_nas.slim.ops import active_widths, set_widths
+from slimda_nas.slim.elastic import apply_setting, current_setting
+from slimda_nas.slim.materialize import materialize_setting
 from slimda_nas.space import SearchSpace
 
 
@@ -42,30 +42,35 @@ class ModelBank:
         )
         return cls(space, model, **kwargs)
 
-    def example_input(self, batch: int = 1) -> torch.Tensor:
+    def example_input(
+        self, batch: int = 1, config: Mapping[str, float | int] | None = None
+    ) -> torch.Tensor:
+        """Zeros shaped like ``batch`` inputs: stored images, or ``config``'s own resolution."""
         p = next(self.model.parameters())
-        return torch.zeros(batch, *self.space.input_shape, device=p.device, dtype=p.dtype)
+        shape = self.space.input_shape if config is None else self.space.input_shape_at(config)
+        return torch.zeros(batch, *shape, device=p.device, dtype=p.dtype)
 
     def set_config(self, config: Mapping[str, float | int]) -> None:
-        """Run the bank at ``config`` from now on."""
-        set_widths(self.model, self.space.layer_widths(config))
+        """Run the bank at ``config`` (widths, depths, resolution) from now on."""
+        apply_setting(self.model, self.space.setting(config))
 
     @contextmanager
     def use(self, config: Mapping[str, float | int]) -> Iterator[nn.Module]:
-        """Run the bank at ``config`` inside the block, then restore the previous widths."""
-        previous = active_widths(self.model)
+        """Run the bank at ``config`` inside the block, then restore what it ran at before."""
+        previous = current_setting(self.model)
         self.set_config(config)
         try:
             yield self.model
         finally:
-            set_widths(self.model, previous)
+            apply_setting(self.model, previous)
 
     def materialize(self, config: Mapping[str, float | int], head: str | None = None) -> nn.Module:
-        """The sub-network at ``config`` as plain PyTorch layers, keeping one head."""
-        return materialize_widths(
+        """The sub-network at ``config`` as plain PyTorch layers, keeping one head; it takes
+        inputs at ``config``'s resolution and holds only the blocks its depths run."""
+        return materialize_setting(
             self.model,
-            self.space.layer_widths(config),
-            self.example_input(),
+            self.space.setting(config),
+            self.example_input(config=config),
             keep_heads=(head or self.deploy_head,),
         )
 

@@ -93,6 +93,33 @@ def tiny_task(tmp_path) -> str:
     return f"folder:{root / 'A'}->folder:{root / 'B'}"
 
 
+def shrunk_space(space, size: int):
+    """``space`` with images stored at ``size`` px and its resolutions scaled alike: counting
+    and slicing rules do not depend on the size, and small inputs keep tests fast."""
+    from slimda_nas.space import space_from_dict
+
+    raw = space.to_dict()
+    sizes = raw["input"].get("sizes")
+    raw["input"]["size"] = size
+    if sizes:
+        raw["input"]["sizes"] = sorted({max(8, round(s * size / space.input_size)) for s in sizes})
+    return space_from_dict(raw, source=space.source)
+
+
+def tiny_elastic_space(folder: Path, size: int = 32) -> Path:
+    """The shipped elastic Lite0 space (widths, stage depths, resolutions) stored at ``size`` px,
+    written to ``folder``: small enough for a tiny training run."""
+    import yaml
+
+    from slimda_nas.space import load_space
+
+    space = shrunk_space(load_space(SPACES / "efficientnet_lite0_elastic.yaml"), size)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "lite0_elastic_tiny.yaml"
+    path.write_text(yaml.safe_dump(space.to_dict(), sort_keys=False))
+    return path
+
+
 def tiny_run_config(tmp_path: Path, task: str, **changes):
     from benchmarks._common import TINY_RUN
     from slimda_nas.train.config import RunConfig

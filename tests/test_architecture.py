@@ -8,7 +8,7 @@ import ast
 from tests.conftest import REPO
 
 LAYERS = [
-    {"errors", "_io", "_yaml", "_shipped", "_versions"},
+    {"errors", "_io", "_yaml", "_shipped", "_versions", "_threads"},
     {"slim"},
     {"backbones"},
     {"space"},

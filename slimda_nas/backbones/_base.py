@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from slimda_nas.errors import CheckpointError
+from slimda_nas.slim.elastic import resize_input
 from slimda_nas.slim.ops import SlimLinear, is_width_owner
 from slimda_nas.slim.ordering import ChannelGroup
 
@@ -18,14 +19,39 @@ class SlimBackbone(nn.Module):
 
     Heads are child modules named after the head (``fc`` for a torchvision-style single head,
     ``cs``/``ct``/``ca`` for the SlimDA tri-classifier), so the dense network's parameter
-    names are kept. Subclasses implement :meth:`forward_features` and :meth:`tied_layers`.
+    names are kept. Subclasses implement :meth:`forward_features` and :meth:`tied_layers`,
+    and, to offer elastic depth and resolution, :meth:`depth_stages` and :meth:`fit_input`.
     """
+
+    #: Whether the network runs at any input size (global pooling before the heads), so that a
+    #: search space may offer input resolutions below its stored size.
+    elastic_resolution: bool = True
 
     def __init__(self, head_names: Sequence[str]) -> None:
         super().__init__()
         if not head_names or len(set(head_names)) != len(head_names):
             raise ValueError(f"head names must be unique and non-empty, got {list(head_names)}")
         self.head_names: tuple[str, ...] = tuple(head_names)
+        # Elastic dimensions (slimda_nas.slim.elastic): stage -> blocks run (absent: all of
+        # them) and the side the input is resized to (None: as given).
+        self.active_depths: dict[str, int] = {}
+        self.active_resolution: int | None = None
+
+    def fit_input(self, x: Tensor) -> Tensor:
+        """The input at the active resolution; every ``forward_features`` starts with it."""
+        return resize_input(x, self.active_resolution)
+
+    def depth_stages(self) -> dict[str, tuple[str, ...]]:
+        """Stages whose trailing blocks may be skipped -> their blocks' module names in order.
+
+        Only residual blocks whose input and output shapes agree can be skipped (an
+        identity); a stage's first block changes the shape and always runs.
+        """
+        return {}
+
+    def stage_depth(self, stage: str, blocks: int) -> int:
+        """How many of the stage's ``blocks`` run at the active depths."""
+        return self.active_depths.get(stage, blocks)
 
     def _make_heads(self, in_features: int, num_classes: int) -> None:
         for name in self.head_names:

@@ -22,6 +22,10 @@ class DigitsCNN(SlimBackbone):
     fully connected layer. Every conv and the hidden layer are slimmable."""
 
     default_input_size = 32
+    # The hidden layer reads the flattened 4x4 maps, so the input size is fixed; and there is
+    # no elastic depth: no layer is residual, each one changes the representation, so none
+    # can be skipped as an identity.
+    elastic_resolution = False
     space_defaults = {
         "widths": [0.0625, 0.125, 0.1875, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0],
         "divisor": 1,
@@ -58,6 +62,7 @@ class DigitsCNN(SlimBackbone):
         self._make_heads(hidden, num_classes)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        x = self.fit_input(x)
         for i, pool in enumerate(self._pools, start=1):
             x = self.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
             if pool:

@@ -197,11 +197,23 @@ class EfficientNetLite(SlimBackbone):
                 nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        x = self.fit_input(x)
         x = self._relu6(self._bn0(self._conv_stem(self._stem_pad(x))))
-        for block in self._blocks:
-            x = block(x)
+        for stage, idx in enumerate(self.stage_blocks):
+            for i in idx[: self.stage_depth(f"stage{stage}", len(idx))]:
+                x = self._blocks[i](x)
         x = self._relu6(self._bn1(self._conv_head(x)))
         return self._dropout(torch.flatten(self._avg_pooling(x), 1))
+
+    def depth_stages(self) -> dict[str, tuple[str, ...]]:
+        """Stages of more than one block (``stage1`` .. ``stage5`` for Lite0): blocks after
+        the first have a skip connection (stride 1, same width), so a stage may stop after
+        any of them."""
+        return {
+            f"stage{k}": tuple(f"_blocks.{i}" for i in idx)
+            for k, idx in enumerate(self.stage_blocks)
+            if len(idx) > 1
+        }
 
     def tied_layers(self) -> list[tuple[str, ...]]:
         """Per stage with residuals: every block's ``_project_conv`` (later blocks add their
@@ -213,7 +225,11 @@ class EfficientNetLite(SlimBackbone):
         ]
 
     def stage_outputs(self) -> list[str]:
-        return [f"_blocks.{idx[-1]}" for idx in self.stage_blocks]
+        """Each stage's last block that runs (at the active depths)."""
+        return [
+            f"_blocks.{idx[self.stage_depth(f'stage{k}', len(idx)) - 1]}"
+            for k, idx in enumerate(self.stage_blocks)
+        ]
 
     def channel_groups(self) -> list[ChannelGroup]:
         def reads(i: int) -> tuple[tuple[str, ...], tuple[tuple[str, int], ...]]:

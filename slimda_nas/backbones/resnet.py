@@ -107,10 +107,22 @@ class ResNet(SlimBackbone):
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
     def forward_features(self, x: Tensor) -> Tensor:
+        x = self.fit_input(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        for stage in self._stages():
-            x = stage(x)
+        for i, stage in enumerate(self._stages(), start=1):
+            k = self.stage_depth(f"layer{i}", len(stage))
+            x = stage(x) if k == len(stage) else stage[:k](x)  # the first k blocks
         return torch.flatten(self.avgpool(x), 1)
+
+    def depth_stages(self) -> dict[str, tuple[str, ...]]:
+        """Every stage: blocks after the first add their input to an output of the same
+        shape, so a stage may stop after any of them (the first, with its downsample, always
+        runs)."""
+        return {
+            f"layer{i}": tuple(f"layer{i}.{j}" for j in range(len(stage)))
+            for i, stage in enumerate(self._stages(), start=1)
+            if len(stage) > 1
+        }
 
     def tied_layers(self) -> list[tuple[str, ...]]:
         """Per stage: the shortcut conv and every block's conv3 (all summed into one stream)."""
@@ -122,7 +134,12 @@ class ResNet(SlimBackbone):
         return groups
 
     def stage_outputs(self) -> list[str]:
-        return [f"layer{i}" for i in range(1, len(self._stages()) + 1)]
+        """Each stage, or at a reduced depth its last block that runs."""
+        out = []
+        for i, stage in enumerate(self._stages(), start=1):
+            k = self.stage_depth(f"layer{i}", len(stage))
+            out.append(f"layer{i}" if k == len(stage) else f"layer{i}.{k - 1}")
+        return out
 
     def channel_groups(self) -> list[ChannelGroup]:
         stages = self._stages()

@@ -15,9 +15,10 @@ import signal
 import sys
 import warnings
 
+from slimda_nas._threads import ENV_THREADS, apply_thread_policy, passive_waiting
 from slimda_nas.errors import Notice, UserError
 
-_COMMANDS = ("space", "train", "eval", "search", "report", "export")
+_COMMANDS = ("space", "train", "eval", "search", "report", "export", "predict")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     for name in _COMMANDS:
         module = importlib.import_module(f"slimda_nas.cli.{name}")
         module.register(sub)
+    for command in _leaf_parsers(sub):
+        command.add_argument(
+            "--threads",
+            type=int,
+            help=f"PyTorch threads (default ${ENV_THREADS}, else one per core that other "
+            "processes leave free)",
+        )
     return parser
+
+
+def _leaf_parsers(sub) -> list[argparse.ArgumentParser]:
+    """The parsers that take options last (``space init``, not ``space``)."""
+    leaves = []
+    for parser in sub.choices.values():
+        nested = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        leaves += [p for a in nested for p in _leaf_parsers(a)] if nested else [parser]
+    return leaves
 
 
 class _Terminated(KeyboardInterrupt):
@@ -51,6 +68,7 @@ def _terminate(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    passive_waiting()  # before anything imports torch (see slimda_nas/_threads.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None or not hasattr(args, "handler"):
@@ -58,6 +76,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = args.debug or bool(os.environ.get("SLIMDA_NAS_DEBUG"))
     command = f"slimda-nas {args.command}"
+    try:
+        threads_before = apply_thread_policy(getattr(args, "threads", None))
+    except UserError as e:
+        print(f"{command}: error: {e}", file=sys.stderr)
+        return e.exit_code
     # An exception rather than the default exit: `finally` blocks run, so the study journal's
     # lock is released and a trial in progress is closed before the process ends.
     try:
@@ -93,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        _restore_threads(threads_before)  # for callers of main() in their own process
+
+
+def _restore_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _show_notice(command: str, default):

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
+from slimda_nas.cli.search import add_target_labelled, labelled_table
 from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
 from slimda_nas.export.model_record import ExportRecord
 
@@ -67,6 +68,7 @@ def register(sub) -> None:
         action="store_true",
         help="do not measure batch-1 latency (PyTorch and ONNX Runtime) on this machine",
     )
+    add_target_labelled(p)
     add_eval_options(p)
     p.set_defaults(handler=_run, **dict.fromkeys(_FROM_SEARCH))
 
@@ -84,6 +86,7 @@ def _run(args: argparse.Namespace) -> int:
         scoring=_scoring(args),
         device=args.device,
         data_root=args.data_root,
+        target_labelled=args.target_labelled,
     )
     if args.pareto:
         results = export_pareto(args.run, **common)
@@ -103,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     for r in results:
         console.print(_table(r))
+        if "target_labelled" in r.record:
+            console.print(labelled_table(r.record["target_labelled"]))
     return 0
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.console import Console
 
+from slimda_nas.cli.search import add_target_labelled
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -38,6 +40,7 @@ def register(sub) -> None:
         metavar="N",
         help="Pareto-front configurations whose accuracy is measured (default 24)",
     )
+    add_target_labelled(p)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", help="data folder (default: the run's, then $SLIMDA_NAS_DATA)")
     p.set_defaults(handler=_run)
@@ -61,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         accuracy_points=args.accuracy_points,
         device=args.device,
         data_root=args.data_root,
+        target_labelled=args.target_labelled,
     )
     console = Console()
     console.print(f"report: {page}  (open it in a browser: file://{page.resolve()})")

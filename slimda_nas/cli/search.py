@@ -50,6 +50,7 @@ def register(sub) -> None:
         "free configuration (the sampler's raw proposals only)",
     )
     p.add_argument("--no-report", action="store_true", help="do not (re)write the HTML report")
+    add_target_labelled(p)
     add_eval_options(p)
     p.set_defaults(handler=_run)
 
@@ -66,6 +67,7 @@ def _run(args: argparse.Namespace) -> int:
             data_root=args.data_root, on_train=lambda cfg: _training(cfg, console)
         )
     run, evaluator = build_evaluator(args)
+    labelled = _labelled(args, run)  # a bad folder fails before the search starts
     opts = SearchOptions(
         budgets=budgets,
         sampler=args.sampler,
@@ -93,6 +95,11 @@ def _run(args: argparse.Namespace) -> int:
         "* accuracy on the labelled target test split: ground truth, never seen by the search. "
         f"Results: {result.results_file} (+ .yaml); study storage: {result.storage}"
     )
+    if labelled is not None:
+        from slimda_nas.evaluate.labelled import labelled_accuracy
+
+        configs = {f"{k.budget.text} {k.sampler}": k.point.config for k in result.picks}
+        console.print(labelled_table(labelled_accuracy(evaluator, labelled, configs)))
     for s in result.studies:
         if s.short:
             console.print(
@@ -104,6 +111,37 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_report:
         _write_report(run.run_dir, args, console)
     return 0
+
+
+def add_target_labelled(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--target-labelled",
+        type=Path,
+        metavar="DIR",
+        help="a few labelled target images (DIR/<class>/*.jpg or a list file): used only to "
+        "report the accuracy of the picks, never to choose them",
+    )
+
+
+def _labelled(args: argparse.Namespace, run):
+    from slimda_nas.evaluate.labelled import load_labelled_target
+
+    if args.target_labelled is None:
+        return None
+    return load_labelled_target(args.target_labelled, run)
+
+
+def labelled_table(record: dict) -> Table:
+    """Accuracy of each model on the --target-labelled images, and how many they are."""
+    t = Table(
+        title=f"accuracy on {record['images']} labelled target images ({record['folder']}): "
+        "reported only, the picks were made without them"
+    )
+    t.add_column("model")
+    t.add_column("accuracy", justify="right")
+    for label, acc in record["accuracy"].items():
+        t.add_row(label, f"{acc:.2%}")
+    return t
 
 
 def _training(cfg, console: Console) -> None:

@@ -26,15 +26,19 @@ _EXPORTS = {
     "resize_size": "transforms",
     "TaskData": "load",
     "load_task": "load",
+    "load_labelled": "load",
     "UnreadableImagesWarning": "load",
     "InfiniteLoader": "loaders",
     "IndexStream": "loaders",
     "fixed_subset": "loaders",
     "eval_batches": "loaders",
+    "DataSummary": "summary",
+    "summarize_data": "summary",
 }
 
 __all__ = [
     "DIGITS_MEAN",
+    "DataSummary",
     "DIGITS_STD",
     "DomainSpec",
     "ENV_DATA_ROOT",
@@ -50,18 +54,26 @@ __all__ = [
     "default_data_root",
     "eval_batches",
     "fixed_subset",
+    "load_labelled",
     "load_task",
     "parse_domain",
     "parse_task",
     "resize_size",
     "resolve_data_root",
+    "summarize_data",
 ]
 
 if TYPE_CHECKING:
     from slimda_nas.data.imageset import ImageSet, LabelAccessError
-    from slimda_nas.data.load import TaskData, UnreadableImagesWarning, load_task
+    from slimda_nas.data.load import (
+        TaskData,
+        UnreadableImagesWarning,
+        load_labelled,
+        load_task,
+    )
     from slimda_nas.data.loaders import IndexStream, InfiniteLoader, eval_batches, fixed_subset
     from slimda_nas.data.root import ENV_DATA_ROOT, default_data_root, resolve_data_root
+    from slimda_nas.data.summary import DataSummary, summarize_data
     from slimda_nas.data.tasks import DomainSpec, Task, parse_domain, parse_task
     from slimda_nas.data.transforms import (
         DIGITS_MEAN,

@@ -32,14 +32,22 @@ def resized_shape(width: int, height: int, short: int) -> tuple[int, int]:
 def decode_resized(path: str, short: int) -> Decoded:
     """One image as (3, h, w) uint8 with shorter side ``short``; None if PIL cannot read it."""
     try:
-        with Image.open(path) as img:
-            rgb = img.convert("RGB")
+        return read_resized(path, short)
+    except Exception:  # truncated, corrupt, not an image, decompression bomb: skip, counted
+        return None
+
+
+def read_resized(path: str | Path, short: int | None) -> np.ndarray:
+    """One image as (3, h, w) uint8 RGB (grey, CMYK, palette and alpha images converted as
+    PIL's ``convert("RGB")`` does), shorter side ``short`` (None: as stored); PIL's error on a
+    file it cannot read."""
+    with Image.open(path) as img:
+        rgb = img.convert("RGB")
+    if short is not None:
         size = resized_shape(*rgb.size, short)
         if size != rgb.size:
             rgb = rgb.resize(size, Image.BILINEAR)
-        return np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
-    except Exception:  # truncated, corrupt, not an image, decompression bomb: skip, counted
-        return None
+    return np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1))
 
 
 def _decode_chunk(job: tuple[list[str], int]) -> list[Decoded]:

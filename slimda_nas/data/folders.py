@@ -28,12 +28,16 @@ class FileList:
     classes: list[str]
 
 
-def list_domain(spec: DomainSpec, data_root: Path | None) -> FileList:
-    """List a ``folder`` or ``list`` domain spec; dataset domains resolve under ``data_root``."""
+def list_domain(
+    spec: DomainSpec, data_root: Path | None, *, unlabelled_ok: bool = False
+) -> FileList:
+    """List a ``folder`` or ``list`` domain spec; dataset domains resolve under ``data_root``.
+    With ``unlabelled_ok`` (a target), a folder of images without class sub-folders is listed
+    as unlabelled: no classes, no labels."""
     if spec.kind == "list":
         return list_file(Path(spec.path or "").expanduser())
     if spec.path is not None:
-        return list_folder(Path(spec.path).expanduser())
+        return list_folder(Path(spec.path).expanduser(), unlabelled_ok=unlabelled_ok)
     return list_folder(dataset_domain_dir(data_root, spec.dataset or "", spec.name))
 
 
@@ -57,8 +61,9 @@ def dataset_domain_dir(data_root: Path | None, dataset: str, domain: str) -> Pat
     return path
 
 
-def list_folder(path: Path) -> FileList:
-    """Classes are the sub-folders of ``path`` (or of ``path/images`` when that is the only one)."""
+def list_folder(path: Path, *, unlabelled_ok: bool = False) -> FileList:
+    """Classes are the sub-folders of ``path`` (or of ``path/images`` when that is the only one).
+    With ``unlabelled_ok``, a folder holding images and no sub-folder is unlabelled."""
     if not path.is_dir():
         raise DataError(
             f"{path}: domain folder not found (expected <domain>/[images/]<class>/*.jpg)"
@@ -66,6 +71,10 @@ def list_folder(path: Path) -> FileList:
     top = _subdirs(path)
     class_root = path / "images" if top == ["images"] else path
     classes = _subdirs(class_root)
+    if not classes and unlabelled_ok:
+        files = _images_under(class_root)
+        if files:
+            return FileList(class_root, files, [], [])
     if not classes:
         raise DataError(f"{class_root}: no class folders (expected {class_root}/<class>/*.jpg)")
     files: list[Path] = []

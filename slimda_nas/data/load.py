@@ -70,14 +70,26 @@ def load_task(
     cache_dir = cache_home() / "decoded" if decode_cache else None
     # List both domains before decoding either: a missing target fails in milliseconds.
     source_list = list_domain(task.source, root)
-    target_list = source_list if task.target == task.source else list_domain(task.target, root)
-    _check_same_classes(task, source_list, target_list)
+    target_list = (
+        source_list
+        if task.target == task.source
+        else list_domain(task.target, root, unlabelled_ok=True)
+    )
+    # an unlabelled target (images without class folders): placeholder labels, never readable
+    labelled = bool(target_list.classes)
+    if labelled:
+        _check_same_classes(task, source_list, target_list)
+    else:
+        n = len(target_list.files)
+        target_list = FileList(target_list.where, target_list.files, [0] * n, source_list.classes)
     with Decoder(workers) as decoder:
         source = _decode_domain(task.source, source_list, input_size, decoder, cache_dir)
         target = (
             source
             if target_list is source_list
-            else _decode_domain(task.target, target_list, input_size, decoder, cache_dir)
+            else _decode_domain(
+                task.target, target_list, input_size, decoder, cache_dir, labelled=labelled
+            )
         )
     transform = source.transform
     return TaskData(
@@ -86,7 +98,7 @@ def load_task(
         input_size,
         source,
         target.unlabelled(),
-        target,
+        target if labelled else target.unlabelled(),
         transform.mean,
         transform.std,
     )
@@ -127,7 +139,12 @@ def _load_digits(task: Task, root: Path | None, input_size: int, download: bool)
 
 
 def _decode_domain(
-    spec: DomainSpec, listing: FileList, input_size: int, decoder: Decoder, cache_dir: Path | None
+    spec: DomainSpec,
+    listing: FileList,
+    input_size: int,
+    decoder: Decoder,
+    cache_dir: Path | None,
+    labelled: bool = True,
 ) -> ImageSet:
     short = resize_size(input_size)
     arrays = None
@@ -138,15 +155,16 @@ def _decode_domain(
         arrays = decoder.decode(listing.files, short)
         if cache_dir is not None:
             _cache.save(cache_dir, key, arrays)
-    listing = _drop_unreadable(listing, arrays)
+    listing = _drop_unreadable(listing, arrays, labelled)
     pixels = [torch.from_numpy(a) for a in arrays if a is not None]
     name = f"{spec.dataset}/{spec.name}" if spec.dataset else spec.name
     labels = torch.tensor(listing.labels, dtype=torch.int64)
     return ImageSet(name, listing.classes, pixels, labels, CropTransform(input_size))
 
 
-def _drop_unreadable(listing: FileList, arrays: list) -> FileList:
-    """Skip undecodable files with one warning; a class left without images is an error."""
+def _drop_unreadable(listing: FileList, arrays: list, labelled: bool = True) -> FileList:
+    """Skip undecodable files with one warning; a class left without images is an error (an
+    unlabelled domain needs one image)."""
     bad = [f for f, a in zip(listing.files, arrays, strict=True) if a is None]
     if not bad:
         return listing
@@ -158,7 +176,10 @@ def _drop_unreadable(listing: FileList, arrays: list) -> FileList:
     )
     keep = [i for i, a in enumerate(arrays) if a is not None]
     labels = [listing.labels[i] for i in keep]
-    check_classes_nonempty(listing.where, listing.classes, labels)
+    if labelled:
+        check_classes_nonempty(listing.where, listing.classes, labels)
+    elif not keep:
+        raise DataError(f"{listing.where}: no readable images")
     return FileList(listing.where, [listing.files[i] for i in keep], labels, listing.classes)
 
 
@@ -177,3 +198,52 @@ def _check_same_classes(task: Task, source: FileList, target: FileList) -> None:
         f"({len(source.classes)} classes) and {target.where} "
         f"({len(target.classes)} classes): {detail}"
     )
+
+
+def load_labelled(
+    path: str | Path, input_size: int, classes: list[str], *, digits: bool = False
+) -> ImageSet:
+    """A small labelled target set (a class-per-folder directory or a list file) in the
+    bank's class order, for REPORTING accuracy only (``--target-labelled``). It may hold fewer
+    classes than the bank, not other ones. ``digits``: prepared as the digit sets are (3x32x32,
+    grey replicated, digits normalisation); else as image folders (resize, centre crop)."""
+    from slimda_nas.data._decode import read_resized
+    from slimda_nas.data.folders import list_file, list_folder
+
+    p = Path(path).expanduser()
+    listing = list_file(p) if p.is_file() else list_folder(p)
+    unknown = sorted(set(listing.classes) - set(classes))
+    if unknown:
+        raise DataError(
+            f"--target-labelled {p}: classes the bank was not trained on: {unknown[:5]} "
+            f"(expected sub-folders named like its {len(classes)} classes, e.g. {classes[:3]})"
+        )
+    index = {c: i for i, c in enumerate(classes)}
+    labels = [index[listing.classes[k]] for k in listing.labels]
+    if digits:
+        arrays = []
+        for f in listing.files:
+            try:
+                arrays.append(read_resized(f, None).transpose(1, 2, 0))
+            except Exception:  # unreadable: left out below, as the decoder does
+                arrays.append(None)
+    else:
+        with Decoder() as decoder:
+            arrays = decoder.decode(listing.files, resize_size(input_size))
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    if len(keep) < len(arrays):
+        bad = listing.files[next(i for i, a in enumerate(arrays) if a is None)]
+        warnings.warn(
+            UnreadableImagesWarning(
+                f"skipped {len(arrays) - len(keep)} unreadable images under {p} (first: {bad})"
+            ),
+            stacklevel=2,
+        )
+    if not keep:
+        raise DataError(f"--target-labelled {p}: no readable images")
+    y = torch.tensor([labels[i] for i in keep], dtype=torch.int64)
+    if digits:
+        pixels = torch.cat([to_3x32(arrays[i][None]) for i in keep])
+        return ImageSet(f"labelled:{p.name}", classes, pixels, y, DigitsTransform(DIGITS_SIZE))
+    pixels = [torch.from_numpy(arrays[i]) for i in keep]
+    return ImageSet(f"labelled:{p.name}", classes, pixels, y, CropTransform(input_size))

@@ -73,12 +73,15 @@ class CropTransform:
 
     def eval(self, images: Stored) -> Tensor:
         s = self.input_size
-        crops = []
-        for img in images:
-            h, w = img.shape[-2:]
-            top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
-            crops.append(img[:, top : top + s, left : left + s])
+        crops = [center_crop(img, s) for img in images]
         return normalise(_stack(crops, s), self.mean, self.std)
+
+
+def center_crop(img: Tensor, s: int) -> Tensor:
+    """The centre ``s`` x ``s`` of a (C, h, w) image, rounded as torchvision's ``CenterCrop``."""
+    h, w = img.shape[-2:]
+    top, left = int(round((h - s) / 2.0)), int(round((w - s) / 2.0))
+    return img[:, top : top + s, left : left + s]
 
 
 def _stack(crops: list[Tensor], s: int) -> Tensor:

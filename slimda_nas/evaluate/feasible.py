@@ -7,6 +7,10 @@ rejects a few hundred draws, then walks a Markov chain over the band: move one u
 keep the move when the result stays in the band. The moves are symmetric, so the chain's
 stationary distribution is uniform over the band; each draw is a fresh seeded chain, hence
 deterministic and independent of the others.
+
+With elastic depth, configurations that differ only in the widths of skipped blocks are the same
+network: every configuration returned here is normalized (``SearchSpace.normalize_indices``),
+so distinct results are distinct networks.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ class BandSampler:
         for draws in range(1, self.rejection_draws + 1):
             x = tuple(rng.randrange(n) for n in self.sizes)
             if low <= self.macs(x) <= high:
-                return x, draws
+                return self.space.normalize_indices(x), draws
         return self.chain(rng, high, low), None
 
     def chain(self, rng: random.Random, high: int, low: int = 0) -> Indices:
@@ -62,7 +66,7 @@ class BandSampler:
             x[u] += step
             if not low <= self.macs(x) <= high:
                 x[u] -= step
-        return tuple(x)
+        return self.space.normalize_indices(x)
 
     def smallest_index(self) -> Indices:
         return tuple(0 for _ in self.sizes)
@@ -77,23 +81,31 @@ class BandSampler:
         """
         found: list[Indices] = []
         x = [0] * len(self.sizes)
+        # the elastic units first: once the depths are set, a width unit they make irrelevant
+        # is walked at its first choice only, so each network is listed once
+        widths = {i for i, u in enumerate(self.space.units) if u.is_width}
+        order = [i for i in range(len(x)) if i not in widths] + sorted(widths)
+        hideable = self.space.hideable_units
 
-        def walk(u: int) -> bool:  # False: more than ``limit``, stop
-            if u == len(x):
+        def walk(k: int) -> bool:  # False: more than ``limit``, stop
+            if k == len(order):
                 found.append(tuple(x))
                 return len(found) <= limit
+            u = order[k]
             more = True
-            for i in range(self.sizes[u]):
+            hidden = u in hideable and u in self.space.hidden_units(x)
+            for i in range(1 if hidden else self.sizes[u]):
                 x[u] = i
                 if self.macs(x) > high:
                     break
-                if not walk(u + 1):
+                if not walk(k + 1):
                     more = False
                     break
             x[u] = 0
             return more
 
         walk(0)
+        found.sort()
         return found if len(found) <= limit else None
 
     def _grow_into(self, x: list[int], low: int, high: int, rng: random.Random) -> list[int]:

@@ -193,11 +193,13 @@ def latency_record(
     run_dir: Path, checkpoint: str, models: Mapping[str, tuple[Mapping, Any]], input_shape
 ) -> LatencyRecord:
     """The latency of each ``name -> (config, build)`` of ``models``, where ``build()`` gives
-    the plain sub-network (called only when its latency is not cached)."""
+    the plain sub-network (called only when its latency is not cached). ``input_shape``: one
+    input's shape, or a function of the configuration (its resolution)."""
     cache = LatencyCache(run_dir, checkpoint)
     out = {}
     for name, (config, build) in models.items():
-        rec = cache.get(config, lambda b=build: measure_latency(b(), input_shape))
+        shape = input_shape(config) if callable(input_shape) else input_shape
+        rec = cache.get(config, lambda b=build, x=shape: measure_latency(b(), x))
         out[name] = {k: v for k, v in rec.items() if k != "machine"}
     return LatencyRecord(machine=machine(), models=out)
 

@@ -1,10 +1,11 @@
 """Cost of a sub-network in MACs (multiply-accumulates), counted by thop.
 
 thop is the reference: it runs on the materialized sub-network (plain layers, batch 1, the
-space's input size), never on the bank, whose sliced layers it would mis-count. The
-:class:`CostModel` is an exact analytic fast path for the search loop: it records once which
-unit sets each layer's input and output width, then sums thop's own per-layer formulas. Tests
-check it equals thop on random configurations of every shipped space.
+configuration's input resolution), never on the bank, whose sliced layers it would mis-count.
+The :class:`CostModel` is an exact analytic fast path for the search loop: it records once which
+unit sets each layer's input and output width, each layer's spatial size at every resolution of
+the space and which stage depth runs it, then sums thop's own per-layer formulas. Tests check
+it equals thop on random configurations (widths, depths, resolutions) of every shipped space.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
@@ -55,8 +56,8 @@ def thop_profile(module: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
 
 
 def count_macs(bank: ModelBank, config: Mapping[str, float | int], head: str | None = None) -> int:
-    """MACs (thop) of the deployed sub-network at ``config``."""
-    return thop_profile(bank.materialize(config, head), bank.space.input_shape)[0]
+    """MACs (thop) of the deployed sub-network at ``config``, on an input at its resolution."""
+    return thop_profile(bank.materialize(config, head), bank.space.input_shape_at(config))[0]
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,17 @@ class _Layer:
     bias: bool
 
 
+Gate = tuple[int, int] | None
+"""When a layer runs: always (None), or (depth unit index, k) when that stage runs >= k blocks."""
+
+
 class CostModel:
     """Exact MACs and parameter counts of a bank's deployed sub-networks without running them.
 
-    Built from ``1 + len(units)`` traced forwards at batch 1: the first records every layer's
-    shapes at the largest configuration, each further one narrows one unit to see which layer
-    widths follow it.
+    Built from traced forwards at batch 1: one per width unit (at the lowest resolution, each
+    narrowing one unit to see which layer widths follow it) and one per resolution at the
+    largest configuration (every layer's spatial sizes there). A layer inside block j of a
+    stage with a depth unit counts only where that stage runs more than j blocks.
     """
 
     def __init__(self, bank: ModelBank, head: str | None = None) -> None:
@@ -86,12 +92,15 @@ class CostModel:
         model = bank.model
         skip = {h for h in model.head_names if h != self.head}
         largest = self.space.largest()
-        base = self._trace(bank, largest, skip)
+        sizes = self.space.input_sizes
+        res = self.space.resolution_unit
+        low = largest if res is None else dict(largest, **{res.name: res.choices[0]})
+        base = self._trace(bank, low, skip)
         deps: dict[str, dict[str, tuple]] = {name: {} for name in base}
-        for unit in self.space.units:
+        for unit in self.space.width_units:
             if len(unit.choices) < 2:
                 continue
-            probe = dict(largest, **{unit.name: unit.choices[0]})
+            probe = dict(low, **{unit.name: unit.choices[0]})
             shapes = self._trace(bank, probe, skip)
             for name, (cin, cout, *_rest) in shapes.items():
                 bin_, bout = base[name][0], base[name][1]
@@ -105,12 +114,16 @@ class CostModel:
                                 f"{name}: {side} width is not a multiple of {unit.name}"
                             )
                         deps[name][side] = (unit.name, scale, old)
-        self._layers: list[_Layer] = []
-        for name, (cin, cout, spatial_in, spatial_out, module) in base.items():
-            d = deps[name]
-            kind, kernel, per_group, affine, bias = self._describe(module)
-            self._layers.append(
-                _Layer(
+        gates = self._gates(model)
+        self._layers: dict[int, list[tuple[Gate, _Layer]]] = {}
+        for size in sizes:
+            at_size = largest if res is None else dict(largest, **{res.name: size})
+            traced = base if size == sizes[0] else self._trace(bank, at_size, skip)
+            layers = []
+            for name, (cin, cout, spatial_in, spatial_out, module) in traced.items():
+                d = deps[name]
+                kind, kernel, per_group, affine, bias = self._describe(module)
+                layer = _Layer(
                     kind,
                     d.get("in", (None, 1, cin)),
                     d.get("out", (None, 1, cout)),
@@ -121,8 +134,24 @@ class CostModel:
                     affine,
                     bias,
                 )
-            )
+                layers.append((gates(name), layer))
+            self._layers[size] = layers
         self._compile()
+
+    def _gates(self, model) -> Callable[[str], Gate]:
+        """A layer name -> its :data:`Gate` (from the backbone's elastic stages)."""
+        index = {u.name: i for i, u in enumerate(self.space.units)}
+        stages = model.depth_stages() if hasattr(model, "depth_stages") else {}
+        prefixes = [
+            (f"{block}.", (index[u.name], j + 1))
+            for u in self.space.depth_units
+            for j, block in enumerate(stages[u.stage])
+        ]
+
+        def gate(name: str) -> Gate:
+            return next((g for prefix, g in prefixes if name.startswith(prefix)), None)
+
+        return gate
 
     @staticmethod
     def _describe(m: nn.Module) -> tuple[str, int, int, bool, bool]:
@@ -162,7 +191,8 @@ class CostModel:
         try:
             with bank.use(config):
                 bank.model(
-                    bank.example_input(), heads=[h for h in bank.model.head_names if h not in skip]
+                    bank.example_input(config=config),
+                    heads=[h for h in bank.model.head_names if h not in skip],
                 )
         finally:
             bank.model.train(was)
@@ -172,17 +202,41 @@ class CostModel:
 
     # -- the exact polynomial ---------------------------------------------------------------------
     def _compile(self) -> None:
-        """Fold thop's per-layer formulas into one polynomial of the unit widths, with integer
-        coefficients: MACs = c + sum a_u w_u + sum b_uv w_u w_v (and the same for parameters),
-        so a configuration costs a few dozen integer products instead of a pass over every
-        layer. A term the polynomial cannot hold exactly stays a per-layer term."""
+        """Fold thop's per-layer formulas into one polynomial of the unit widths per resolution
+        and depth gate, with integer coefficients: MACs = c + sum a_u w_u + sum b_uv w_u w_v
+        (and the same for parameters), so a configuration costs a few dozen integer products
+        instead of a pass over every layer. A term the polynomial cannot hold exactly stays a
+        per-layer term."""
         index = {u.name: i for i, u in enumerate(self.space.units)}
         self._choices = [u.channel_choices for u in self.space.units]
         self._lookup = [
             dict(zip(u.choices, u.channel_choices, strict=True)) for u in self.space.units
         ]
-        terms = {"macs": ({}, {}, [0], []), "params": ({}, {}, [0], [])}
+        res = self.space.resolution_unit
+        self._res_index = None if res is None else index[res.name]
+        self._poly: dict[int, dict[str, list]] = {}
+        for size, layers in self._layers.items():
+            groups: dict[Gate, dict] = {}
+            for gate, L in layers:
+                if gate not in groups:
+                    groups[gate] = {"macs": ({}, {}, [0], []), "params": ({}, {}, [0], [])}
+                self._add_layer(groups[gate], L, index)
+            self._poly[size] = {
+                kind: [
+                    (
+                        gate,
+                        sorted(t[kind][0].items()),
+                        sorted(t[kind][1].items()),
+                        t[kind][2][0],
+                        t[kind][3],
+                    )
+                    for gate, t in groups.items()
+                ]
+                for kind in ("macs", "params")
+            }
 
+    @staticmethod
+    def _add_layer(terms: dict, L: _Layer, index: dict[str, int]) -> None:
         def add(kind: str, coef: int, *deps: tuple) -> None:
             lin, quad, const, _ = terms[kind]
             units, fixed = [], coef
@@ -200,49 +254,48 @@ class CostModel:
                 key = tuple(sorted(units))
                 quad[key] = quad.get(key, 0) + fixed
 
-        for L in self._layers:
-            if L.kind == "conv":
-                per_group = (None, 1, L.per_group_in) if L.per_group_in else L.in_dep
-                add("macs", L.spatial_out * L.kernel, L.out_dep, per_group)
-                add("params", L.kernel, L.out_dep, per_group)
-                if L.bias:
-                    add("params", 1, L.out_dep)
-            elif L.kind == "bn":
-                add("macs", 2 * L.spatial_in * (2 if L.affine else 1), L.in_dep)
-                if L.affine:
-                    add("params", 2, L.in_dep)
-            elif L.kind == "linear":
-                add("macs", L.spatial_out, L.in_dep, L.out_dep)
-                add("params", 1, L.in_dep, L.out_dep)
-                if L.bias:
-                    add("params", 1, L.out_dep)
-            elif L.kind == "adaptive_avgpool":
-                per = L.spatial_in / L.spatial_out + 1
-                if per == int(per):
-                    add("macs", int(per) * L.spatial_out, L.out_dep)
-                else:  # thop truncates a product with a fraction: keep the layer's own formula
-                    terms["macs"][3].append(L)
-            elif L.kind == "avgpool":
-                add("macs", L.spatial_out, L.out_dep)
-        self._poly = {
-            k: (sorted(v[0].items()), sorted(v[1].items()), v[2][0], v[3])
-            for k, v in terms.items()
-        }
+        if L.kind == "conv":
+            per_group = (None, 1, L.per_group_in) if L.per_group_in else L.in_dep
+            add("macs", L.spatial_out * L.kernel, L.out_dep, per_group)
+            add("params", L.kernel, L.out_dep, per_group)
+            if L.bias:
+                add("params", 1, L.out_dep)
+        elif L.kind == "bn":
+            add("macs", 2 * L.spatial_in * (2 if L.affine else 1), L.in_dep)
+            if L.affine:
+                add("params", 2, L.in_dep)
+        elif L.kind == "linear":
+            add("macs", L.spatial_out, L.in_dep, L.out_dep)
+            add("params", 1, L.in_dep, L.out_dep)
+            if L.bias:
+                add("params", 1, L.out_dep)
+        elif L.kind == "adaptive_avgpool":
+            per = L.spatial_in / L.spatial_out + 1
+            if per == int(per):
+                add("macs", int(per) * L.spatial_out, L.out_dep)
+            else:  # thop truncates a product with a fraction: keep the layer's own formula
+                terms["macs"][3].append(L)
+        elif L.kind == "avgpool":
+            add("macs", L.spatial_out, L.out_dep)
 
     def _evaluate(self, kind: str, widths: list[int]) -> int:
-        lin, quad, const, extra = self._poly[kind]
-        total = const
-        for u, a in lin:
-            total += a * widths[u]
-        for (u, v), b in quad:
-            total += b * widths[u] * widths[v]
-        for L in extra:
-            cout = (
-                L.out_dep[2]
-                if L.out_dep[0] is None
-                else widths[self._unit_index(L.out_dep[0])] * L.out_dep[1]
-            )
-            total += int((L.spatial_in / L.spatial_out + 1) * cout * L.spatial_out)
+        size = self.space.input_size if self._res_index is None else widths[self._res_index]
+        total = 0
+        for gate, lin, quad, const, extra in self._poly[size][kind]:
+            if gate is not None and widths[gate[0]] < gate[1]:
+                continue
+            total += const
+            for u, a in lin:
+                total += a * widths[u]
+            for (u, v), b in quad:
+                total += b * widths[u] * widths[v]
+            for L in extra:
+                cout = (
+                    L.out_dep[2]
+                    if L.out_dep[0] is None
+                    else widths[self._unit_index(L.out_dep[0])] * L.out_dep[1]
+                )
+                total += int((L.spatial_in / L.spatial_out + 1) * cout * L.spatial_out)
         return total
 
     def _unit_index(self, name: str) -> int:

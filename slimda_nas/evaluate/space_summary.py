@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import random
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import BudgetError
 from slimda_nas.evaluate.budget import Budget, format_fraction
+from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.space import SearchSpace
+
+_BAND_DRAWS = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class BudgetFit:
+    """How much of a space fits one budget."""
+
+    budget: Budget
+    macs: int
+    fraction: float  # of uniformly drawn configurations
+    samples: int
+    reachable: bool
+    band_found: int | None = None  # distinct fitting configurations of 20 band-sampler draws
+    band_seconds: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -24,6 +42,7 @@ class SpaceSummary:
     budget_macs: int | None = None
     feasible_fraction: float | None = None
     samples: int = 0
+    fits: list[BudgetFit] = field(default_factory=list)  # one per budget asked
 
     @property
     def smallest_fraction(self) -> float:
@@ -37,12 +56,14 @@ class SpaceSummary:
 def summarize_space(
     space: SearchSpace,
     num_classes: int = 10,
-    budget: Budget | None = None,
+    budget: Budget | Sequence[Budget] | None = None,
     samples: int = 2000,
     seed: int = 0,
 ) -> SpaceSummary:
-    """MACs (thop-exact) of the smallest, largest and uniform-width configurations, and with a
-    budget, the fraction of uniformly drawn configurations that fit it."""
+    """MACs (thop-exact) of the smallest, largest and uniform-width configurations, and per
+    budget, the fraction of uniformly drawn configurations that fit it. Where none of the draws
+    fits a reachable budget (elastic spaces at 1/64: the band is a sliver of the space), the
+    band sampler shows the feasible set is not empty by finding configurations in it."""
     bank = ModelBank.build(space, num_classes)
     cost = CostModel(bank)
     largest = cost.macs(space.largest())
@@ -54,13 +75,38 @@ def summarize_space(
         largest_params=cost.params(space.largest()),
         uniform=[(r, cost.macs(space.uniform(r))) for r in _uniform_ratios(space)],
     )
-    if budget is not None:
-        limit = budget.macs(largest)
-        rng = random.Random(seed)
-        hits = sum(cost.macs(space.sample(rng)) <= limit for _ in range(samples))
-        summary.budget, summary.budget_macs = budget, limit
-        summary.feasible_fraction, summary.samples = hits / samples, samples
+    budgets = [] if budget is None else [budget] if isinstance(budget, Budget) else budget
+    for b in budgets:
+        summary.fits.append(_fit(space, cost, b, largest, samples, seed))
+    if summary.fits:
+        first = summary.fits[0]
+        summary.budget, summary.budget_macs = first.budget, first.macs
+        summary.feasible_fraction, summary.samples = first.fraction, samples
     return summary
+
+
+def _fit(
+    space: SearchSpace, cost: CostModel, budget: Budget, largest: int, samples: int, seed: int
+) -> BudgetFit:
+    limit = budget.macs(largest)
+    rng = random.Random(seed)
+    hits = sum(cost.macs(space.sample(rng)) <= limit for _ in range(samples))
+    reachable = cost.macs(space.smallest()) <= limit
+    found = seconds = None
+    if reachable and hits == 0:
+        t0 = time.perf_counter()
+        band = BandSampler(space, cost, rejection_draws=0)
+        found = len({band.chain(random.Random(f"{seed}:{i}"), limit) for i in range(_BAND_DRAWS)})
+        seconds = time.perf_counter() - t0
+    return BudgetFit(
+        budget=budget,
+        macs=limit,
+        fraction=hits / samples,
+        samples=samples,
+        reachable=reachable,
+        band_found=found,
+        band_seconds=seconds,
+    )
 
 
 def unreachable_message(budget: Budget, smallest_macs: int, anchor_macs: int) -> str:
@@ -79,9 +125,30 @@ def check_reachable(budget: Budget, smallest_macs: int, anchor_macs: int) -> Non
 
 
 def _uniform_ratios(space: SearchSpace) -> list[float]:
-    """Ratios every unit offers (the common uniform widths), else a coarse ladder."""
+    """Ratios every width unit offers (the common uniform widths), else a coarse ladder."""
     common = None
-    for u in space.units:
+    for u in space.width_units:
         ratios = {round(c / u.full, 4) for c in u.channel_choices}
         common = ratios if common is None else common & ratios
     return sorted(common) if common else [0.25, 0.5, 0.75, 1.0]
+
+
+def reach_text(s: SpaceSummary) -> str:
+    """The budgets a search of this space can meet, said before anything is trained."""
+    return (
+        f"reachable budgets: {format_fraction(s.smallest_fraction)} to 1 of the largest model's "
+        f"{s.largest_macs:,} MACs (the smallest model costs {s.smallest_macs:,} MACs)"
+    )
+
+
+def budget_reach(s: SpaceSummary, budgets: list[Budget]) -> tuple[list[str], list[str]]:
+    """One line per budget, reachable or not, and the lines of the unreachable ones."""
+    lines, unreachable = [], []
+    for b in budgets:
+        if b.macs(s.largest_macs) < s.smallest_macs:
+            line = "unreachable: " + unreachable_message(b, s.smallest_macs, s.largest_macs)
+            unreachable.append(line)
+        else:
+            line = f"budget {b.text} ({b.macs(s.largest_macs):,} MACs): reachable"
+        lines.append(line)
+    return lines, unreachable

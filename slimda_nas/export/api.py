@@ -8,6 +8,7 @@ import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,22 @@ import torch
 from torch import nn
 
 from slimda_nas._io import write_json, write_yaml
+from slimda_nas._versions import versions
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.labelled import (
+    LabelledTarget,
+    labelled_accuracy,
+    load_labelled_target,
+)
 from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
-from slimda_nas.export.model_record import MODEL_FILE, build_record
+from slimda_nas.export.model_record import MODEL_FILE
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
+    at_resolution,
     failures,
     full_fp32,
     limited,
@@ -65,6 +73,7 @@ def export_model(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> ExportResult:
     """Export one configuration of a run's bank; see ``docs/export.md``.
 
@@ -74,6 +83,8 @@ def export_model(
     :class:`EvalSettings`) changed, unless ``settings`` says otherwise or ``run`` is an
     :class:`Evaluator` already built. What can fail without the images fails before they are
     read. A failed verification raises :class:`ExportError` and leaves nothing behind.
+    ``target_labelled``: a folder of labelled target images; the model's accuracy on them is
+    recorded (``model.json``'s ``target_labelled``), it plays no part in the choice.
     """
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     _check_tolerance(tolerance)
@@ -92,8 +103,9 @@ def export_model(
     _check_same_bank(chosen, run)
     target = Path(out) if out is not None else run.run_dir / "export" / chosen.label
     check_target(target)
+    labelled = _labelled(target_labelled, run)
     evaluator = evaluator or Evaluator(run, settings or _settings(chosen, run.run_dir, scoring))
-    return write_export(evaluator, chosen, fmts, target, tolerance, latency)
+    return write_export(evaluator, chosen, fmts, target, tolerance, latency, labelled)
 
 
 def export_pareto(
@@ -108,15 +120,24 @@ def export_pareto(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> list[ExportResult]:
     """Export every configuration on the run's MACs/UPEM Pareto front into ``out/<label>/``."""
     fmts = parse_formats(formats if isinstance(formats, str) else ",".join(formats))
     _check_tolerance(tolerance)
     evaluator, run = _split(run, device, data_root)
     picks = select.pareto(run.run_dir, run.space, run.checkpoint_hash, storage)
+    labelled = _labelled(target_labelled, run)
     evaluator = evaluator or Evaluator(run, settings or _settings(picks[0], run.run_dir, scoring))
     base = Path(out) if out is not None else run.run_dir / "export"
-    return [write_export(evaluator, p, fmts, base / p.label, tolerance, latency) for p in picks]
+    return [
+        write_export(evaluator, p, fmts, base / p.label, tolerance, latency, labelled)
+        for p in picks
+    ]
+
+
+def _labelled(folder: str | Path | None, run: TrainedRun) -> LabelledTarget | None:
+    return None if folder is None else load_labelled_target(folder, run)
 
 
 def _check_same_bank(chosen: select.Selection, run: TrainedRun) -> None:
@@ -218,39 +239,95 @@ def write_export(
     out: Path,
     tolerance: float = TOLERANCE,
     latency: bool = True,
+    labelled: LabelledTarget | None = None,
 ) -> ExportResult:
     """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically); with
-    ``latency``, its batch-1 latency on this machine beside the full-width model's."""
-    config = evaluator.run.space.check_config(chosen.config, origin=chosen.label)
-    ref = _Reference.of(evaluator, config, chosen)
+    ``latency``, its batch-1 latency on this machine beside the full-width model's; with
+    ``labelled``, its accuracy on those labelled target images (reported only)."""
+    from slimda_nas.data import eval_batches
+
+    run, space = evaluator.run, evaluator.run.space
+    config = space.check_config(chosen.config, origin=chosen.label)
+    # UPEM as the search computed it (default numerics); the exported model and the logits it
+    # is compared with in true fp32 (see full_fp32)
+    upem = evaluator.label_free_scores(evaluator.outputs(config))
+    with full_fp32():
+        plain = calibrated_plain(evaluator, config)
+        reference = evaluator.logits(config).cpu()
+    scoring = [x.cpu() for x in evaluator.scoring]
+    anchor_macs = evaluator.anchor_macs
+    searched = chosen.point.macs if chosen.point is not None else None
+    shape = space.input_shape_at(config)  # the exported model's input: config's resolution
+    macs_rec = macs_check(plain, shape, evaluator.cost.macs(config), searched)
+    labels = has_labels(evaluator)
+    data = run.data()
+    test_n = len(data.target_test) if labels else 0
+    bank_acc = ground_truth(evaluator, [config])[0] if labels else None
+    example = torch.zeros(2, *shape)
+
+    def test_batches(limit=None):
+        return limited(
+            eval_batches(data.target_test, evaluator.settings.batch_size, with_labels=True), limit
+        )
+
     files, seconds, checks = {}, {}, {}
     with staging(out) as tmp:
         for name in formats:
-            file = FORMATS[name].file
-            checks[file], seconds[name] = _write_and_check(name, tmp / file, ref, tolerance)
-            files[name] = out / file
+            fmt = FORMATS[name]
+            t0 = time.perf_counter()
+            path = tmp / fmt.file
+            fmt.save(plain, example, path)
+            t_save = time.perf_counter() - t0
+            runner = at_resolution(
+                (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path), shape[-1]
+            )
+            limit = fmt.max_images()
+            check = {
+                "format": name,
+                "runtime": fmt.runtime(),
+                "bytes": path.stat().st_size,
+                "logits": logits_check(runner, scoring, reference, tolerance, limit),
+            }
+            if labels:
+                n = test_n if limit is None else min(limit, test_n)
+                if n == test_n:
+                    bank = bank_acc
+                else:
+                    with full_fp32():
+                        bank = evaluator.accuracy(config, test_batches(n))
+                check["accuracy"] = accuracy_check(runner, test_batches(n), bank, n)
+            seconds[name] = time.perf_counter() - t0
+            check["seconds"] = {
+                "write": round(t_save, 3),
+                "write_and_verify": round(seconds[name], 3),
+            }
+            checks[fmt.file] = check
+            files[name] = out / fmt.file
         verification = {
-            "macs": ref.macs,
-            "upem": upem_check(ref.upem, chosen, evaluator),
+            "macs": macs_rec,
+            "upem": upem_check(upem, chosen, evaluator),
             "files": checks,
         }
         problems = failures(verification)
         verification["passed"] = not problems
-        record = build_record(
-            evaluator,
-            chosen,
-            config,
-            ref.plain,
-            ref.upem,
-            ref.bank_accuracy,
-            evaluator.anchor_macs,
-            verification,
-            formats,
+        record = _record(
+            evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
         )
         if latency:
-            lat = _latency(evaluator, config, ref.plain)
-            record = dataclasses.replace(record, latency=lat.to_dict())
-        record = record.to_dict()
+            largest = space.largest()
+            record["latency"] = latency_record(
+                run.run_dir,
+                run.checkpoint_hash,
+                {
+                    "model": (config, lambda: plain),
+                    "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
+                },
+                space.input_shape_at,
+            ).to_dict()
+        if labelled is not None:
+            record["target_labelled"] = labelled_accuracy(
+                evaluator, labelled, {chosen.label: config}
+            )
         write_yaml(tmp / "config.yaml", dict(config))
         write_json(tmp / MODEL_FILE, record)
         if problems:
@@ -258,101 +335,109 @@ def write_export(
     return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)
 
 
-@dataclass(kw_only=True)
-class _Reference:
-    """What every written file is checked against: the bank's sub-network, BN re-estimated as
-    the search scored it, its logits on the scoring images and its target accuracy."""
-
-    evaluator: Evaluator
-    config: dict
-    plain: nn.Module
-    logits: torch.Tensor
-    scoring: list[torch.Tensor]
-    upem: dict
-    macs: dict  # the MACs check
-    labels: bool
-    bank_accuracy: float | None
-
-    @classmethod
-    def of(cls, evaluator: Evaluator, config: dict, chosen: select.Selection) -> _Reference:
-        space = evaluator.run.space
-        # UPEM as the search computed it (default numerics); the exported model and the logits
-        # it is compared with in true fp32 (see full_fp32)
-        upem = evaluator.label_free_scores(evaluator.outputs(config))
-        with full_fp32():
-            plain = calibrated_plain(evaluator, config)
-            logits = evaluator.logits(config).cpu()
-        searched = chosen.point.macs if chosen.point is not None else None
-        macs = macs_check(plain, space.input_shape, evaluator.cost.macs(config), searched)
-        labels = has_labels(evaluator)
-        return cls(
-            evaluator=evaluator,
-            config=config,
-            plain=plain,
-            logits=logits,
-            scoring=[x.cpu() for x in evaluator.scoring],
-            upem=upem,
-            macs=macs,
-            labels=labels,
-            bank_accuracy=ground_truth(evaluator, [config])[0] if labels else None,
-        )
-
-    @property
-    def test_n(self) -> int:
-        return len(self.evaluator.run.data().target_test) if self.labels else 0
-
-    def test_batches(self, limit: int | None = None):
-        from slimda_nas.data import eval_batches
-
-        data, size = self.evaluator.run.data(), self.evaluator.settings.batch_size
-        return limited(eval_batches(data.target_test, size, with_labels=True), limit)
-
-    def bank_accuracy_on(self, n: int) -> float | None:
-        """The bank's accuracy on the first ``n`` test images (all: as measured once)."""
-        if n == self.test_n:
-            return self.bank_accuracy
-        with full_fp32():
-            return self.evaluator.accuracy(self.config, self.test_batches(n))
-
-
-def _write_and_check(name: str, path: Path, ref: _Reference, tolerance: float):
-    """Write the model in format ``name`` and check the written file: its logits against the
-    bank's, and (with labels) its accuracy; the check and the seconds both took."""
-    fmt = FORMATS[name]
-    t0 = time.perf_counter()
-    example = torch.zeros(2, *ref.evaluator.run.space.input_shape)
-    fmt.save(ref.plain, example, path)
-    t_save = time.perf_counter() - t0
-    runner = (fmt.load or state_dict_loader(lambda: _empty(ref.evaluator, ref.config)))(path)
-    limit = fmt.max_images()
-    check = {
-        "format": name,
-        "runtime": fmt.runtime(),
-        "bytes": path.stat().st_size,
-        "logits": logits_check(runner, ref.scoring, ref.logits, tolerance, limit),
-    }
-    if ref.labels:
-        n = ref.test_n if limit is None else min(limit, ref.test_n)
-        check["accuracy"] = accuracy_check(runner, ref.test_batches(n), ref.bank_accuracy_on(n), n)
-    seconds = time.perf_counter() - t0
-    check["seconds"] = {"write": round(t_save, 3), "write_and_verify": round(seconds, 3)}
-    return check, seconds
-
-
-def _latency(evaluator: Evaluator, config: dict, plain: nn.Module):
-    """Batch-1 latency of the exported model and of the full-width one, on this machine."""
-    run, largest = evaluator.run, evaluator.run.space.largest()
-    return latency_record(
-        run.run_dir,
-        run.checkpoint_hash,
-        {
-            "model": (config, lambda: plain),
-            "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
-        },
-        run.space.input_shape,
-    )
-
-
 def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
     """The architecture at ``config`` to load a state_dict into (its weights are overwritten)."""
     return evaluator.bank.materialize(config, evaluator.head).cpu()
+
+
+def _record(
+    evaluator: Evaluator,
+    chosen: select.Selection,
+    config: dict,
+    plain: nn.Module,
+    upem: dict,
+    accuracy: float | None,
+    anchor_macs: int,
+    verification: dict,
+    formats: list[str],
+) -> dict:
+    run, space = evaluator.run, evaluator.run.space
+    data = run.data()
+    macs = verification["macs"]["thop"]
+    searched = chosen.point.upem if chosen.point is not None else {}
+    return {
+        "label": chosen.label,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": {FORMATS[f].file: f for f in formats},
+        "input": {
+            "shape": [1, *space.input_shape_at(config)],
+            "size": space.resolution(config),
+            "batch": "dynamic (any size >= 1)",
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "normalization": {
+                "mean": list(data.mean),
+                "std": list(data.std),
+                "formula": "(pixel / 255 - mean) / std, per channel",
+            },
+            "preprocess": _preprocess(data, space.resolution(config)),
+            "resize": _resize_rule(data, space.resolution(config)),
+        },
+        "output": {"logits": len(run.bank.classes), "head": evaluator.head},
+        "classes": list(run.bank.classes),
+        "config": dict(config),
+        "channels": space.unit_channels(config),
+        "macs": macs,
+        "params": verification["macs"]["params"],
+        "anchor_macs": anchor_macs,
+        "fraction_of_anchor": macs / anchor_macs,
+        "budget": chosen.budget.text if chosen.budget else None,
+        "budget_macs": chosen.budget.macs if chosen.budget else None,
+        "upem": upem,
+        "upem_search": searched or None,
+        "metric": evaluator.settings.metric,
+        "accuracy": accuracy,
+        "origin": chosen.origin,
+        "run": {
+            "run": str(run.run_dir),
+            "task": run.task,
+            "method": run.method,
+            "checkpoint": run.checkpoint_hash,
+            "space": {"name": space.name, "hash": space.hash},
+            "backbone": space.backbone,
+        },
+        "settings": evaluator.record(),
+        "verification": verification,
+        "versions": versions(),
+    }
+
+
+def _resize_rule(data, size: int) -> dict:
+    """The resize rule as data, for ``slimda-nas predict`` (and any program) to follow; a
+    configuration below the stored size adds ``shrink_to``: the normalised S x S input shrunk
+    as the bank saw it (slim/elastic.py: resize_input)."""
+    from slimda_nas.data.transforms import CropTransform, resize_size
+
+    s = data.input_size
+    if isinstance(data.target_test.transform, CropTransform):
+        rule = {
+            "rule": "shorter_side_then_center_crop",
+            "shorter_side": resize_size(s),
+            "crop": s,
+            "interpolation": "bilinear (PIL, antialiased)",
+        }
+    else:
+        rule = {"rule": "resize", "size": [s, s], "interpolation": "bilinear (antialiased)"}
+    if size != s:
+        rule["shrink_to"] = {
+            "size": [size, size],
+            "interpolation": "bilinear (torch interpolate, antialiased), after normalising",
+        }
+    return rule
+
+
+def _preprocess(data, size: int) -> str:
+    from slimda_nas.data.transforms import CropTransform, resize_size
+
+    s = data.input_size
+    # a lower resolution is the stored image shrunk, as the bank saw it (slim/elastic.py)
+    shrink = "" if size == s else f", resize to {size}x{size} (bilinear, antialiased)"
+    if isinstance(data.target_test.transform, CropTransform):
+        return (
+            f"resize the shorter side to {resize_size(s)} px (bilinear, antialiased), centre-crop "
+            f"{s}x{s}{shrink}, then normalise"
+        )
+    return (
+        f"{s}x{s} RGB (grey digits replicated to 3 channels, bilinear resize){shrink}, "
+        "then normalise"
+    )

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from slimda_nas.evaluate.macs import thop_profile
 from slimda_nas.export.formats import Runner
 from slimda_nas.search.record import same_settings
+from slimda_nas.slim.elastic import resize_input
 
 
 @contextlib.contextmanager
@@ -35,6 +36,12 @@ def full_fp32() -> Iterator[None]:
     finally:
         for (obj, name), value in zip(knobs, saved, strict=True):
             setattr(obj, name, value)
+
+
+def at_resolution(runner: Runner, size: int) -> Runner:
+    """``runner`` fed the stored images shrunk to ``size`` (its model's input), by the helper
+    the bank itself resizes with, so that both see the same pixels."""
+    return lambda x: runner(resize_input(x, size))
 
 
 def _run(runner: Runner, batches: Iterable[Tensor], limit: int | None) -> Tensor:

@@ -13,6 +13,7 @@ from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
 from slimda_nas.report.html import pick_label, render
 from slimda_nas.report.summary import summary, summary_csv
+from slimda_nas.report.widths_figure import widths_chart
 from slimda_nas.train.run import TrainedRun, load_run
 
 REPORT_DIR = "report"
@@ -31,6 +32,7 @@ def build_report(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> Path:
     """Write ``RUN/report/`` (``index.html``, the PNG figures, ``summary.json``/``.csv``) and
     return the page's path.
@@ -46,6 +48,8 @@ def build_report(
             ``accuracy_points`` Pareto-front ones spread over the MACs range.
         latency: measure each budget's chosen model's batch-1 latency on this machine
             (PyTorch and ONNX Runtime) and the full-width model's, cached in ``RUN/cache``.
+        target_labelled: a folder of labelled target images: each pick's accuracy on them is
+            reported (with how many images it rests on); it plays no part in the picks.
     """
     if reference is not None:
         load_run(reference, device="cpu")  # a missing or unfinished reference run fails first
@@ -60,6 +64,7 @@ def build_report(
         latency=latency,
         device=device,
         data_root=data_root,
+        target_labelled=target_labelled,
     )
     folder = Path(out) if out is not None else data.run.run_dir / REPORT_DIR
     check_target(folder)
@@ -71,9 +76,7 @@ def build_report(
         "within_budget": figures.within_budget_figure(data),
     }
     bars = {
-        i: figures.widths_chart(
-            data.run.space.unit_channels(k.point.config), data.full_width, k.label
-        )
+        i: widths_chart(data.run.space.unit_channels(k.point.config), data.full_width, k.label)
         for i, k in enumerate(data.picks)
     }
     record = summary(data)

@@ -11,6 +11,7 @@ from slimda_nas.errors import RunError, UserError
 from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
+from slimda_nas.evaluate.labelled import labelled_accuracy, load_labelled_target
 from slimda_nas.evaluate.latency import LatencyRecord
 from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
 from slimda_nas.evaluate.scoring_record import ScoringRecord
@@ -73,6 +74,9 @@ class ReportData:
     # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
     within: dict[str, SavedRanking] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # --target-labelled: accuracy of each pick (by pick label) on a few labelled target images,
+    # reported only (evaluate/labelled.py)
+    labelled: dict | None = None
 
     @property
     def scoring(self) -> ScoringRecord:
@@ -110,10 +114,12 @@ def collect(
     latency: bool = True,
     device: str = "auto",
     data_root: str | None = None,
+    target_labelled: str | Path | None = None,
 ) -> ReportData:
     """Read the run, its studies and (where the target has labels) the accuracy of the chosen
     configurations and of up to ``accuracy_points`` Pareto-front ones, spread over MACs."""
     run = load_run(run_dir, device=device, data_root=data_root)
+    labelled = None if target_labelled is None else load_labelled_target(target_labelled, run)
     results = ResultsFile.read(run.run_dir)
     where = describe(storage, run.run_dir)
     studies = read_studies(open_run_storage(storage, run.run_dir), run.space, where)
@@ -149,6 +155,10 @@ def collect(
     data.within = read_saved(run.run_dir)
     if latency:
         data.latency = _latency(data)
+    if labelled is not None:
+        evaluator = Evaluator(run, EvalSettings.from_record(settings))
+        configs = {f"{k.budget.text} {k.label}": k.point.config for k in data.picks}
+        data.labelled = labelled_accuracy(evaluator, labelled, configs)
     return data
 
 
@@ -165,7 +175,7 @@ def _latency(data: ReportData) -> LatencyRecord:
         for name, config in configs.items()
     }
     return latency_record(
-        data.run.run_dir, data.run.checkpoint_hash, models, bank.space.input_shape
+        data.run.run_dir, data.run.checkpoint_hash, models, bank.space.input_shape_at
     )
 
 

@@ -360,32 +360,6 @@ def within_budget_figure(data: ReportData) -> bytes | None:
     return _png(fig)
 
 
-def widths_chart(channels: dict[str, int], full: dict[str, int], sampler: str) -> bytes:
-    """Channels per unit (bars) in front of the full width (faint bars)."""
-    names = list(channels)
-    fig = Figure(figsize=(max(2.4, 0.34 * len(names) + 0.6), 1.25))
-    ax = fig.add_subplot()
-    x = range(len(names))
-    ax.bar(x, [full[n] for n in names], color="#e6e6e6", width=0.8, zorder=1)
-    bars = ax.bar(x, [channels[n] for n in names], color=colour(sampler), width=0.8, zorder=2)
-    if len(names) <= 16:
-        ax.bar_label(bars, fontsize=6, padding=1)
-    slanted = len(names) > 6
-    ax.set_xticks(
-        list(x),
-        names,
-        fontsize=6,
-        rotation=45 if slanted else 0,
-        ha="right" if slanted else "center",
-    )
-    ax.set_ylim(0, max(full.values()) * 1.18)
-    ax.tick_params(axis="y", labelsize=6)
-    ax.tick_params(axis="x", length=0)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    return _png(fig)
-
-
 def _seed_label(sampler: str, seeds: set[int]) -> str:
     listed = ", ".join(map(str, sorted(seeds)))
     return f"{sampler} (seed{'s' if len(seeds) > 1 else ''} {listed})"

@@ -89,6 +89,7 @@ def render(
         "choice, UPEM mean &plusmn; sd. Highlighted: the model "
         "<code>slimda-nas export --budget</code> picks.</p>",
         *(_budget_table(data, b, bars) for b in data.budgets),
+        _labelled(data),
         _studies(data),
         _settings(data, summary),
     ]
@@ -292,6 +293,24 @@ def _budget_table(data: ReportData, budget: ResolvedBudget, bars: dict[int, byte
         "<th>accuracy*</th><th class='l'>study / trial</th></tr>"
     )
     return f"{head}<table>{columns}{''.join(rows)}</table>"
+
+
+def _labelled(data: ReportData) -> str:
+    """``--target-labelled``: each pick's accuracy on the few labelled target images."""
+    rec = data.labelled
+    if rec is None:
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(label)}</td><td>{_acc(acc)}</td></tr>"
+        for label, acc in rec["accuracy"].items()
+    )
+    return (
+        f"<h2>Accuracy on {rec['images']} labelled target images</h2>"
+        f"<p class='cap'>From <code>{escape(rec['folder'])}</code>: reported only, the picks "
+        f"were made by UPEM without these labels. {rec['images']} images: one image is "
+        f"{100 / rec['images']:.1f} points.</p>"
+        f"<table><tr><th>model</th><th>accuracy</th></tr>{rows}</table>"
+    )
 
 
 def _studies(data: ReportData) -> str:

@@ -36,6 +36,7 @@ def summary(data: ReportData) -> dict:
             ],
             "pareto_front": [_point(p, data) for p in data.front],
             "full_width_accuracy": data.largest_accuracy,
+            "target_labelled": data.labelled,
             "reference": None
             if data.reference is None
             else {"name": data.reference[0], "accuracy": data.reference[1]},

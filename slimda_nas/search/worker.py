@@ -231,8 +231,9 @@ class StudyWorker:
     def _score_and_tell(self, trial: optuna.Trial, proposer: str, trials: list) -> None:
         spec = self.spec
         indices = [trial.params[u] for u in self.units]
-        config = self.space.from_indices(indices)
-        key = config_key(indices)
+        # one record per network: widths of blocks the depths skip are normalized away
+        network = self.space.normalize_indices(indices)
+        config, key = self.space.from_indices(network), config_key(network)
         repaired_from = trial.user_attrs.get("repaired_from")
         record = TrialRecord(
             config=config,
@@ -279,11 +280,11 @@ class StudyWorker:
         for t in self.ledger.unfinished(trials):
             queued = waiting_params(t) if t.state == TrialState.WAITING else {}
             if len(queued) == len(self.units):
-                taken.add(config_key(queued[u] for u in self.units))
+                taken.add(self._key([queued[u] for u in self.units]))
         budget = None if self.spec.multi_objective else self.spec.budget.macs
 
         def free(x) -> bool:
-            return config_key(x) not in taken and (budget is None or self.band.macs(x) <= budget)
+            return self._key(x) not in taken and (budget is None or self.band.macs(x) <= budget)
 
         if why == "over the budget":
             fixed = repair(self.band, indices, budget, keep=free)
@@ -297,6 +298,9 @@ class StudyWorker:
             dict(zip(self.units, fixed, strict=True)),
             user_attrs={"repaired_from": {"trial": number, "key": record.key, "why": why}},
         )
+
+    def _key(self, indices) -> str:
+        return config_key(self.space.normalize_indices(indices))
 
     def _free_in_band(self, free: Callable) -> tuple[int, ...] | None:
         """Any free configuration within the budget, for a proposal with none nearby (a

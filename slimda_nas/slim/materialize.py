@@ -2,7 +2,9 @@
 
 The result holds ``nn.Conv2d`` / ``nn.BatchNorm2d`` / ``nn.Linear`` layers (exact classes, so
 thop and exporters see standard layers) with the sliced weights and statistics, and gives the
-same outputs as the bank run at the same widths.
+same outputs as the bank run at the same widths. At a reduced depth the skipped blocks are
+replaced by ``nn.Identity`` (no weights, no MACs), and at a reduced resolution the copy takes
+inputs of that size (it does not resize: what it is given is what it runs on).
 """
 
 from __future__ import annotations
@@ -13,14 +15,20 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from slimda_nas.slim.elastic import (
+    Setting,
+    apply_setting,
+    current_setting,
+    set_depths,
+    set_resolution,
+    skipped_blocks,
+)
 from slimda_nas.slim.ops import (
     SLIM_LAYERS,
     SlimBatchNorm1d,
     SlimBatchNorm2d,
     SlimConv2d,
     SlimLinear,
-    active_widths,
-    set_widths,
 )
 
 
@@ -111,14 +119,31 @@ def materialize_widths(
     With ``keep_heads`` (for a :class:`~slimda_nas.backbones.SlimBackbone`), the other heads are
     dropped and the first kept head becomes the one ``forward`` returns.
     """
-    previous = active_widths(model)
+    return materialize_setting(model, Setting(widths=dict(widths)), example, keep_heads)
+
+
+@torch.no_grad()
+def materialize_setting(
+    model: nn.Module,
+    setting: Setting,
+    example: Tensor,
+    keep_heads: Sequence[str] | None = None,
+) -> nn.Module:
+    """A standalone copy of ``model`` at ``setting`` (widths, depths, resolution) that takes
+    ``example``-shaped inputs: give it ``example`` at the setting's resolution."""
+    previous = current_setting(model)
     heads_all = getattr(model, "head_names", None)
-    set_widths(model, dict(widths))
+    apply_setting(model, setting)
     try:
         shapes = trace_channels(model, example, heads=heads_all)
         plain = copy.deepcopy(model)
+        skipped = skipped_blocks(model)
     finally:
-        set_widths(model, previous)
+        apply_setting(model, previous)
+    for name in skipped:  # before the layers: a skipped block's layers never ran
+        _set_submodule(plain, name, nn.Identity())
+    set_depths(plain, {})
+    set_resolution(plain, None)
     for name, m in list(plain.named_modules()):
         if isinstance(m, SLIM_LAYERS):
             if name not in shapes:

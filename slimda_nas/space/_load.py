@@ -15,9 +15,10 @@ from typing import Any
 from slimda_nas._shipped import is_bare_name, shipped_spaces
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError, SpaceError
-from slimda_nas.space._model import SearchSpace, Unit
+from slimda_nas.space._elastic import check_sizes, depth_units, resolution_unit
+from slimda_nas.space._model import DEPTH_PREFIX, RESOLUTION, SearchSpace, Unit
 
-_TOP_FIELDS = ("backbone", "extends", "backbone_args", "input", "defaults", "units")
+_TOP_FIELDS = ("backbone", "extends", "backbone_args", "input", "defaults", "units", "depth")
 _UNIT_FIELDS = ("layers", "widths", "channels", "divisor", "min_channels")
 _DEFAULT_FIELDS = ("widths", "channels", "divisor", "min_channels")
 
@@ -74,11 +75,12 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...]) -> dict:
 
 
 def _merge(base: dict, override: dict) -> dict:
-    """Top-level keys override; ``defaults``, ``input`` and ``units`` merge key by key."""
+    """Top-level keys override; ``defaults``, ``input``, ``depth`` and ``units`` merge key by
+    key."""
     out = dict(base)
     out.pop("extends", None)
     for key, value in override.items():
-        if key in ("defaults", "input", "backbone_args") and isinstance(value, dict):
+        if key in ("defaults", "input", "backbone_args", "depth") and isinstance(value, dict):
             out[key] = {**(base.get(key) or {}), **value}
         elif key == "units" and isinstance(value, dict) and isinstance(base.get("units"), dict):
             units = dict(base["units"])
@@ -116,7 +118,12 @@ def _structure(backbone: str, args_json: str, in_channels: int, input_size: int)
         input_size=input_size,
         **json.loads(args_json),
     )
-    return model.searchable_layers(), tuple(model.tied_layers())
+    return (
+        model.searchable_layers(),
+        tuple(model.tied_layers()),
+        model.depth_stages(),
+        model.elastic_resolution,
+    )
 
 
 class _Validator:
@@ -139,10 +146,10 @@ class _Validator:
         args = raw.get("backbone_args") or {}
         if not isinstance(args, dict):
             raise self.fail(f"field 'backbone_args': expected a mapping, got {_kind(args)}")
-        in_channels, input_size = self.input(raw.get("input"))
+        in_channels, input_size, sizes = self.input(raw.get("input"))
         defaults = self.defaults(raw.get("defaults"))
         try:
-            layers, ties = _structure(
+            layers, ties, stages, elastic_resolution = _structure(
                 backbone, json.dumps(args, sort_keys=True), in_channels, input_size
             )
         except (TypeError, ValueError) as e:
@@ -156,6 +163,11 @@ class _Validator:
             self.unit(name, spec, defaults, layers, backbone) for name, spec in units_raw.items()
         ]
         self.check_coverage(units, layers, ties)
+        units += depth_units(self.fail, raw.get("depth"), stages, backbone)
+        if sizes is not None:
+            units.append(
+                resolution_unit(self.fail, sizes, input_size, elastic_resolution, backbone)
+            )
         return SearchSpace(
             backbone=backbone,
             input_channels=in_channels,
@@ -178,14 +190,14 @@ class _Validator:
             )
         return value
 
-    def input(self, value: Any) -> tuple[int, int]:
+    def input(self, value: Any) -> tuple[int, int, list[int] | None]:
         if not isinstance(value, dict):
             raise self.fail(
                 f"field 'input': expected a mapping with channels and size, got {_kind(value)}"
             )
         for key in value:
-            if key not in ("channels", "size"):
-                raise self.fail(f"field 'input.{key}': unknown (expected channels, size)")
+            if key not in ("channels", "size", "sizes"):
+                raise self.fail(f"field 'input.{key}': unknown (expected channels, size, sizes)")
         out = []
         for key in ("channels", "size"):
             v = value.get(key)
@@ -194,7 +206,10 @@ class _Validator:
             out.append(v)
         if out[1] < 8:
             raise self.fail(f"field 'input.size': expected at least 8 pixels, got {out[1]}")
-        return out[0], out[1]
+        sizes = value.get("sizes")
+        if sizes is not None:
+            check_sizes(self.fail, sizes, out[1])
+        return out[0], out[1], sizes
 
     def defaults(self, value: Any) -> dict:
         if value is None:
@@ -215,6 +230,10 @@ class _Validator:
         if not isinstance(name, str) or not name:
             raise self.fail(f"field 'units': unit names must be strings, got {name!r}")
         where = f"unit {name!r}"
+        if name == RESOLUTION or name.startswith(DEPTH_PREFIX):
+            raise self.fail(
+                f"{where}: the name is reserved for the elastic units (input.sizes, depth:)"
+            )
         if spec is None:
             spec = {}
         if not isinstance(spec, dict):

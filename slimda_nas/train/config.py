@@ -14,8 +14,11 @@ from slimda_nas._shipped import is_bare_name, shipped_configs
 from slimda_nas._yaml import read_yaml
 from slimda_nas.errors import ConfigError
 from slimda_nas.methods import HEADS, METHODS
-from slimda_nas.space import resolve_space_path
+from slimda_nas.space import load_space, resolve_space_path
+from slimda_nas.train.checkpoint import CHECKPOINT
+from slimda_nas.train.defaults import apply_defaults
 from slimda_nas.train.distributed import DEVICE_EXPECTED, DEVICE_PATTERN
+from slimda_nas.train.sandwich import SHRINKING_ORDERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,10 +62,13 @@ class WarmupConfig:
 class ShrinkingConfig:
     """Progressive shrinking (once-for-all): training starts from the widest choices and opens
     smaller ones step by step, in ``stages`` over the first ``fraction`` of the iterations of
-    every phase. Off (0 stages) by default."""
+    every phase. Off (0 stages) by default. ``order`` (for spaces with elastic depth and
+    resolution): ``together`` shrinks every unit at once, ``ofa`` keeps the resolution elastic
+    from the start and opens depth, then width (train/sandwich.py)."""
 
     stages: int = 0
     fraction: float = 0.5
+    order: str = "together"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -186,8 +192,8 @@ class RunConfig:
             *parents, leaf = key.split(".")
             holder = d
             for parent in parents:
-                holder = holder[parent]
-            if holder[leaf] == default:
+                holder = holder.get(parent, {})  # a section already left out whole
+            if leaf in holder and holder[leaf] == default:
                 holder.pop(leaf)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -211,6 +217,7 @@ _ADDED_LATER = {
     "teacher": dataclasses.asdict(TeacherConfig()),
     "distillation.ramp": False,
     "domain_bn": "joint",
+    "shrinking.order": "together",
 }
 
 _CHOICES = {
@@ -221,6 +228,7 @@ _CHOICES = {
     "optimizer.schedule": ("inv", "constant", "cosine"),
     "distillation.confidence": ("max", "entropy"),
     "warmup.images": ("source", "target", "both"),
+    "shrinking.order": SHRINKING_ORDERS,
     "ordering.criterion": (None, "l1_next", "l1_out", "bn_gamma"),
 }
 
@@ -241,7 +249,8 @@ def resolve_config_path(value: str | Path) -> Path:
 
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     """Read and check a run config (a YAML path or a shipped name like ``usps_mnist``);
-    ``overrides`` (from the command line) win over the file."""
+    ``overrides`` (from the command line) win over the file, and the fields both leave out take
+    the defaults of the space's backbone (:mod:`slimda_nas.train.defaults`)."""
     path = resolve_config_path(path)
     raw = read_yaml(path, ConfigError)
     if not isinstance(raw, dict):
@@ -253,16 +262,49 @@ def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
         if value is not None:
             raw[key] = value
     raw.setdefault("name", path.stem)
-    cfg = _build(raw, str(path))
-    space = resolve_space_path(cfg.space, path.parent)
-    if not space.is_file():
-        raise ConfigError(
-            f"{path}: field 'space': {cfg.space!r} not found (a YAML path or a shipped name like digits_cnn)"
-        )
-    return dataclasses.replace(cfg, space=str(space))
+    return resolve_run_config(
+        raw, str(path), relative_to=path.parent, defaults=not _written_by_training(path)
+    )
+
+
+def resolve_run_config(
+    raw: dict[str, Any],
+    source: str,
+    *,
+    relative_to: Path | None = None,
+    backbone: str | None = None,
+    defaults: bool = True,
+) -> RunConfig:
+    """A checked config from ``raw`` fields, the one path shared by config files and the
+    command line: the space is resolved (a path relative to ``relative_to``, or a shipped name)
+    and must exist, unless ``backbone`` names the backbone of a space not written yet; with
+    ``defaults``, the fields ``raw`` leaves out take the backbone's row of the defaults table."""
+    raw = dict(raw)
+    space = raw.get("space")
+    if backbone is None and isinstance(space, str) and space.strip():
+        path = resolve_space_path(space, relative_to)
+        if not path.is_file():
+            raise ConfigError(
+                f"{source}: field 'space': {space!r} not found (a YAML path or a shipped name "
+                "like digits_cnn)"
+            )
+        raw["space"] = str(path)
+        if defaults:
+            backbone = load_space(path).backbone
+    if defaults and backbone is not None:
+        raw = apply_defaults(raw, backbone)
+    return _build(raw, source)
+
+
+def _written_by_training(path: Path) -> bool:
+    """A run folder's ``run.yaml`` (beside its checkpoint) lists every field the run was
+    trained with; a field it lacks was added to RunConfig later and takes its off value, never a
+    backbone default, so that the run keeps its training hash."""
+    return path.name == "run.yaml" and (path.parent / CHECKPOINT).is_file()
 
 
 def config_from_dict(raw: dict, source: str = "<run config>") -> RunConfig:
+    """A stored config (a checkpoint's) as written: no backbone defaults are filled in."""
     return _build(dict(raw), source)
 
 

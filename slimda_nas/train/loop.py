@@ -96,6 +96,11 @@ class _Session:
     def ckpt_path(self) -> Path:
         return self.cfg.run_dir / CHECKPOINT
 
+    @property
+    def labelled(self) -> bool:
+        """The target has labels to report accuracy with (an unlabelled folder has none)."""
+        return self.data.target_test.labelled
+
 
 def train_bank(
     cfg: RunConfig,
@@ -143,7 +148,7 @@ def train_bank(
                 progress.update(done, loss)
                 if _due(done, cfg.log_every, total) and s.metrics:
                     t_log = _log(s, done, loss, terms, t0, t_log)
-                if cfg.eval_every and _due(done, cfg.eval_every, total):
+                if cfg.eval_every and _due(done, cfg.eval_every, total) and s.labelled:
                     if s.dist.is_main:
                         result.accuracy = _evaluate(s)
                         s.metrics.write({"iteration": done, "eval": result.accuracy})
@@ -400,13 +405,14 @@ def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     _begin_narrow_training(s, it)
     phase, p = _phase(cfg, it)
     _set_lr(s, phase, p)
-    open_ = open_choices(s.space, p, cfg.shrinking.stages, cfg.shrinking.fraction)
+    sh = cfg.shrinking
+    open_ = open_choices(s.space, p, sh.stages, sh.fraction, sh.order)
     warmup = phase == "warmup"
     m = cfg.teacher.models_per_step if phase == "teacher" else cfg.models_per_step
     configs = sample_model_batch(
         s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_
     )
-    widths = [s.space.layer_widths(c) for c in configs]
+    widths = [s.space.setting(c) for c in configs]  # widths, depths and resolution
     s.optimizer.zero_grad(set_to_none=True)
     if phase == "teacher":
         total, terms = _teacher_forward(s, widths)

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from slimda_nas.backbones import SlimBackbone
 from slimda_nas.methods import Method
-from slimda_nas.slim.ops import set_widths
+from slimda_nas.slim.elastic import Setting, apply_setting
 
 
 class BankStep(nn.Module):
@@ -36,7 +36,7 @@ class BankStep(nn.Module):
         x_src: Tensor,
         y_src: Tensor,
         x_tgt: Tensor | None,
-        widths: Sequence[dict[str, int]],
+        widths: Sequence[Setting | dict[str, int]],
         progress: float,
         warmup: bool = False,
     ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -51,8 +51,8 @@ class BankStep(nn.Module):
             batches = [x.contiguous(memory_format=torch.channels_last) for x in batches]
         terms: dict[str, Tensor] = {}
         states = []
-        for w in widths:
-            set_widths(self.model, w)
+        for w in widths:  # a configuration's setting (or its layer widths alone)
+            apply_setting(self.model, w if isinstance(w, Setting) else Setting(widths=w))
             # joint: one forward, as in SymNet (BN sees both domains); separate: one per domain
             feats = [self.model.forward_features(x) for x in batches]
             f_src, f_tgt = feats if len(feats) == 2 else (feats[0][:n_src], feats[0][n_src:])
@@ -61,6 +61,6 @@ class BankStep(nn.Module):
             for k, v in model_terms.items():
                 terms[k] = terms[k] + v if k in terms else v
         terms.update(method.ensemble_terms(self.model, states, progress))
-        set_widths(self.model, {})
+        apply_setting(self.model, Setting())
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}

@@ -26,7 +26,7 @@ from slimda_nas._io import atomic_write
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
-from slimda_nas.slim.ops import set_widths
+from slimda_nas.slim.elastic import Setting, apply_setting
 from slimda_nas.train.config import TeacherConfig
 
 CACHE = "teacher_cache.pt"
@@ -177,7 +177,7 @@ class TeacherStep(nn.Module):
         teacher_src: tuple[Tensor, list[Tensor]],
         x_tgt: Tensor,
         teacher_tgt: tuple[Tensor, list[Tensor]],
-        widths: Sequence[dict[str, int]],
+        widths: Sequence[Setting | dict[str, int]],
     ) -> tuple[Tensor, dict[str, Tensor]]:
         o, model = self.options, self.model
         n_src = len(x_src)
@@ -189,7 +189,9 @@ class TeacherStep(nn.Module):
         t_hints = [torch.cat(pair) for pair in zip(teacher_src[1], teacher_tgt[1], strict=True)]
         kd = feat = ce = x_src.new_zeros(())
         for w in widths:
-            set_widths(model, w)
+            # a configuration's setting (or its layer widths alone); stage_outputs() then
+            # names each stage's last block that runs at the sampled depth
+            apply_setting(model, w if isinstance(w, Setting) else Setting(widths=w))
             with stage_outputs(model, model.stage_outputs()) as out:
                 feats = torch.cat([model.forward_features(x) for x in batches])
             # separate forwards give every stage output of the source, then of the target
@@ -205,7 +207,7 @@ class TeacherStep(nn.Module):
             if o.source_ce:
                 src = logits[:n_src]
                 ce = ce + sum(F.cross_entropy(src[:, i], y_src) for i in range(src.shape[1]))
-        set_widths(model, {})
+        apply_setting(model, Setting())
         terms = {
             "teacher_kd": o.logits * kd,
             "teacher_features": o.features * feat,

@@ -43,6 +43,14 @@ def test_init_writes_a_valid_space(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+def test_init_says_the_reachable_budgets(capsys):
+    """Before anyone trains on it: the narrowest fraction, and a note per unreachable budget."""
+    assert main(["space", "init", "--backbone", "digits_cnn", "--budgets", "1/16,1/1000"]) == 0
+    err = capsys.readouterr().err
+    assert "reachable budgets: 1/159.3 to 1 of the largest model's" in err  # 10 classes
+    assert err.count("note: --budgets: unreachable") == 1 and "budget 1/1000 (" in err
+
+
 @pytest.mark.parametrize(
     "argv,needle",
     [
@@ -78,3 +86,17 @@ def test_console_entry_points():
             exe + ["space", "--bogus-flag"], capture_output=True, text=True, cwd=REPO
         )
         assert r.returncode == 2 and r.stderr.strip().count("\n") == 0
+
+
+def test_show_elastic_lite0_has_a_feasible_set_at_1_64(capsys):
+    """Widths alone stop at 1/29.5 on Lite0; with depth and resolution 1/64 is reachable and
+    the band sampler finds configurations in it even where no uniform draw does."""
+    argv = ["space", "show", "efficientnet_lite0_elastic", "--budget", "1/16,1/64"]
+    assert main([*argv, "--samples", "300"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for text in ("depth.stage5", "resolution", "128 160 192 224", "budget 1/16", "budget 1/64"):
+        assert text in out
+    line = out[out.index("budget 1/64") :]
+    assert "reachable" in line and "unreachable" not in line
+    if "0.0% of 300" in line:
+        assert "not empty: the band sampler found 20 distinct configurations" in line

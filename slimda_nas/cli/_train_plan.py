@@ -1,0 +1,102 @@
+"""``slimda-nas train --dry-run``: what a training run would do, shown before it starts.
+
+Prints the resolved config, the data summary, the space's MACs range against the budgets named
+and a measured time estimate. Reads data and builds models in memory; writes nothing.
+"""
+
+from __future__ import annotations
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from slimda_nas.errors import DataError
+
+
+def space_reach(new, budgets: list, num_classes: int = 10):
+    """(space summary, one line per budget, the lines of the unreachable budgets)."""
+    from slimda_nas.evaluate.space_summary import budget_reach, summarize_space
+
+    summary = summarize_space(new.space, num_classes)
+    lines, unreachable = budget_reach(summary, budgets)
+    return summary, lines, unreachable
+
+
+def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
+    from slimda_nas.data import resolve_data_root, summarize_data
+    from slimda_nas.evaluate.space_summary import reach_text
+    from slimda_nas.train import backbone_defaults, time_training_steps
+
+    cfg, space = new.config, new.space
+    console = Console(highlight=False, soft_wrap=True)
+    row = backbone_defaults(space.backbone)
+    console.rule(f"run config (RUN/run.yaml; run folder {cfg.run_dir})")
+    console.print(yaml.safe_dump(cfg.to_dict(), sort_keys=False).rstrip(), markup=False)
+    console.print(f"fields left out took the {space.backbone} defaults: {row.kind}")
+    if new.space_text is not None:
+        console.print(
+            f"search space: generated for input {space.input_size}, would be {cfg.space}"
+        )
+
+    console.rule(f"data: {cfg.task}")
+    data = summarize_data(cfg.task, resolve_data_root(data_root or cfg.data_root))
+    console.print(_data_table(data))
+    for d in (data.source, data.target):
+        if d.unreadable:
+            console.print(
+                f"{d.name}: {len(d.unreadable)} unreadable files, left out (first: {d.unreadable[0]})"
+            )
+    if data.only_source or data.only_target:
+        console.print(
+            f"classes only in source: {data.only_source or 'none'}; "
+            f"only in target: {data.only_target or 'none'}"
+        )
+    num_classes = len(data.classes) or 10
+
+    console.rule(f"search space: {space.name} ({space.backbone}, input {space.input_size} px)")
+    summary, lines, unreachable = space_reach(new, budgets, num_classes)
+    console.print(reach_text(summary))
+    for line in lines:
+        console.print(line)
+    if unreachable:
+        console.print(
+            "a budget under the smallest model needs a space with narrower widths "
+            "(edit `slimda-nas space init` output) or a smaller input size"
+        )
+
+    console.rule("time on this machine")
+    t = time_training_steps(cfg, space, num_classes, steps=steps)
+    console.print(
+        f"measured {t.steps} training steps here ({t.device}, {t.threads} thread(s), random inputs "
+        f"of batch {cfg.batch_size} per domain, {cfg.models_per_step} models per step): "
+        f"{t.seconds_per_iteration:.2f} s/iteration x {t.iterations:,} iterations = "
+        f"about {_duration(t.total_seconds)} of training steps; decoding the images, "
+        "evaluations and checkpoints come on top"
+    )
+    console.print("dry run: nothing was written")
+    if data.problems:
+        raise DataError(f"training would stop: {data.problems[0]}")
+    return 0
+
+
+def _data_table(data) -> Table:
+    t = Table(title="images per class (source labelled; target labels only report accuracy)")
+    t.add_column("class")
+    t.add_column(f"source: {data.source.name}", justify="right")
+    unlabelled = " (unlabelled)" if data.target.unlabelled else ""
+    t.add_column(f"target: {data.target.name}{unlabelled}", justify="right")
+    for c in dict.fromkeys([*data.source.counts, *data.target.counts]):
+        t.add_row(c, str(data.source.counts.get(c, "-")), str(data.target.counts.get(c, "-")))
+    for d in (data.source, data.target):
+        if d.error:
+            t.caption = (t.caption + "; " if t.caption else "") + f"{d.name}: {d.error}"
+    t.add_row("total", str(data.source.images), str(data.target.images), end_section=True)
+    return t
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,137 @@
+"""Classifying images with an exported model, preprocessed as its ``model.json`` says
+(``slimda-nas predict``): no bank, no run folder, only the export folder."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from slimda_nas.data.folders import IMAGE_EXTENSIONS
+from slimda_nas.errors import DataError
+from slimda_nas.export.formats import FORMATS, ExportError, Runner
+from slimda_nas.slim.elastic import resize_input
+
+#: Formats predict can run by themselves, in the order it prefers them.
+_RUNNABLE = ("torchscript", "pt2", "onnx")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: str
+    label: str
+    index: int
+    confidence: float  # softmax probability of ``label``
+
+    def to_dict(self) -> dict:
+        return {
+            "image": self.image,
+            "class": self.label,
+            "index": self.index,
+            "confidence": self.confidence,
+        }
+
+
+class ExportedModel:
+    """An export folder's model file, run with the preprocessing its record carries."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        record_path = self.folder / "model.json"
+        try:
+            self.record = json.loads(record_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ExportError(
+                f"{record_path}: not found (expected a folder written by `slimda-nas export`)"
+            ) from None
+        except (OSError, ValueError) as e:
+            raise ExportError(f"{record_path}: unreadable ({e})") from None
+        inp = self.record.get("input") or {}
+        norm = inp.get("normalization") or {}
+        self.resize = inp.get("resize")
+        if not isinstance(self.resize, dict) or "mean" not in norm or "std" not in norm:
+            raise ExportError(
+                f"{record_path}: field 'input.resize' or 'input.normalization' missing (exported "
+                "by an older slimda-nas); export the model again"
+            )
+        self.mean, self.std = norm["mean"], norm["std"]
+        self.classes = list(self.record.get("classes") or [])
+        self.format, self._run = self._load()
+
+    def _load(self) -> tuple[str, Runner]:
+        for name in _RUNNABLE:
+            fmt = FORMATS[name]
+            if (self.folder / fmt.file).is_file():
+                return name, fmt.load(self.folder / fmt.file)
+        raise ExportError(
+            f"{self.folder}: no model file predict can run (expected one of "
+            f"{', '.join(FORMATS[n].file for n in _RUNNABLE)}; a state_dict alone needs its "
+            "architecture: export with --format torchscript or onnx)"
+        )
+
+    def preprocess(self, path: str | Path) -> Tensor:
+        """(3, S, S) float input of one image file; a file PIL cannot read is a DataError."""
+        from slimda_nas.data._decode import read_resized
+        from slimda_nas.data.digits import to_3x32
+        from slimda_nas.data.transforms import center_crop, normalise
+
+        rule = self.resize.get("rule")
+        try:
+            if rule == "shorter_side_then_center_crop":
+                img = center_crop(
+                    torch.from_numpy(read_resized(path, int(self.resize["shorter_side"]))),
+                    int(self.resize["crop"]),
+                )
+            elif rule == "resize" and list(self.resize.get("size", [])) == [32, 32]:
+                img = to_3x32(read_resized(path, None).transpose(1, 2, 0)[None])[0]
+            else:
+                raise ExportError(f"{self.folder / 'model.json'}: unknown input.resize {rule!r}")
+        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for a bad file
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise DataError(f"{path}: cannot read the image ({reason})") from None
+        x = normalise(img.unsqueeze(0), self.mean, self.std)
+        shrink = self.resize.get("shrink_to")  # a configuration below the stored size
+        return resize_input(x, int(shrink["size"][0]))[0] if shrink else x[0]
+
+    @torch.no_grad()
+    def predict(self, images: Sequence[str | Path], batch_size: int = 32) -> list[Prediction]:
+        """Class and confidence of each image, in order (every file is read before any runs)."""
+        inputs = [self.preprocess(p) for p in images]
+        out: list[Prediction] = []
+        for start in range(0, len(inputs), batch_size):
+            logits = self._run(torch.stack(inputs[start : start + batch_size]))
+            probs = torch.softmax(torch.as_tensor(np.asarray(logits)).float(), dim=1)
+            conf, idx = probs.max(dim=1)
+            for k, (c, i) in enumerate(zip(conf.tolist(), idx.tolist(), strict=True)):
+                label = self.classes[i] if i < len(self.classes) else str(i)
+                out.append(Prediction(str(images[start + k]), label, i, c))
+        return out
+
+
+def list_images(paths: Sequence[str | Path]) -> list[Path]:
+    """Image files, with folders expanded (recursively, sorted); a missing path is an error."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(
+                f
+                for f in p.rglob("*")
+                if f.is_file()
+                and f.suffix.lower() in IMAGE_EXTENSIONS
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DataError(f"{p}: no such image file or folder")
+    if not found:
+        raise DataError(
+            f"{', '.join(map(str, paths))}: no images (expected files ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return found

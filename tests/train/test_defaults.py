@@ -1,0 +1,105 @@
+"""Per-backbone defaults (train/defaults.py): omitted fields get the row's value, and no shipped
+config or old run folder changes its training hash."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from slimda_nas._io import write_yaml
+from slimda_nas._shipped import shipped_configs, shipped_spaces
+from slimda_nas.train import CHECKPOINT, load_run_config
+from slimda_nas.train.config import RunConfig, config_from_dict
+from slimda_nas.train.defaults import TABLE, apply_defaults, backbone_defaults
+from tests.conftest import REPO
+
+# Training hashes of the shipped configs before the defaults table existed (computed with the
+# code of main at 78f3bba, from the repository root, where spaces resolve to search_spaces/...).
+SHIPPED_HASHES = {
+    "mnist_mnistm": "c22c4cd9600b7bdf",
+    "mnist_usps": "6ecd6199117f1370",
+    "office31_ad": "1e92439b65bc182a",
+    "office31_aw": "62781647b4d88920",
+    "office31_aw_cpu": "01c21c7b6cef5bc4",  # added by issue 34, hashed with main at 7d7077b
+    "office31_aw_cpu_elastic": "8516a38b1df570f1",  # added by issue 35 (elastic space)
+    "office31_aw_resnet50": "805eaacbfc692463",
+    "office31_da": "92a14bc97c988e27",
+    "office31_da_cpu": "fb83cd5d82c64141",
+    "office31_da_cpu_elastic": "ea4c3fdd0bd0d220",  # added by issue 35 (elastic space)
+    "office31_dw": "3b96e30ed3feb4b8",
+    "office31_wa": "51c36d008042dce2",
+    "office31_wd": "36908960fa377d6f",
+    "usps_mnist": "b5f9d8e9615a2e32",
+}
+
+
+def test_every_shipped_config_has_its_hash_here():
+    """A new shipped config states the fields the defaults table sets: add its hash above."""
+    assert set(shipped_configs()) == set(SHIPPED_HASHES)
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_HASHES))
+def test_shipped_configs_keep_their_training_hash(name, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert load_run_config(name).training_hash() == SHIPPED_HASHES[name]
+
+
+def test_digits_row_is_what_usps_mnist_uses(monkeypatch):
+    monkeypatch.chdir(REPO)
+    shipped = load_run_config("usps_mnist")
+    for dotted, value in TABLE["digits_cnn"].fields.items():
+        holder = shipped
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            holder = getattr(holder, p)
+        assert getattr(holder, leaf) == value, dotted
+
+
+def test_omitted_fields_take_the_backbone_row(tmp_path):
+    write_yaml(tmp_path / "img.yaml", {"task": "office31:amazon->webcam", "space": "resnet50"})
+    write_yaml(tmp_path / "dig.yaml", {"task": "usps->mnist", "space": "digits_cnn"})
+    img, dig = load_run_config(tmp_path / "img.yaml"), load_run_config(tmp_path / "dig.yaml")
+    assert (img.domain_bn, img.optimizer.backbone_lr_mult, img.weights) == ("separate", 0.1, None)
+    assert (dig.domain_bn, dig.optimizer.lr, dig.iterations) == ("separate", 0.05, 1500)
+    # a field given wins, also inside a partly given section
+    write_yaml(
+        tmp_path / "img2.yaml",
+        {
+            "task": "office31:amazon->webcam",
+            "space": "efficientnet_lite0",
+            "weights": None,
+            "domain_bn": "joint",
+            "optimizer": {"lr": 0.02},
+        },
+    )
+    img2 = load_run_config(tmp_path / "img2.yaml")
+    assert (img2.weights, img2.domain_bn) == (None, "joint")
+    assert (img2.optimizer.lr, img2.optimizer.backbone_lr_mult) == (0.02, 0.1)
+    assert load_run_config(tmp_path / "img.yaml", weights="w.pth").weights == "w.pth"
+
+
+def test_an_old_run_folder_keeps_its_hash(tmp_path):
+    """A run.yaml written before domain_bn existed, beside its checkpoint: the field it lacks
+    takes its old (off) value, not the image row's 'separate'."""
+    space = str(shipped_spaces()["resnet50"])  # as a run.yaml holds it: a resolved path
+    old = RunConfig(name="old", task="office31:amazon->webcam", space=space).replace()
+    stored = dataclasses.asdict(old)
+    for key in ("domain_bn", "warmup", "shrinking", "averaging"):
+        stored.pop(key)
+    run = tmp_path / "old"
+    write_yaml(run / "run.yaml", stored)
+    fresh = load_run_config(run / "run.yaml")
+    assert fresh.domain_bn == "separate"  # no checkpoint: a config like any other
+    (run / CHECKPOINT).write_bytes(b"")
+    again = load_run_config(run / "run.yaml")
+    assert again.domain_bn == "joint"
+    assert again.training_hash() == config_from_dict(stored).training_hash()
+
+
+def test_apply_defaults_leaves_bad_sections_to_the_check():
+    assert apply_defaults({"optimizer": "fast"}, "resnet50")["optimizer"] == "fast"
+    assert apply_defaults({"optimizer": None}, "resnet50")["optimizer"] == {
+        "backbone_lr_mult": 0.1
+    }
+    assert backbone_defaults("no_such_net").fields == {}
