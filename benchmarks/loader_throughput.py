@@ -1,42 +1,44 @@
 """Training-loader throughput on Office-31 amazon (not a test; run by hand).
 
-    python benchmarks/loader_throughput.py [--data-root ../shared/data] [--size 224]
+    python -m benchmarks.loader_throughput [--data-root ../shared/data] [--size 224]
 
 Prints images/s for the first epoch including decoding, and for later epochs (steady state).
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
+from collections.abc import Sequence
 
 import torch
 
-from slimda_nas.data import InfiniteLoader, load_task, resolve_data_root
+from benchmarks import _common as bc
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument(
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
+    p.add_argument(
         "--data-root",
-        default=os.environ.get("SLIMDA_NAS_DATA")
-        or os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"),
+        default=os.environ.get("SLIMDA_NAS_DATA") or str(bc.REPO.parent / "shared" / "data"),
     )
-    parser.add_argument("--task", default="office31:amazon->amazon")
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args()
+    p.add_argument("--task", default="office31:amazon->amazon")
+    p.add_argument("--size", type=int, default=224)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--threads", type=int, default=None)
+    args = bc.parse(p, argv)
+    if args.tiny is not None:
+        args.task, args.size, args.batch_size = bc.tiny_task(args.tiny / "data"), 32, 4
+        args.data_root = str(args.tiny)
     if args.threads:
         torch.set_num_threads(args.threads)
-    root = resolve_data_root(args.data_root)
+    root = bc.resolve_data_root(args.data_root)
     start = time.perf_counter()
-    data = load_task(args.task, root, args.size, workers=args.workers)
+    data = bc.load_task(args.task, root, args.size, workers=args.workers)
     decoded = time.perf_counter() - start
-    loader = InfiniteLoader(data.source_train, args.batch_size, seed=0)
+    loader = bc.InfiniteLoader(data.source_train, args.batch_size, seed=0)
     n = len(data.source_train)
     per_epoch = -(-n // args.batch_size)
     times = []

@@ -4,9 +4,9 @@ within 1/4 and 1/16 and the smallest against training wall time) and, when it is
 budget table (the search's pick with the default score, the widest uniform model and the median
 of random feasible models at 1/4, 1/8 and 1/16).
 
-    python benchmarks/office31_cpu.py --task aw --arm staged --seed 0 [--threads 1]
-    python benchmarks/office31_cpu.py --task aw --arm source_only --seed 0
-    python benchmarks/office31_cpu.py --table        # print what is measured so far
+    python -m benchmarks.office31_cpu --task aw --arm staged --seed 0 [--threads 1]
+    python -m benchmarks.office31_cpu --task aw --arm source_only --seed 0
+    python -m benchmarks.office31_cpu --table        # print what is measured so far
 
 Arms: ``staged`` (the shipped `office31_*_cpu` config: adaptation of the largest model, channel
 ordering, the cached-teacher stage with progressive shrinking), ``today`` (the SlimDA sandwich

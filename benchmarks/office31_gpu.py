@@ -1,5 +1,5 @@
 """GPU benchmark: Office-31 amazon->webcam with ImageNet EfficientNet-Lite0 (any run config
-with ``--config``; ``--device cpu --config configs/usps_mnist.yaml`` is a quick dry run).
+with ``--config``; ``--device cpu --config usps_mnist`` is a quick dry run).
 
 Measures (1) train step time for m = 1 and m = 4 sub-networks against the MACs-ideal ratio, in
 fp32, bf16 and bf16 + channels_last; (2) target accuracy of the largest and smallest model
@@ -8,170 +8,82 @@ after training each method (source_only, symnet, slimda); (3) candidate-evaluati
 left, per budget: the UPEM-best of feasible random models against their median and the
 uniform-width model (no Optuna needed on the device). Results go to OUT/*.json as they are produced.
 
-    python benchmarks/office31_gpu.py --data-root DATA --out OUT [--iterations 1000]
+    python -m benchmarks.office31_gpu --data-root DATA --out OUT [--iterations 1000]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import random
+import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from slimda_nas._io import write_text
-from slimda_nas.bank import ModelBank
-from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.methods import HEADS, build_method
-from slimda_nas.space import load_space
-from slimda_nas.train import train_bank
-from slimda_nas.train.config import load_run_config
-from slimda_nas.train.sandwich import sample_model_batch
-from slimda_nas.train.step import BankStep
+import slimda_nas as sn
+from benchmarks import _common as bc
 
-REPO = Path(__file__).resolve().parents[1]
 T0 = time.time()
-DEVICE = "cuda"
+SETTINGS = (("fp32", False), ("bf16", False), ("bf16", True))
 
 
-def _sync() -> None:
-    if DEVICE == "cuda":
-        torch.cuda.synchronize()
-
-
-def _device_name() -> str:
-    return torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu"
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
 
 
 def log(out: Path, name: str, obj) -> None:
-    write_text(out / f"{name}.json", json.dumps(obj, indent=2, default=str))
+    bc.write_result(out / f"{name}.json", obj)
     print(f"[{time.time() - T0:6.0f}s] {name}: {json.dumps(obj, default=str)[:600]}", flush=True)
 
 
-def step_times(out: Path, config: Path, steps: int = 20) -> None:
-    cfg = load_run_config(config)
-    space = load_space(cfg.space)
-    torch.manual_seed(0)
-    bank = ModelBank.build(space, 31, heads=HEADS, weights=cfg.weights)
-    cost = CostModel(bank)
-    largest = cost.macs(space.largest())
-    model = bank.model.to(DEVICE).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    n = cfg.batch_size
-    xs, xt = (
-        torch.randn(n, *space.input_shape, device=DEVICE),
-        torch.randn(n, *space.input_shape, device=DEVICE),
+def step_times(out: Path, cfg: sn.RunConfig, device: str, steps: int) -> None:
+    timed = bc.time_steps(
+        cfg, num_classes=31, device=device, steps=steps, warmup=5, settings=SETTINGS
     )
-    ys = torch.randint(0, 31, (n,), device=DEVICE)
-    rows = []
-    for precision, channels_last in (("fp32", False), ("bf16", False), ("bf16", True)):
-        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        step = BankStep(model, build_method("slimda"), channels_last)
-        for m in (1, 4):
-            ideal, times = [], []
-            for it in range(steps + 5):
-                configs = sample_model_batch(space, m, 0, it)
-                widths = [space.layer_widths(c) for c in configs]
-                _sync()
-                t = time.perf_counter()
-                with torch.autocast(
-                    DEVICE, dtype=torch.bfloat16, enabled=precision == "bf16" and DEVICE == "cuda"
-                ):
-                    total, _ = step(xs, ys, xt, widths, 0.5)
-                opt.zero_grad(set_to_none=True)
-                total.backward()
-                opt.step()
-                _sync()
-                if it >= 5:
-                    times.append(time.perf_counter() - t)
-                    ideal.append(sum(cost.macs(c) for c in configs) / largest)
-            rows.append(
-                {
-                    "precision": precision,
-                    "channels_last": channels_last,
-                    "m": m,
-                    "ms_per_step": 1000 * sum(times) / len(times),
-                    "macs_ideal_ratio": sum(ideal) / len(ideal),
-                }
-            )
-    for r in rows:  # relative to the m = 1 step in the same setting
-        base = next(
-            x
-            for x in rows
-            if x["precision"] == r["precision"]
-            and x["channels_last"] == r["channels_last"]
-            and x["m"] == 1
-        )
-        r["time_ratio_vs_m1"] = r["ms_per_step"] / base["ms_per_step"]
-    log(
-        out,
-        "step_times",
-        {
-            "device": _device_name(),
-            "batch": f"{n} source + {n} target, {space.input_size} px",
-            "config": str(config),
-            "largest_macs": largest,
-            "rows": rows,
-        },
-    )
+    log(out, "step_times", {"device": _device_name(device), "config": cfg.name, **timed})
 
 
-def train_methods(out: Path, config: Path, data_root: str, iterations: int) -> dict:
+def train_methods(out: Path, args) -> dict:
     runs = {}
-    for method in ("slimda", "source_only", "symnet"):
-        cfg = load_run_config(
-            config,
+    iterations = args.iterations
+    for method in ("slimda",) if args.tiny else ("slimda", "source_only", "symnet"):
+        cfg = bc.run_config(
+            args.config,
+            args.tiny,
             method=method,
             iterations=iterations,
-            device=DEVICE,
+            device=args.device,
             out=str(out.parent / "runs" / method),
-            data_root=data_root,
+            data_root=args.data_root,
             eval_every=iterations,
             checkpoint_every=iterations,
         )
         t = time.time()
-        result = train_bank(cfg, show_progress=False)
+        result = sn.train_bank(cfg, show_progress=False)
         runs[method] = {
             "seconds": time.time() - t,
             "iterations": iterations,
             "accuracy": result.accuracy,
-            "deploy_head": cfg.deploy_head or build_method(method).default_deploy_head,
+            "deploy_head": cfg.deploy_head or bc.build_method(method).default_deploy_head,
             "run_dir": str(cfg.run_dir),
         }
         log(out, "train_methods", runs)
     return runs
 
 
-def candidate_speed(out: Path, run_dir: str, data_root: str) -> None:
-    from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-    from slimda_nas.train import load_run
-
-    run = load_run(run_dir, device=DEVICE, data_root=data_root)
-    rows = []
-    rng = random.Random(0)
-    configs = [run.space.sample(rng) for _ in range(12)]
-    for n in (100, 500, 2000):
-        ev = Evaluator(
-            run,
-            EvalSettings(calibration_images=500, scoring_images=n, batch_size=250),
-            cache=False,
-        )
-        ev.score(configs[0])
-        _sync()
-        t = time.perf_counter()
-        for c in configs[1:]:
-            ev.score(c)
-        _sync()
-        rows.append(
-            {
-                "scoring_images": ev.subsets["scoring"],
-                "calibration_images": ev.subsets["calibration"],
-                "seconds_per_candidate": (time.perf_counter() - t) / (len(configs) - 1),
-            }
-        )
-    ev = Evaluator(run, EvalSettings(calibration_images=500, scoring_images=500), cache=False)
+def candidate_speed(out: Path, run_dir: str, args) -> None:
+    run = sn.load_run(run_dir, device=args.device, data_root=args.data_root)
+    sizes = (6,) if args.tiny else (100, 500, 2000)
+    rows = bc.time_candidates(
+        run,
+        sizes,
+        calibration_images=6 if args.tiny else 500,
+        candidates=2 if args.tiny else 11,
+        batch_size=250,
+        on_row=lambda row: None,
+    )
+    ev = sn.Evaluator(run, bc.eval_settings(args.tiny, calibration_images=500, scoring_images=500))
     acc = {
         name: ev.accuracy(c)
         for name, c in (("largest", run.space.largest()), ("smallest", run.space.smallest()))
@@ -179,23 +91,19 @@ def candidate_speed(out: Path, run_dir: str, data_root: str) -> None:
     log(
         out,
         "candidate_speed",
-        {"device": _device_name(), "rows": rows, "accuracy_500_calibration": acc},
+        {"device": _device_name(args.device), "rows": rows, "accuracy_500_calibration": acc},
     )
 
 
-def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int = 24) -> None:
+def budgets(out: Path, run_dir: str, args, deadline: float) -> None:
     """Per budget: UPEM-best of ``draws`` feasible random models vs their median, and the
     uniform-width model (random search scored by UPEM; needs no Optuna on the device)."""
-    import statistics
-
-    from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-    from slimda_nas.evaluate.ranking import correlations
-    from slimda_nas.train import load_run
-
-    run = load_run(run_dir, device=DEVICE, data_root=data_root)
-    ev = Evaluator(run, EvalSettings(calibration_images=500, scoring_images=500, batch_size=250))
+    draws = 3 if args.tiny else 24
+    run = sn.load_run(run_dir, device=args.device, data_root=args.data_root)
+    settings = dict(calibration_images=500, scoring_images=500, batch_size=250)
+    ev = sn.Evaluator(run, bc.eval_settings(args.tiny, **settings))
     space, cost = run.space, ev.cost
-    largest = cost.macs(space.largest())
+    anchor = ev.anchor_macs
     smallest = cost.macs(space.smallest())
     largest_accuracy = ev.accuracy(space.largest())
     rows, points = [], []
@@ -204,17 +112,12 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
         ("1/4", 1 / 4),
         ("1/8", 1 / 8),
         ("1/16", 1 / 16),
-        ("smallest+5%", 1.05 * smallest / largest),
+        ("smallest+5%", 1.05 * smallest / anchor),
     ):
-        if time.time() > deadline:
+        if time.time() > deadline or (args.tiny and rows):
             break
-        limit = frac * largest
-        rng = random.Random(0)
-        configs = []
-        while len(configs) < draws:
-            c = space.sample(rng)
-            if cost.macs(c) <= limit:
-                configs.append(c)
+        limit = frac * anchor
+        configs = bc.random_feasible(ev, int(limit), draws, seed=0)
         scored = []
         for c in configs:
             s = ev.score(c)
@@ -237,7 +140,9 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
                 "draws": draws,
             }
         )
-        pearson, spearman, kendall = correlations([p[0] for p in points], [p[1] for p in points])
+        pearson, spearman, kendall = bc.correlations(
+            [p[0] for p in points], [p[1] for p in points]
+        )
         log(
             out,
             "budgets",
@@ -254,33 +159,35 @@ def budgets(out: Path, run_dir: str, data_root: str, deadline: float, draws: int
         )
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--out", required=True, type=Path)
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
+    p.add_argument("--data-root")
+    p.add_argument("--out", type=Path, help="results folder (tiny: under the tiny folder)")
     p.add_argument("--iterations", type=int, default=1000)
     p.add_argument(
         "--time-budget", type=float, default=480, help="seconds; later stages are skipped past it"
     )
     p.add_argument("--device", default="cuda")
-    p.add_argument("--config", type=Path, default=REPO / "configs/office31_aw.yaml")
+    p.add_argument("--config", default="office31_aw", help="a shipped config or a YAML path")
     p.add_argument("--steps", type=int, default=20, help="timed steps per setting")
     p.add_argument(
         "--stages", default="steps,train,speed,budgets", help="comma-separated subset to run"
     )
-    args = p.parse_args()
-    global DEVICE
-    DEVICE = args.device
+    args = bc.parse(p, argv)
+    if args.tiny is not None:
+        args.out, args.device, args.iterations, args.steps = args.tiny / "gpu", "cpu", 6, 2
+    elif args.out is None or args.data_root is None:
+        p.error("--out and --data-root are required (or --tiny)")
     args.out.mkdir(parents=True, exist_ok=True)
     stages = args.stages.split(",")
     if "steps" in stages:
-        step_times(args.out, args.config, args.steps)
+        step_times(args.out, bc.run_config(args.config, args.tiny), args.device, args.steps)
     if "train" in stages:
-        runs = train_methods(args.out, args.config, args.data_root, args.iterations)
+        runs = train_methods(args.out, args)
         if "speed" in stages:
-            candidate_speed(args.out, runs["slimda"]["run_dir"], args.data_root)
+            candidate_speed(args.out, runs["slimda"]["run_dir"], args)
         if "budgets" in stages:
-            budgets(args.out, runs["slimda"]["run_dir"], args.data_root, T0 + args.time_budget)
+            budgets(args.out, runs["slimda"]["run_dir"], args, T0 + args.time_budget)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 evaluations, the ground-truth accuracy of each sampler's pick, against the median and the best
 of random feasible models of the same budget and the best configuration any search evaluated.
 
-    python benchmarks/search_comparison.py --run runs/seeds/usps_mnist_slimda_s0 \\
+    python -m benchmarks.search_comparison --run runs/seeds/usps_mnist_slimda_s0 \\
         --budgets 1/16,1/64 --samplers tpe,nsga2,random,uniform,greedy --seeds 0,1,2 \\
         --trials 100 [--metric kl@ct] [--repair both] [--random 60] [--tag NAME]
 
@@ -13,24 +13,19 @@ benchmarks/results/search_<run>[_<tag>].json and a PNG of the best-so-far curves
 
 from __future__ import annotations
 
-import argparse
-import json
+import math
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
-from slimda_nas.evaluate.feasible import BandSampler
-from slimda_nas.evaluate.ground_truth import ground_truth
-from slimda_nas.evaluate.scores import DEFAULT_METRIC
-from slimda_nas.search.storage import open_storage
-from slimda_nas.search.studies import read_studies
+from benchmarks import _common as bc
 
-REPO = Path(__file__).resolve().parents[1]
 DETERMINISTIC = ("uniform", "greedy")
 
 
@@ -44,35 +39,30 @@ def _stat(values: list[float]) -> dict:
 
 
 def curve(study, n: int) -> list[float | None]:
-    """Best feasible UPEM after each of the study's first n evaluations."""
-    out, best = [], float("inf")
-    for p in study.points:
-        if p.feasible:
-            best = min(best, p.value)
-        if p.evaluated:
-            out.append(best if best < float("inf") else None)
+    """Best feasible UPEM after each of the study's first n evaluations (None: none yet)."""
+    out = [None if math.isinf(v) else v for v in bc.best_so_far(study)]
     return (out + [out[-1]] * (n - len(out)))[:n] if out else [None] * n
 
 
 def random_models(ev, budget, n: int, seed: int) -> list[float]:
     """Ground-truth accuracy of n distinct random feasible configurations of the budget."""
     space = ev.run.space
-    band = BandSampler(space, ev.cost)
+    band = bc.BandSampler(space, ev.cost)
     rng, seen = random.Random(seed), set()
     while len(seen) < n:
         x, _ = band.sample(rng, budget.macs)
         seen.add(x)
-    return ground_truth(ev, [space.from_indices(list(x)) for x in sorted(seen)])
+    return bc.ground_truth(ev, [space.from_indices(list(x)) for x in sorted(seen)])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--run", type=Path, required=True)
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
+    p.add_argument("--run", type=Path, help="the trained bank (not with --tiny)")
     p.add_argument("--budgets", default="1/16,1/64")
     p.add_argument("--samplers", default="tpe,nsga2,random,uniform,greedy")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--trials", type=int, default=100)
-    p.add_argument("--metric", default=DEFAULT_METRIC)
+    p.add_argument("--metric", help="the score to minimise (default: the package's)")
     p.add_argument("--repair", choices=("on", "off", "both"), default="on")
     p.add_argument("--random", type=int, default=60, help="random feasible models per budget")
     p.add_argument(
@@ -81,10 +71,17 @@ def main() -> None:
         help="measure the accuracy of every configuration any search evaluated",
     )
     p.add_argument("--tag", default="")
-    args = p.parse_args()
+    args = bc.parse(p, argv)
+    if args.tiny is not None:
+        args.run = bc.tiny_banks(args.tiny, ["slimda"])["slimda"]
+        args.samplers, args.seeds, args.trials, args.random = "tpe,random,uniform", "0,1", 3, 2
+        args.best_evaluated = True
+    elif args.run is None:
+        p.error("--run is required (or --tiny)")
     run = sn.load_run(args.run)
-    ev = sn.Evaluator(run, sn.EvalSettings(metric=args.metric))
-    anchor = ev.cost.macs(ev.anchor_config)
+    ev = sn.Evaluator(run, bc.eval_settings(args.tiny, metric=args.metric))
+    args.metric = ev.settings.metric
+    anchor = ev.anchor_macs
     storage = str(args.run / f"bench{'-' + args.tag if args.tag else ''}.journal")
     repairs = {"on": [True], "off": [False], "both": [True, False]}[args.repair]
     rows = []
@@ -142,7 +139,7 @@ def main() -> None:
             "random_n": len(accs),
         }
         if args.best_evaluated:
-            studies = read_studies(open_storage(storage, args.run), run.space, storage)
+            studies = bc.read_studies(storage, args.run, run.space)
             configs = {
                 p.key: p.config
                 for s in studies
@@ -150,7 +147,7 @@ def main() -> None:
                 for p in s.points
                 if p.evaluated and p.feasible
             }
-            accs_ev = ground_truth(ev, list(configs.values()))
+            accs_ev = bc.ground_truth(ev, list(configs.values()))
             ref.update({"best_evaluated": max(accs_ev), "evaluated_n": len(accs_ev)})
         references[budget.text] = ref
     summary = []
@@ -181,19 +178,17 @@ def main() -> None:
                 )
     show(summary, args)
     name = f"search_{args.run.name}{'_' + args.tag if args.tag else ''}"
-    out = REPO / "benchmarks" / "results" / f"{name}.json"
-    out.write_text(
-        json.dumps(
-            {
-                "run": str(args.run),
-                "metric": args.metric,
-                "trials": args.trials,
-                "rows": rows,
-                "summary": summary,
-                "references": references,
-            },
-            indent=2,
-        )
+    out = bc.results_dir(args) / f"{name}.json"
+    bc.write_result(
+        out,
+        {
+            "run": str(args.run),
+            "metric": args.metric,
+            "trials": args.trials,
+            "rows": rows,
+            "summary": summary,
+            "references": references,
+        },
     )
     plot(rows, args, out.with_suffix(".png"))
     print(f"written {out}")

@@ -1,8 +1,8 @@
 """Banks over training seeds: train K seeds of each task and method, then report the target
 accuracy of the largest, the smallest, and the widest uniform-width model within 1/16 and 1/64
-of the MACs, per bank and as mean, standard deviation, min and max over the seeds.
+of the anchor's MACs, per bank and as mean, standard deviation, min and max over the seeds.
 
-    python benchmarks/seed_spread.py --tasks usps_mnist,mnist_usps,mnist_mnistm \\
+    python -m benchmarks.seed_spread --tasks usps_mnist,mnist_usps,mnist_mnistm \\
         --methods slimda,symnet,source_only --seeds 0,1,2 [--set distillation.temperature=1.0 --tag t1]
 
 Each bank goes to RUNS/<task>_<method>[_<tag>]_s<seed> (a finished bank is reused, a killed one
@@ -14,54 +14,34 @@ head H instead of the deployed one (results in seeds[_<tag>]_<H>.json).
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
-from slimda_nas._io import write_text
-from slimda_nas.evaluate.ground_truth import ground_truth
+from benchmarks import _common as bc
 
-REPO = Path(__file__).resolve().parents[1]
 MODELS = ("largest", "smallest", "1/16", "1/64")
-
-
-def bank_name(task: str, method: str, seed: int, tag: str | None) -> str:
-    return f"{task}_{method}{'_' + tag if tag else ''}_s{seed}"
-
-
-def overrides(items: list[str]) -> dict:
-    """``a.b=value`` pairs as the nested mapping RunConfig.replace takes."""
-    out: dict = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        head, _, sub = key.partition(".")
-        value = yaml.safe_load(value)
-        if sub:
-            out.setdefault(head, {})[sub] = value
-        else:
-            out[head] = value
-    return out
 
 
 def train(task: str, method: str, seed: int, args) -> tuple[Path, float | None]:
     """Train (or resume, or reuse) one bank; the seconds it trained now (None if reused)."""
-    name = bank_name(task, method, seed, args.tag)
-    cfg = sn.load_run_config(
-        task, method=method, seed=seed, out=str(args.runs / name), data_root=args.data_root
-    ).replace(**overrides(args.set))
+    name = bc.bank_name(task, method, seed, args.tag)
+    cfg = bc.run_config(
+        task,
+        args.tiny,
+        method=method,
+        seed=seed,
+        out=str(args.runs / name),
+        data_root=args.data_root,
+    ).replace(**bc.overrides(args.set))
     result = sn.train_bank(cfg, show_progress=False)
     if result.resumed_from >= cfg.iterations:
         return cfg.run_dir, None
-    return cfg.run_dir, json.loads((cfg.run_dir / "train_summary.json").read_text())[
-        "seconds_this_session"
-    ]
+    return cfg.run_dir, round(result.seconds, 1)
 
 
 def evaluate(
@@ -69,33 +49,22 @@ def evaluate(
 ) -> dict[str, float]:
     """Accuracy of the largest, the smallest and the widest uniform model within each budget
     (the smallest where no uniform model fits)."""
-    run = sn.load_run(run_dir)
-    ev = sn.Evaluator(run, settings or sn.EvalSettings())
-    space, anchor = run.space, ev.cost.macs(run.space.largest())
+    ev = sn.Evaluator(sn.load_run(run_dir), settings or sn.EvalSettings())
+    space = ev.run.space
     configs = {"largest": space.largest(), "smallest": space.smallest()}
-    for text in budgets:
-        ratio = ev.cost.widest_uniform_ratio(sn.parse_budget(text).macs(anchor))
-        configs[text] = space.smallest() if ratio is None else space.uniform(ratio)
-    accs = ground_truth(ev, list(configs.values()))
+    for b in bc.anchor_budgets(ev, budgets):
+        ratio = ev.cost.widest_uniform_ratio(b.macs)
+        configs[b.text] = space.smallest() if ratio is None else space.uniform(ratio)
+    accs = bc.ground_truth(ev, list(configs.values()))
     return dict(zip(configs, accs, strict=True))
 
 
-def describe(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.mean(values),
-        "sd": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-        "spread": max(values) - min(values),
-    }
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
     p.add_argument("--tasks", default="usps_mnist,mnist_usps,mnist_mnistm")
     p.add_argument("--methods", default="slimda,symnet,source_only")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--runs", type=Path, default=REPO / "runs" / "seeds")
+    p.add_argument("--runs", type=Path, default=bc.REPO / "runs" / "seeds")
     p.add_argument(
         "--set",
         action="append",
@@ -112,16 +81,20 @@ def main() -> None:
         "--results",
         help="results file name under benchmarks/results (default: seeds[_<tag>][_<head>].json)",
     )
-    args = p.parse_args()
+    args = bc.parse(p, argv)
+    if args.tiny is not None:
+        args.tasks, args.methods, args.seeds = "tiny", "slimda", "0,1"
+        args.runs = args.tiny / "banks"
     if args.threads:
         torch.set_num_threads(args.threads)
     suffix = "".join(f"_{x}" for x in (args.tag, args.head) if x)
-    out = REPO / "benchmarks" / "results" / (args.results or f"seeds{suffix}.json")
-    meta = {"overrides": args.set, "machine": sn_machine()}
+    out = bc.results_dir(args) / (args.results or f"seeds{suffix}.json")
+    meta = {"overrides": args.set, "machine": bc.machine()}
+    settings = bc.eval_settings(args.tiny, head=args.head)
     for task in args.tasks.split(","):
         for method in args.methods.split(","):
             for seed in (int(s) for s in args.seeds.split(",")):
-                name = bank_name(task, method, seed, args.tag)
+                name = bc.bank_name(task, method, seed, args.tag)
                 run_dir, seconds = (
                     (args.runs / name, None)
                     if args.evaluate_only
@@ -132,7 +105,7 @@ def main() -> None:
                     "method": method,
                     "seed": seed,
                     "seconds": seconds,
-                    "accuracy": evaluate(run_dir, settings=sn.EvalSettings(head=args.head)),
+                    "accuracy": evaluate(run_dir, settings=settings),
                 }
                 results = record(out, name, bank, meta)
                 print(f"{name}: {results['banks'][name]}", flush=True)
@@ -142,19 +115,12 @@ def main() -> None:
 def record(out: Path, name: str, bank: dict, meta: dict) -> dict:
     """Add one bank to the results file, read afresh so that runs side by side (other tasks or
     methods) keep each other's banks; a reused bank keeps the seconds it was trained in."""
-    results = json.loads(out.read_text()) if out.exists() else {"banks": {}}
+    results = bc.read_result(out, {"banks": {}})
     bank["seconds"] = bank["seconds"] or results["banks"].get(name, {}).get("seconds")
     results["banks"][name] = bank
     results.update(meta, summary=summarise(results["banks"]))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, json.dumps(results, indent=2))
+    bc.write_result(out, results)
     return results
-
-
-def sn_machine() -> dict:
-    from slimda_nas.evaluate.latency import machine
-
-    return machine()
 
 
 def summarise(banks: dict) -> dict:
@@ -164,8 +130,8 @@ def summarise(banks: dict) -> dict:
     return {
         key: {
             "seeds": sorted(b["seed"] for b in group),
-            "seconds": describe([b["seconds"] for b in group if b.get("seconds")] or [0.0]),
-            **{m: describe([b["accuracy"][m] for b in group]) for m in MODELS},
+            "seconds": bc.describe([b["seconds"] for b in group if b.get("seconds")] or [0.0]),
+            **{m: bc.describe([b["accuracy"][m] for b in group]) for m in MODELS},
         }
         for key, group in sorted(groups.items())
     }

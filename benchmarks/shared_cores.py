@@ -3,7 +3,7 @@ domain, 4 models, separate-domain BN) and a candidate evaluation (BN re-estimate
 target images, 4,000 scored, batches of 500: EvalSettings' defaults) with N torch threads, each
 setting in a fresh process (OpenMP reads its environment once).
 
-    python benchmarks/shared_cores.py [--steps 6] [--settings 2,2:passive,1,auto]
+    python -m benchmarks.shared_cores [--steps 6] [--settings 2,2:passive,1,auto]
 
 Run it while another process holds one core (the situation measured); prints one JSON row
 per setting. ``auto`` is slimda-nas's own thread choice (slimda_nas/_threads.py).

@@ -80,21 +80,10 @@ def data_root() -> Path:
 
 
 def make_folder_domains(root: Path, domains=("A", "B"), classes=3, per_class=6, size=40) -> Path:
-    """Tiny image-folder domains (``root/<domain>/<class>/*.png``): class = colour, domain = a
-    brightness shift, so a network can learn and adapt something in a few steps."""
-    import numpy as np
-    from PIL import Image
+    """Tiny image-folder domains (``root/<domain>/<class>/*.png``), the benchmarks' tiny data."""
+    from benchmarks._common import tiny_domains
 
-    rng = np.random.default_rng(0)
-    for d, domain in enumerate(domains):
-        for c in range(classes):
-            folder = root / domain / f"class{c}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for i in range(per_class):
-                img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
-                img[..., c % 3] += np.uint8(120 + 40 * d)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    return tiny_domains(root, domains, classes, per_class, size)
 
 
 @pytest.fixture
@@ -132,21 +121,14 @@ def tiny_elastic_space(folder: Path, size: int = 32) -> Path:
 
 
 def tiny_run_config(tmp_path: Path, task: str, **changes):
+    from benchmarks._common import TINY_RUN
     from slimda_nas.train.config import RunConfig
 
     values = dict(
         name="tiny",
         task=task,
         space=str(SPACES / "digits_cnn.yaml"),
-        iterations=8,
-        batch_size=4,
-        models_per_step=3,
-        device="cpu",
-        checkpoint_every=2,
-        log_every=2,
-        eval_every=4,
-        eval_images=12,
-        calibration_images=12,
+        **{**TINY_RUN, "iterations": 8, "eval_every": 4},
         out=str(tmp_path / "run"),
     )
     values.update(changes)

@@ -118,7 +118,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     score = evaluator.score(config)
     acc = _accuracy(evaluator, config)
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    anchor_macs = evaluator.anchor_macs
     t = Table(title=f"{run.run_dir}: {label} ({run.method}, {run.task}, head {evaluator.head})")
     t.add_column("quantity")
     t.add_column("value", justify="right")
@@ -184,7 +184,7 @@ def _within_budgets(args, run, evaluator, console) -> int:
     from slimda_nas.evaluate.budget import parse_budgets
     from slimda_nas.evaluate.within_budget import BAND_LOW, band_ranking, write_rankings
 
-    anchor = evaluator.cost.macs(evaluator.anchor_config)
+    anchor = evaluator.anchor_macs
     rankings = []
     with Progress(console=Console(stderr=True)) as progress:
         for budget in parse_budgets(args.budget):
@@ -200,27 +200,27 @@ def _within_budgets(args, run, evaluator, console) -> int:
                 )
             )
     out = write_rankings(run.run_dir, rankings, evaluator.record())
-    images = evaluator.subsets["scoring"]
+    images = evaluator.subsets.scoring
     for r in rankings:
-        rec = r.to_dict()
-        table = rec["by_images"][str(min(images, max(int(k) for k in rec["by_images"])))]
+        rec = r.saved()
+        table = rec.rows(min(images, max(rec.by_images)))
         t = Table(
-            title=f"{r.budget} ({BAND_LOW:g}-1 x {r.budget.macs:,} MACs): {rec['n']} configurations, "
+            title=f"{r.budget} ({BAND_LOW:g}-1 x {r.budget.macs:,} MACs): {rec.n} configurations, "
             f"accuracy {min(r.accuracies):.2%}-{max(r.accuracies):.2%} (median "
-            f"{rec['median_accuracy']:.2%}), split-half ceiling {rec['ceiling']:.2f}"
+            f"{rec.median_accuracy:.2%}), split-half ceiling {rec.ceiling:.2f}"
         )
         for col in ("score", "Spearman", "Kendall", "pick accuracy", "regret"):
             t.add_column(col, justify="right")
-        for name, row in sorted(table.items(), key=lambda kv: -_nan0(kv[1]["spearman"])):
+        for name, row in sorted(table.items(), key=lambda kv: -_nan0(kv[1].spearman)):
             label = "MACs alone" if name == "macs" else name
             if name == evaluator.settings.metric:
                 label += " (searched)"
             t.add_row(
                 label,
-                f"{row['spearman']:.3f}",
-                f"{row['kendall']:.3f}",
-                f"{row['pick_accuracy']:.2%}",
-                f"{row['regret'] * 100:.2f} pt",
+                f"{row.spearman:.3f}",
+                f"{row.kendall:.3f}",
+                f"{row.pick_accuracy:.2%}",
+                f"{row.regret * 100:.2f} pt",
             )
         console.print(t)
     console.print(f"within-budget rankings written to {out}")

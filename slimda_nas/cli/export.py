@@ -10,7 +10,8 @@ from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
 from slimda_nas.cli.search import add_target_labelled, labelled_table
-from slimda_nas.evaluate.latency import format_ms, one_thread_text
+from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
+from slimda_nas.export.model_record import ExportRecord
 
 #: Scoring options left unset on the command line take the values the search recorded.
 _FROM_SEARCH = (
@@ -124,45 +125,44 @@ def _scoring(args: argparse.Namespace) -> dict:
 
 
 def _table(result) -> Table:
-    rec = result.record
-    v = rec["verification"]
-    acc = "-" if rec["accuracy"] is None else f"{rec['accuracy']:.2%}"
+    rec = ExportRecord.from_dict(result.record)
+    acc = "-" if rec.accuracy is None else f"{rec.accuracy:.2%}"
     t = Table(
-        title=f"{result.label} -> {result.out}\n{rec['macs']:,} MACs (thop; equals the search's: "
-        f"{'yes' if v['macs']['passed'] else 'NO'}), UPEM {rec['upem'][rec['metric']]:.4f}, "
+        title=f"{result.label} -> {result.out}\n{rec.macs:,} MACs (thop; equals the search's: "
+        f"{'yes' if rec.macs_passed else 'NO'}), UPEM {rec.upem_value:.4f}, "
         f"accuracy {acc}"
     )
     for col in ("file", "size", "max |logit diff|", "accuracy file / bank", "seconds"):
         t.add_column(col, justify="left" if col == "file" else "right")
-    for name, f in v["files"].items():
-        a = f.get("accuracy")
+    checks = rec.file_checks
+    most = max((f.accuracy[2] for f in checks if f.accuracy), default=0)
+    for f in checks:
         t.add_row(
-            name,
-            f"{f['bytes'] / 1024:.0f} KiB",
-            f"{f['logits']['max_abs_diff']:.1e}",
-            _acc_cell(a, rec),
-            f"{f['seconds']['write_and_verify']:.1f}",
+            f.name,
+            f"{f.bytes / 1024:.0f} KiB",
+            f"{f.max_abs_diff:.1e}",
+            _acc_cell(f.accuracy, most),
+            f"{f.seconds:.1f}",
         )
-    if rec.get("latency"):
-        t.caption = latency_caption(rec["latency"])
+    if rec.latency_record is not None:
+        t.caption = latency_caption(rec.latency_record)
     return t
 
 
-def latency_caption(lat: dict) -> str:
+def latency_caption(lat: LatencyRecord) -> str:
     """One line: this model's and the full-width model's batch-1 latency on this machine."""
-    m, full, mach = lat["model"], lat["full_width"], lat["machine"]
+    m, full = lat.get("model"), lat.get("full_width")
     return (
-        f"latency at batch 1 on this machine ({mach['cpu']}, {mach['threads']} threads): "
+        f"latency at batch 1 on this machine ({lat.where}): "
         f"PyTorch {format_ms(m, 'pytorch')}, ONNX Runtime {format_ms(m, 'onnxruntime')}"
-        f"{one_thread_text(m)}; full width {format_ms(full, 'pytorch')} / "
+        f"{one_thread_text(m or {})}; full width {format_ms(full, 'pytorch')} / "
         f"{format_ms(full, 'onnxruntime')}. Another device gives other numbers."
     )
 
 
-def _acc_cell(a: dict | None, rec: dict) -> str:
+def _acc_cell(a: tuple[float, float, int] | None, most: int) -> str:
     if a is None:
         return "-"
-    cell = f"{a['exported']:.2%} / {a['bank']:.2%}"
-    full = rec["verification"]["files"]
-    most = max(f["accuracy"]["images"] for f in full.values() if f.get("accuracy"))
-    return cell if a["images"] == most else f"{cell} (first {a['images']} images)"
+    exported, bank, images = a
+    cell = f"{exported:.2%} / {bank:.2%}"
+    return cell if images == most else f"{cell} (first {images} images)"

@@ -52,7 +52,7 @@ class ResolvedBudget:
     @property
     def slug(self) -> str:
         """File- and study-name-safe form of the text (``1/64`` -> ``1-64``)."""
-        return self.text.replace("/", "-").replace("%", "pct").replace(" ", "")
+        return slug(self.text)
 
     def fits(self, macs: int) -> bool:
         """THE feasibility rule of a search: at most the budget's MACs."""
@@ -69,6 +69,14 @@ class ResolvedBudget:
 
     def __str__(self) -> str:
         return self.text
+
+
+def slug(text: str) -> str:
+    """THE file- and name-safe form of a budget, study or file name, for study names and
+    export labels alike: ``1/64`` -> ``1-64``, ``25%`` -> ``25pct``, spaces dropped, any
+    other character outside letters, digits and ``-_.+`` -> ``-``."""
+    text = text.replace("/", "-").replace("%", "pct").replace(" ", "")
+    return "".join(c if c.isalnum() or c in "-_.+" else "-" for c in text).strip("-")
 
 
 @typed

@@ -23,7 +23,8 @@ from slimda_nas._check import check_fields
 from slimda_nas._io import atomic_write
 from slimda_nas.errors import ConfigError, Notice, RunError
 from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.evaluate.scores import DEFAULT_METRIC, LEGACY_METRIC, SCORES, compute_scores
+from slimda_nas.evaluate.scores import DEFAULT_METRIC, SCORES, compute_scores
+from slimda_nas.evaluate.scoring_record import ScoringRecord, Subsets
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.train.run import TrainedRun
 
@@ -67,19 +68,21 @@ class EvalSettings:
                 )
 
     @classmethod
-    def from_record(cls, record: dict) -> EvalSettings:
+    def from_record(cls, record: Mapping | ScoringRecord) -> EvalSettings:
         """The settings that reproduce a recorded :meth:`Evaluator.record` (e.g. for exports)."""
-        subsets = record.get("subsets") or {}
-        d = cls()
+        r = record if isinstance(record, ScoringRecord) else ScoringRecord.from_dict(record)
+        d, sub = cls(), r.subsets
         return cls(
-            calibration_images=int(subsets.get("calibration", d.calibration_images)),
-            scoring_images=int(subsets.get("scoring", d.scoring_images)),
-            subset_seed=int(subsets.get("seed", d.subset_seed)),
-            batch_size=int(subsets.get("batch_size", d.batch_size)),
-            head=record.get("head"),
-            metric=record.get("metric", LEGACY_METRIC),
-            recalibrate_bn=bool(record.get("recalibrate_bn", True)),
-            anchor=record.get("anchor"),
+            calibration_images=d.calibration_images
+            if sub.calibration is None
+            else sub.calibration,
+            scoring_images=d.scoring_images if sub.scoring is None else sub.scoring,
+            subset_seed=d.subset_seed if sub.seed is None else sub.seed,
+            batch_size=d.batch_size if sub.batch_size is None else sub.batch_size,
+            head=r.head,
+            metric=r.metric,
+            recalibrate_bn=r.recalibrate_bn,
+            anchor=r.anchor,
         )
 
 
@@ -135,15 +138,15 @@ class Evaluator:
         self.scoring = [
             data.eval_batch(part).to(device) for part in _even_split(index[n_cal:], s.batch_size)
         ]
-        # BN re-estimation averages per batch, so the batch size is part of what a score means.
-        self.subsets = {
-            "calibration": n_cal,
-            "scoring": len(index) - n_cal,
-            "seed": s.subset_seed,
-            "split": data.name,
-            "batch_size": s.batch_size,
-        }
+        self.subsets = Subsets(
+            calibration=n_cal,
+            scoring=len(index) - n_cal,
+            seed=s.subset_seed,
+            split=data.name,
+            batch_size=s.batch_size,
+        )
         self.cost = CostModel(self.bank, self.head)
+        self.anchor_macs = self.cost.macs(self.anchor_config)  # what budget fractions are of
         self.heads = self._scored_heads()
         self.ensemble_configs = self._ensemble_configs()
         self.references = self._references()
@@ -309,7 +312,7 @@ class Evaluator:
             "heads": list(self.heads),
             "anchor": self.anchor_config,
             "ensemble": self.ensemble_configs,
-            "subsets": self.subsets,
+            "subsets": self.subsets.to_dict(),
             "recalibrate_bn": s.recalibrate_bn,
             "task": self.run.task,
         }
@@ -326,7 +329,7 @@ class Evaluator:
                 stored = torch.load(path, map_location="cpu", weights_only=True)
                 refs = stored["references"]
                 if stored.get("key") == key and all(
-                    len(refs[r][h]) == self.subsets["scoring"]
+                    len(refs[r][h]) == self.subsets.scoring
                     for r in ("anchor", "ensemble")
                     for h in self.heads
                 ):
@@ -355,17 +358,21 @@ class Evaluator:
         """Short identity of :meth:`record` (names studies and score caches)."""
         return hashlib.sha256(json.dumps(self.record(), sort_keys=True).encode()).hexdigest()[:6]
 
-    def record(self) -> dict:
+    def scoring_record(self) -> ScoringRecord:
         """Settings to store with every score (reproducibility)."""
-        return {
-            "head": self.head,
-            "metric": self.settings.metric,
-            "anchor": self.anchor_config,
-            "ensemble_ratios": list(ENSEMBLE_RATIOS),
-            "subsets": self.subsets,
-            "recalibrate_bn": self.settings.recalibrate_bn,
-            "checkpoint": self.run.checkpoint_hash,
-        }
+        return ScoringRecord(
+            head=self.head,
+            metric=self.settings.metric,
+            anchor=self.anchor_config,
+            ensemble_ratios=ENSEMBLE_RATIOS,
+            subsets=self.subsets,
+            recalibrate_bn=self.settings.recalibrate_bn,
+            checkpoint=self.run.checkpoint_hash,
+        )
+
+    def record(self) -> dict:
+        """:meth:`scoring_record` as stored (its hash names studies and score caches)."""
+        return self.scoring_record().to_dict()
 
 
 def _even_split(index: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, ...]:

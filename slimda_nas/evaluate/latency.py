@@ -14,6 +14,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,19 +147,61 @@ NOTE = (
 )
 
 
+@dataclass(frozen=True, kw_only=True)
+class LatencyRecord:
+    """Batch-1 latencies of named models and the machine they were taken on, as a report or
+    an export stores them (``{"machine", "note", name: latency}``). A model's latency is read
+    with :func:`format_ms` and :func:`one_thread_text`."""
+
+    machine: dict[str, Any]
+    note: str = NOTE
+    models: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        return self.models.get(name)
+
+    @property
+    def where(self) -> str:
+        """``"<cpu>, <n> threads"``: the machine in a caption."""
+        return f"{self.machine.get('cpu', '?')}, {self.machine.get('threads', '?')} threads"
+
+    @property
+    def machine_text(self) -> str:
+        """The machine in full: CPU, cores, threads and runtime versions."""
+        m = self.machine
+        return (
+            f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('threads', '?')} threads, "
+            f"torch {m.get('torch', '?')}, onnxruntime {m.get('onnxruntime') or 'not installed'}"
+        )
+
+    def onnx_missing(self, name: str) -> str | None:
+        """Why ONNX Runtime did not time model ``name`` (None: it did)."""
+        return (self.get(name) or {}).get("onnxruntime_missing")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"machine": self.machine, "note": self.note, **self.models}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> LatencyRecord:
+        models = {k: dict(v) for k, v in raw.items() if k not in ("machine", "note") and v}
+        return cls(
+            machine=dict(raw.get("machine") or {}), note=str(raw.get("note", NOTE)), models=models
+        )
+
+
 def latency_record(
     run_dir: Path, checkpoint: str, models: Mapping[str, tuple[Mapping, Any]], input_shape
-) -> dict[str, Any]:
-    """``{"machine", "note", name: latency}`` for each ``name -> (config, build)`` of ``models``,
-    where ``build()`` gives the plain sub-network (called only when its latency is not cached).
-    ``input_shape``: one input's shape, or a function of the configuration (its resolution)."""
+) -> LatencyRecord:
+    """The latency of each ``name -> (config, build)`` of ``models``, where ``build()`` gives
+    the plain sub-network (called only when its latency is not cached). ``input_shape``: one
+    input's shape, or a function of the configuration (its resolution)."""
     cache = LatencyCache(run_dir, checkpoint)
-    out: dict[str, Any] = {"machine": machine(), "note": NOTE}
+    out = {}
     for name, (config, build) in models.items():
         shape = input_shape(config) if callable(input_shape) else input_shape
         rec = cache.get(config, lambda b=build, x=shape: measure_latency(b(), x))
         out[name] = {k: v for k, v in rec.items() if k != "machine"}
-    return out
+    return LatencyRecord(machine=machine(), models=out)
 
 
 class LatencyCache:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scipy import stats
 
 from slimda_nas._io import write_json
+from slimda_nas.errors import RunError
 from slimda_nas.evaluate.evaluator import CandidateScore, Evaluator
 from slimda_nas.evaluate.scores import DEFAULT_METRIC
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.space import Config, SearchSpace
 
 
@@ -82,6 +86,35 @@ class RankingResult:
             "candidates": [s.to_dict() for s in self.scores],
         }
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], metric: str = DEFAULT_METRIC) -> RankingResult:
+        """Read back :meth:`to_dict` (``metric``: for a file that does not name its own)."""
+        metric = str(raw.get("metric") or metric)
+        scores = [
+            CandidateScore(
+                config=dict(c.get("config") or {}),
+                macs=int(c["macs"]),
+                params=int(c.get("params", 0)),
+                upem={k: float(v) for k, v in c["upem"].items()},
+                seconds=float(c.get("seconds", 0.0)),
+                metric=str(c.get("metric") or metric),
+                accuracy=None if c.get("accuracy") is None else float(c["accuracy"]),
+            )
+            for c in raw["candidates"]
+        ]
+        return cls(scores, metric)
+
+
+def read_ranking(run_dir: Path, metric: str = DEFAULT_METRIC) -> RankingResult | None:
+    """``RUN/ranking.json`` (None when absent); a damaged file is one line naming it."""
+    path = Path(run_dir) / RANKING_FILE
+    if not path.is_file():
+        return None
+    try:
+        return RankingResult.from_dict(json.loads(path.read_text()), metric)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path}: unreadable ({type(e).__name__})") from None
+
 
 def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float, float]:
     """(Pearson, Spearman, Kendall) between -UPEM and accuracy."""
@@ -95,11 +128,15 @@ def correlations(upem: list[float], accuracy: list[float]) -> tuple[float, float
     )
 
 
+RANKING_FILE = "ranking.json"
+"""``slimda-nas eval --ranking N`` with the default metric and BN re-estimation: the report's."""
+
+
 def write_ranking(run_dir, result: RankingResult, settings: dict) -> Path:
     """``RUN/ranking.json`` (the searched metric with BN re-estimation, what the report shows),
     or ``ranking-<metric>[-no-bn-recal].json`` for other settings."""
     suffix = "" if result.metric == DEFAULT_METRIC else f"-{result.metric}"
-    suffix += "" if settings.get("recalibrate_bn", True) else "-no-bn-recal"
+    suffix += "" if ScoringRecord.from_dict(settings).recalibrate_bn else "-no-bn-recal"
     return write_json(
         Path(run_dir) / f"ranking{suffix}.json", {**result.to_dict(), "settings": settings}
     )

@@ -109,16 +109,19 @@ def _fit(
     )
 
 
-def unreachable_message(budget: Budget, smallest_macs: int, largest_macs: int) -> str:
+def unreachable_message(budget: Budget, smallest_macs: int, anchor_macs: int) -> str:
+    """``budget``, a fraction of the anchor's MACs, is below the smallest model."""
     return (
-        f"budget {budget.text} ({budget.macs(largest_macs):,} MACs) is below the smallest "
-        f"model's {format_fraction(smallest_macs / largest_macs)} ({smallest_macs:,} MACs)"
+        f"budget {budget.text} ({budget.macs(anchor_macs):,} MACs) is below the smallest "
+        f"model's {format_fraction(smallest_macs / anchor_macs)} ({smallest_macs:,} MACs)"
     )
 
 
-def check_reachable(budget: Budget, smallest_macs: int, largest_macs: int) -> None:
-    if budget.macs(largest_macs) < smallest_macs:
-        raise BudgetError(unreachable_message(budget, smallest_macs, largest_macs))
+def check_reachable(budget: Budget, smallest_macs: int, anchor_macs: int) -> None:
+    """Refuse a budget no configuration fits (fractions are of the anchor's MACs: the largest
+    model's unless the scoring settings name another anchor)."""
+    if budget.macs(anchor_macs) < smallest_macs:
+        raise BudgetError(unreachable_message(budget, smallest_macs, anchor_macs))
 
 
 def _uniform_ratios(space: SearchSpace) -> list[float]:

@@ -116,22 +116,108 @@ class BandRanking:
             }
         return out
 
-    def to_dict(self) -> dict:
+    def saved(self) -> SavedRanking:
+        """What ``ranking_within.json`` keeps of it."""
         subsets = sorted(self.candidates[0].scores) if self.candidates else []
+        return SavedRanking(
+            budget=self.budget,
+            low=self.low,
+            seed=self.seed,
+            n=len(self.candidates),
+            ceiling=self.ceiling(),
+            best_accuracy=max(self.accuracies),
+            median_accuracy=statistics.median(self.accuracies),
+            by_images={m: self.table(m) for m in subsets},
+            candidates=[asdict(c) for c in self.candidates],
+        )
+
+    def to_dict(self) -> dict:
+        return self.saved().to_dict()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScoreRow:
+    """How one score ranked one band: correlations with accuracy, its pick and the regret."""
+
+    spearman: float
+    kendall: float
+    pick_accuracy: float
+    regret: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class SavedRanking:
+    """One budget's entry of ``ranking_within.json``, as the report reads it. The budget is
+    stored as everywhere else (``budget``, ``budget_macs``, ``anchor_macs``); files of older
+    versions nest it (``{"text", "macs", "anchor_macs"}``) and still load."""
+
+    budget: ResolvedBudget
+    low: int
+    seed: int
+    n: int
+    ceiling: float
+    best_accuracy: float
+    median_accuracy: float
+    by_images: dict[int, dict[str, dict[str, float]]]  # scoring images -> score -> ScoreRow
+    candidates: list[dict]  # Candidate fields
+
+    def images_near(self, wanted: int | None) -> int:
+        """The scoring-subset size closest to ``wanted`` (default: the largest)."""
+        sizes = sorted(self.by_images)
+        return min(sizes, key=lambda s: abs(s - (wanted or sizes[-1])))
+
+    def rows(self, images: int) -> dict[str, ScoreRow]:
+        return {k: ScoreRow(**v) for k, v in self.by_images[images].items()}
+
+    def points(self, images: int, score: str) -> tuple[list[float], list[float]]:
+        """(score values, accuracies) of the candidates."""
+        x = [c["scores"][images][score] for c in self.candidates]
+        return x, [c["accuracy"] for c in self.candidates]
+
+    def scores(self, images: int) -> list[str]:
+        return list(self.candidates[0]["scores"][images]) if self.candidates else []
+
+    def to_dict(self) -> dict:
         return {
-            "budget": self.budget.to_dict(),
+            "budget": self.budget.text,
+            "budget_macs": self.budget.macs,
+            "anchor_macs": self.budget.anchor_macs,
             "band": [self.low, self.budget.macs],
             "seed": self.seed,
-            "n": len(self.candidates),
-            "ceiling": self.ceiling(),
-            "best_accuracy": max(self.accuracies),
-            "median_accuracy": statistics.median(self.accuracies),
-            "by_images": {str(m): self.table(m) for m in subsets},
+            "n": self.n,
+            "ceiling": self.ceiling,
+            "best_accuracy": self.best_accuracy,
+            "median_accuracy": self.median_accuracy,
+            "by_images": {str(m): t for m, t in self.by_images.items()},
             "candidates": [
-                {**asdict(c), "scores": {str(k): v for k, v in c.scores.items()}}
+                {**c, "scores": {str(k): v for k, v in c["scores"].items()}}
                 for c in self.candidates
             ],
         }
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> SavedRanking:
+        b = raw["budget"]
+        if isinstance(b, dict):  # older files: the budget nested
+            budget = ResolvedBudget.from_dict(b)
+        else:
+            budget = ResolvedBudget(
+                text=str(b), macs=int(raw["budget_macs"]), anchor_macs=int(raw["anchor_macs"])
+            )
+        return cls(
+            budget=budget,
+            low=int(raw["band"][0]),
+            seed=int(raw["seed"]),
+            n=int(raw["n"]),
+            ceiling=float(raw["ceiling"]),
+            best_accuracy=float(raw["best_accuracy"]),
+            median_accuracy=float(raw["median_accuracy"]),
+            by_images={int(k): v for k, v in raw["by_images"].items()},
+            candidates=[
+                {**c, "scores": {int(k): v for k, v in c["scores"].items()}}
+                for c in raw["candidates"]
+            ],
+        )
 
 
 def band_ranking(
@@ -146,7 +232,7 @@ def band_ranking(
     measure their accuracy. The search never calls this: it reads target labels."""
     low = int(BAND_LOW * budget.macs)
     configs = sample_band(evaluator, n, budget.macs, low, seed)
-    available = evaluator.subsets["scoring"]
+    available = evaluator.subsets.scoring
     sizes = sorted({min(m, available) for m in subsets})
     test_n = len(evaluator.run.data().target_test)
     half_a, half_b = split_halves(test_n)
@@ -190,6 +276,17 @@ def read_rankings(run_dir: Path) -> dict[str, dict]:
         return budgets if isinstance(budgets, dict) else {}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
+
+
+def read_saved(run_dir: Path) -> dict[str, SavedRanking]:
+    """:func:`read_rankings`, typed; an entry that does not read back is left out."""
+    out = {}
+    for text, raw in read_rankings(run_dir).items():
+        try:
+            out[text] = SavedRanking.from_dict(raw)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            continue
+    return out
 
 
 def _spearman(a: list[float], b: list[float]) -> float:

@@ -28,6 +28,7 @@ from slimda_nas.evaluate.labelled import (
 from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
+from slimda_nas.export.model_record import MODEL_FILE
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
@@ -39,7 +40,7 @@ from slimda_nas.export.verify import (
     macs_check,
     upem_check,
 )
-from slimda_nas.search.record import SearchResults
+from slimda_nas.search.record import ResultsFile
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.train.run import TrainedRun, load_run
 
@@ -220,7 +221,7 @@ def _settings(
     ``scoring``."""
     record = chosen.settings
     if record is None:
-        results = SearchResults.read(run_dir)
+        results = ResultsFile.read(run_dir)
         record = results.settings if results is not None else {}
     return dataclasses.replace(EvalSettings.from_record(record or {}), **dict(scoring or {}))
 
@@ -257,7 +258,7 @@ def write_export(
         plain = calibrated_plain(evaluator, config)
         reference = evaluator.logits(config).cpu()
     scoring = [x.cpu() for x in evaluator.scoring]
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
+    anchor_macs = evaluator.anchor_macs
     searched = chosen.point.macs if chosen.point is not None else None
     shape = space.input_shape_at(config)  # the exported model's input: config's resolution
     macs_rec = macs_check(plain, shape, evaluator.cost.macs(config), searched)
@@ -325,13 +326,13 @@ def write_export(
                     "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
                 },
                 space.input_shape_at,
-            )
+            ).to_dict()
         if labelled is not None:
             record["target_labelled"] = labelled_accuracy(
                 evaluator, labelled, {chosen.label: config}
             )
         write_yaml(tmp / "config.yaml", dict(config))
-        write_json(tmp / "model.json", record)
+        write_json(tmp / MODEL_FILE, record)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
     return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)

@@ -9,10 +9,17 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget
-from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
+from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget, slug
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.export.formats import ExportError
-from slimda_nas.search.record import RESULTS_FILE, Point, SearchResults, StudyMeta, trial_record
+from slimda_nas.search.record import (
+    RESULTS_FILE,
+    Point,
+    ResultsFile,
+    StudyMeta,
+    choose,
+    trial_record,
+)
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.search.studies import bank_studies, pareto_front, read_studies
 from slimda_nas.space import SearchSpace
@@ -32,18 +39,12 @@ class Selection:
     checkpoint: str | None = None  # the bank the search scored it on, where known
 
 
-def slug(text: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in text.replace("/", "-")).strip(
-        "-"
-    )
-
-
 def by_budget(
     run_dir: Path, text: str, sampler: str | None, metric: str | None = None
 ) -> Selection:
     """The least-UPEM pick at budget ``text`` over the studies in ``results.json`` (of one
     ``sampler`` if given)."""
-    results = SearchResults.read(run_dir)
+    results = ResultsFile.read(run_dir)
     if results is None or not results.studies:
         raise ExportError(
             f"{run_dir / RESULTS_FILE}: no search results; run "
@@ -66,16 +67,9 @@ def by_budget(
                 f"{', '.join(sorted({k.sampler for k in here}))}"
             )
         here = mine
-    metric = metric or results.settings.get("metric", LEGACY_METRIC)
-    best = min(
-        here,
-        key=lambda k: (
-            k.point.upem.get(metric, float("inf")),
-            tiebreak_key(k.point.upem, metric),
-            -k.point.macs,
-            k.point.study,
-        ),
-    )
+    metric = metric or ScoringRecord.from_dict(results.settings).metric
+    point = choose((k.point for k in here), here[0].budget, metric)
+    best = next(k for k in here if k.point is point)
     entry = results.studies.get(best.point.study, {})
     settings = entry.get("settings") or results.settings
     return Selection(
@@ -92,7 +86,9 @@ def by_budget(
         point=best.point,
         settings=settings,
         budget=best.budget,
-        checkpoint=settings.get("checkpoint") if isinstance(settings, dict) else None,
+        checkpoint=ScoringRecord.from_dict(settings).checkpoint
+        if isinstance(settings, dict)
+        else None,
     )
 
 
@@ -159,7 +155,7 @@ def pareto(
     """Every configuration on the MACs/UPEM front of the run's studies (as the report draws it)."""
     where = describe(storage_spec, run_dir)
     studies = read_studies(open_run_storage(storage_spec, run_dir), space, where)
-    settings, studies, _ = bank_studies(studies, SearchResults.read(run_dir), checkpoint)
+    settings, studies, _ = bank_studies(studies, ResultsFile.read(run_dir), checkpoint)
     front = pareto_front(p for s in studies for p in s.points)
     if not front:
         raise ExportError(f"{where}: no scored configuration of this bank; run a search first")

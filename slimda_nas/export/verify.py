@@ -7,6 +7,7 @@ import contextlib
 import copy
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -147,6 +148,39 @@ def limited(
         take = len(y) if limit is None else min(len(y), limit - n)
         yield x[:take], y[:take]
         n += take
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileCheck:
+    """One written file's checks, as a reader shows them."""
+
+    name: str
+    bytes: int
+    max_abs_diff: float
+    seconds: float  # write and verify
+    accuracy: tuple[float, float, int] | None  # (the file's, the bank's, images), if labelled
+
+
+def file_checks(verification: Mapping) -> list[FileCheck]:
+    """The ``files`` of a ``verification`` record, typed."""
+    out = []
+    for name, f in verification["files"].items():
+        acc = f.get("accuracy")
+        out.append(
+            FileCheck(
+                name=name,
+                bytes=int(f["bytes"]),
+                max_abs_diff=float(f["logits"]["max_abs_diff"]),
+                seconds=float(f["seconds"]["write_and_verify"]),
+                accuracy=None if not acc else (acc["exported"], acc["bank"], int(acc["images"])),
+            )
+        )
+    return out
+
+
+def macs_passed(verification: Mapping) -> bool:
+    """Whether thop's count of the file equals the search's."""
+    return bool(verification["macs"]["passed"])
 
 
 def failures(record: Mapping) -> list[str]:

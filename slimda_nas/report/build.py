@@ -79,7 +79,7 @@ def build_report(
         "within_budget": figures.within_budget_figure(data),
     }
     bars = {
-        i: widths_chart(data.run.space.unit_channels(k.point.config), data.full_width, k.sampler)
+        i: widths_chart(data.run.space.unit_channels(k.point.config), data.full_width, k.label)
         for i, k in enumerate(data.picks)
     }
     record = summary(data)

@@ -3,7 +3,6 @@ budget and sampler, efficiency curves, ground-truth accuracy and correlations.""
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,11 +12,12 @@ from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.labelled import labelled_accuracy, load_labelled_target
-from slimda_nas.evaluate.ranking import correlations
-from slimda_nas.evaluate.scores import LEGACY_METRIC
-from slimda_nas.evaluate.within_budget import read_rankings
+from slimda_nas.evaluate.latency import LatencyRecord
+from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
+from slimda_nas.evaluate.scoring_record import ScoringRecord
+from slimda_nas.evaluate.within_budget import SavedRanking, read_saved
 from slimda_nas.report.efficiency import Curve, curves
-from slimda_nas.search.record import Pick, Point, SearchResults
+from slimda_nas.search.record import Pick, Point, ResultsFile
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.search.studies import (
     StudyRecord,
@@ -70,13 +70,18 @@ class ReportData:
     ranking: Ranking | None = None
     # batch-1 latency on this machine of each budget's chosen pick (by point key) and of the
     # full width ("full_width"), with the machine it was measured on ("machine", "note")
-    latency: dict | None = None
+    latency: LatencyRecord | None = None
     # ``eval --ranking N --budget B``: per budget text, the saved within-budget ranking
-    within: dict[str, dict] = field(default_factory=dict)
+    within: dict[str, SavedRanking] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     # --target-labelled: accuracy of each pick (by pick label) on a few labelled target images,
     # reported only (evaluate/labelled.py)
     labelled: dict | None = None
+
+    @property
+    def scoring(self) -> ScoringRecord:
+        """The scoring settings of the studies shown, typed."""
+        return ScoringRecord.from_dict(self.settings)
 
     @property
     def points(self) -> list[Point]:
@@ -115,7 +120,7 @@ def collect(
     configurations and of up to ``accuracy_points`` Pareto-front ones, spread over MACs."""
     run = load_run(run_dir, device=device, data_root=data_root)
     labelled = None if target_labelled is None else load_labelled_target(target_labelled, run)
-    results = SearchResults.read(run.run_dir)
+    results = ResultsFile.read(run.run_dir)
     where = describe(storage, run.run_dir)
     studies = read_studies(open_run_storage(storage, run.run_dir), run.space, where)
     if not studies:
@@ -132,7 +137,7 @@ def collect(
         run=run,
         storage=where,
         settings=settings,
-        metric=settings.get("metric", LEGACY_METRIC),
+        metric=ScoringRecord.from_dict(settings).metric,
         anchor_macs=anchor_macs,
         studies=studies,
         budgets=budgets,
@@ -147,17 +152,17 @@ def collect(
     else:
         data.notes.append("accuracy not computed (--no-accuracy)")
     data.ranking = _ranking(data)
-    data.within = read_rankings(run.run_dir)
+    data.within = read_saved(run.run_dir)
     if latency:
         data.latency = _latency(data)
     if labelled is not None:
         evaluator = Evaluator(run, EvalSettings.from_record(settings))
-        configs = {f"{k.budget.text} {k.sampler}": k.point.config for k in data.picks}
+        configs = {f"{k.budget.text} {k.label}": k.point.config for k in data.picks}
         data.labelled = labelled_accuracy(evaluator, labelled, configs)
     return data
 
 
-def _latency(data: ReportData) -> dict:
+def _latency(data: ReportData) -> LatencyRecord:
     """Latency of every budget's chosen configuration and of the full width (cached; BN
     statistics do not change the time, so the models are not re-calibrated for it)."""
     from slimda_nas.evaluate.latency import latency_record
@@ -175,7 +180,7 @@ def _latency(data: ReportData) -> dict:
 
 
 def _anchor_macs(
-    studies: list[StudyRecord], results: SearchResults | None, run: TrainedRun, settings: dict
+    studies: list[StudyRecord], results: ResultsFile | None, run: TrainedRun, settings: dict
 ) -> int:
     for s in studies:
         if s.meta.anchor_macs:
@@ -184,12 +189,12 @@ def _anchor_macs(
         return results.anchor_macs
     from slimda_nas.evaluate.macs import CostModel
 
-    anchor = settings.get("anchor") or run.space.largest()
-    return CostModel(run.bank, settings.get("head")).macs(anchor)
+    scoring = ScoringRecord.from_dict(settings)
+    return CostModel(run.bank, scoring.head).macs(scoring.anchor or run.space.largest())
 
 
 def _budgets(
-    studies: list[StudyRecord], results: SearchResults | None, anchor_macs: int
+    studies: list[StudyRecord], results: ResultsFile | None, anchor_macs: int
 ) -> list[ResolvedBudget]:
     """The budgets the studies searched; for Pareto studies, the budgets the search picked at
     (``results.json``), else the reference fractions."""
@@ -273,28 +278,27 @@ def _reference_accuracy(path: Path, data: ReportData, settings: dict) -> tuple[s
 def _ranking(data: ReportData) -> Ranking | None:
     """From ``ranking.json`` (``slimda-nas eval --ranking N``) if present, else the front and
     the picks."""
-    path = data.run.run_dir / "ranking.json"
-    if path.is_file():
+    try:
+        rec = read_ranking(data.run.run_dir, data.metric)
+    except RunError as e:
+        data.notes.append(f"{str(e).replace(': unreadable', ' ignored: unreadable')}")
+        rec = None
+    if rec is not None:
+        cands = [c for c in rec.scores if c.accuracy is not None]
         try:
-            rec = json.loads(path.read_text())
-            metric = rec.get("metric", data.metric)
-            cands = [c for c in rec["candidates"] if c.get("accuracy") is not None]
-            upem = [float(c["upem"][metric]) for c in cands]
-            acc = [float(c["accuracy"]) for c in cands]
-            macs = [int(c["macs"]) for c in cands]
-        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as e:
-            data.notes.append(f"{path} ignored: unreadable ({type(e).__name__})")
-        else:
-            if len(upem) >= 3:
-                n = rec.get("n", len(cands))
-                return _ranking_of(
-                    f"{path.name}: {n} configurations across the MACs range "
-                    "(slimda-nas eval --ranking)",
-                    metric,
-                    upem,
-                    acc,
-                    macs,
-                )
+            upem = [float(c.upem[rec.metric]) for c in cands]
+        except KeyError as e:
+            data.notes.append(f"{RANKING_FILE} ignored: unreadable ({type(e).__name__})")
+            cands = []
+        if len(cands) >= 3:
+            return _ranking_of(
+                f"{RANKING_FILE}: {len(rec.scores)} configurations across the MACs range "
+                "(slimda-nas eval --ranking)",
+                rec.metric,
+                upem,
+                [c.accuracy for c in cands],
+                [c.macs for c in cands],
+            )
     pts = {p.key: p for p in data.front}
     pts.update({k.point.key: k.point for k in data.picks})
     pairs = [(p, data.accuracy.get(k)) for k, p in pts.items() if data.accuracy.get(k) is not None]

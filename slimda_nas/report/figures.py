@@ -190,7 +190,7 @@ def accuracy_figure(data: ReportData) -> bytes | None:
                 edgecolors="black",
                 linewidths=1.0 if pick.chosen else 0.5,
             )
-    for sampler in dict.fromkeys(k.sampler for k in data.picks if k.accuracy is not None):
+    for sampler in dict.fromkeys(k.label for k in data.picks if k.accuracy is not None):
         ax.scatter(
             [],
             [],
@@ -331,33 +331,24 @@ def ranking_figure(data: ReportData) -> bytes | None:
     return _png(fig)
 
 
-def within_images(rec: dict, wanted: int | None) -> str:
-    """The scoring-subset size of a saved within-budget ranking closest to ``wanted``."""
-    sizes = sorted(int(k) for k in rec["by_images"])
-    best = min(sizes, key=lambda s: abs(s - (wanted or sizes[-1])))
-    return str(best)
-
-
 def within_budget_figure(data: ReportData) -> bytes | None:
     """One panel per budget: the searched score against accuracy for the configurations of
     the band under it, with its Spearman and the split-half ceiling."""
     if not data.within:
         return None
     budgets = list(data.within.items())
-    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    wanted = data.scoring.subsets.scoring
     fig = Figure(figsize=(4.6 * len(budgets), 4.2))
     for i, (text, rec) in enumerate(budgets):
         ax = fig.add_subplot(1, len(budgets), i + 1)
-        images = within_images(rec, wanted)
-        cands = rec["candidates"]
-        metric = data.metric if data.metric in cands[0]["scores"][images] else LEGACY_METRIC
-        x = [c["scores"][images][metric] for c in cands]
-        y = [c["accuracy"] for c in cands]
+        images = rec.images_near(wanted)
+        metric = data.metric if data.metric in rec.scores(images) else LEGACY_METRIC
+        x, y = rec.points(images, metric)
         ax.scatter(x, y, s=22, color="#1f77b4", edgecolors="black", linewidths=0.3)
-        row = rec["by_images"][images][metric]
+        row = rec.rows(images)[metric]
         ax.set_title(
-            f"budget {text}: {len(cands)} configurations\nSpearman {row['spearman']:.2f} "
-            f"(ceiling {rec['ceiling']:.2f}), regret {row['regret'] * 100:.2f} pt",
+            f"budget {text}: {len(x)} configurations\nSpearman {row.spearman:.2f} "
+            f"(ceiling {rec.ceiling:.2f}), regret {row.regret * 100:.2f} pt",
             fontsize=9,
         )
         ax.set_xlabel(f"{metric} ({images} images), lower is better")

@@ -8,7 +8,7 @@ import statistics
 from html import escape
 
 from slimda_nas.evaluate.budget import ResolvedBudget, format_fraction, format_macs
-from slimda_nas.evaluate.latency import format_ms, one_thread_text
+from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
 from slimda_nas.report.collect import Pick, ReportData
 from slimda_nas.report.figures import colour
 
@@ -107,8 +107,7 @@ def img(png: bytes, alt: str, cls: str = "fig") -> str:
 
 def pick_label(k: Pick) -> str:
     """File-name-safe ``<budget>-<sampler>``."""
-    sampler = k.sampler.replace(" (Pareto)", "-pareto")
-    return f"{k.budget.slug}-{sampler}"
+    return f"{k.budget.slug}-{k.sampler}{'-pareto' if k.pareto else ''}"
 
 
 def _meta(data: ReportData, summary: dict) -> str:
@@ -153,11 +152,13 @@ def _glance(data: ReportData) -> str:
         delta = "-"
         if pick.accuracy is not None and data.largest_accuracy is not None:
             delta = f"{(pick.accuracy - data.largest_accuracy) * 100:+.2f} pt"
-        sampler = pick.sampler.split(" ", 1)[0]
-        cmd = f"slimda-nas export --run {data.run.run_dir} --budget {b.text} --sampler {sampler}"
+        cmd = (
+            f"slimda-nas export --run {data.run.run_dir} --budget {b.text} "
+            f"--sampler {pick.sampler}"
+        )
         timing = _latency_cells(lat.get(p.key) if lat else None) if lat else ""
         rows.append(
-            f"<tr>{cells}<td class='l'>{_swatch(pick.sampler)}</td>"
+            f"<tr>{cells}<td class='l'>{_swatch(pick.label)}</td>"
             f"<td>{format_macs(p.macs)} ({_frac(p.macs, data)})</td>{timing}"
             f"<td>{p.value:.4f}</td><td>{_acc(pick.accuracy)}</td><td>{delta}</td>"
             f"<td class='l'><code>{escape(cmd)}</code></td></tr>"
@@ -182,13 +183,11 @@ def _latency_cells(rec: dict | None) -> str:
     return f"<td>{format_ms(rec, 'pytorch')}</td><td>{format_ms(rec, 'onnxruntime')}</td>"
 
 
-def _latency_caption(lat: dict) -> str:
-    m, full = lat["machine"], lat["full_width"]
-    missing = full.get("onnxruntime_missing")
+def _latency_caption(lat: LatencyRecord) -> str:
+    full, missing = lat.get("full_width"), lat.onnx_missing("full_width")
     return escape(
         f" Latency: median of repeated batch-1 runs after a warm-up, on the machine that made "
-        f"this report ({m['cpu']}, {m['cores']} cores, {m['threads']} threads, torch "
-        f"{m['torch']}, onnxruntime {m['onnxruntime'] or 'not installed'}); full width "
+        f"this report ({lat.machine_text}); full width "
         f"{format_ms(full, 'pytorch')} (PyTorch) / {format_ms(full, 'onnxruntime')} (ONNX Runtime)"
         f"{one_thread_text(full)}. "
         "The numbers belong to this machine: measure on the target device."
@@ -206,28 +205,26 @@ def _within_section(data: ReportData, png: bytes | None) -> str:
             "1/16,1/64</code> to see how well each label-free score ranks the configurations a "
             "search at one budget chooses among.</p>"
         )
-    from slimda_nas.report.figures import within_images
-
-    wanted = (data.settings.get("subsets") or {}).get("scoring")
+    wanted = data.scoring.subsets.scoring
     tables = []
     for text, rec in data.within.items():
-        images = within_images(rec, wanted)
-        table = rec["by_images"][images]
-        order = sorted(table, key=lambda k: -_finite(table[k]["spearman"]))
+        images = rec.images_near(wanted)
+        table = rec.rows(images)
+        order = sorted(table, key=lambda k: -_finite(table[k].spearman))
         shown = list(dict.fromkeys([*order[:5], data.metric, "macs"]))
         rows = "".join(
             f"<tr><td class='l'>{'MACs alone' if k == 'macs' else escape(k)}"
             f"{' (searched)' if k == data.metric else ''}</td>"
-            f"<td>{table[k]['spearman']:.2f}</td><td>{table[k]['kendall']:.2f}</td>"
-            f"<td>{table[k]['pick_accuracy']:.2%}</td><td>{table[k]['regret'] * 100:.2f} pt</td></tr>"
+            f"<td>{table[k].spearman:.2f}</td><td>{table[k].kendall:.2f}</td>"
+            f"<td>{table[k].pick_accuracy:.2%}</td><td>{table[k].regret * 100:.2f} pt</td></tr>"
             for k in shown
             if k in table
         )
         tables.append(
-            f"<h3>Budget {escape(text)}: {rec['n']} configurations with MACs in "
-            f"[{rec['band'][0]:,}, {rec['band'][1]:,}], accuracy median {rec['median_accuracy']:.2%}, "
-            f"best {rec['best_accuracy']:.2%}, split-half ceiling {rec['ceiling']:.2f} "
-            f"({images} scoring images, sampling seed {rec['seed']})</h3>"
+            f"<h3>Budget {escape(text)}: {rec.n} configurations with MACs in "
+            f"[{rec.low:,}, {rec.budget.macs:,}], accuracy median {rec.median_accuracy:.2%}, "
+            f"best {rec.best_accuracy:.2%}, split-half ceiling {rec.ceiling:.2f} "
+            f"({images} scoring images, sampling seed {rec.seed})</h3>"
             "<table><tr><th class='l'>score</th><th>Spearman</th><th>Kendall</th>"
             f"<th>pick accuracy</th><th>regret</th></tr>{rows}</table>"
         )
@@ -278,13 +275,13 @@ def _budget_table(data: ReportData, budget: ResolvedBudget, bars: dict[int, byte
     rows = []
     for i, k in picks:
         p = k.point
-        alt = f"channels per unit, {k.sampler} at {text}"
+        alt = f"channels per unit, {k.label} at {text}"
         chart = img(bars[i], alt, "bars") if i in bars else ""
         channels = data.run.space.unit_channels(p.config)
         widths = escape("-".join(str(c) for c in channels.values()))
         rows.append(
             f"<tr class='{'chosen' if k.chosen else ''}'>"
-            f"<td class='l'>{_swatch(k.sampler)}{' &#9733;' if k.chosen else ''}</td>"
+            f"<td class='l'>{_swatch(k.label)}{' &#9733;' if k.chosen else ''}</td>"
             f"<td class='l'>{chart}<code>{widths}</code></td>"
             f"<td>{p.macs:,}<br>({_frac(p.macs, data)})</td><td>{p.params:,}</td>"
             f"<td>{p.value:.4f}</td><td>{_seeds(k.seed_values)}</td><td>{_acc(k.accuracy)}</td>"
@@ -333,11 +330,15 @@ def _studies(data: ReportData) -> str:
     )
 
 
+def _known(value) -> str:
+    return "?" if value is None else str(value)
+
+
 def _settings(data: ReportData, summary: dict) -> str:
-    run, s = summary["run"], data.settings
-    subsets = s.get("subsets") or {}
+    run, s = summary["run"], data.scoring
+    sub = s.subsets
     space = run["space"]
-    anchor = s.get("anchor")
+    anchor = s.anchor
     anchor_text = "largest configuration" if anchor in (None, data.run.space.largest()) else anchor
     seeds: dict[str, set[int]] = {}
     for st in data.studies:
@@ -345,7 +346,7 @@ def _settings(data: ReportData, summary: dict) -> str:
     items = [
         ("task", run["task"]),
         ("method", run["method"]),
-        ("head scored / deployed", f"{s.get('head', '?')} / {run['deploy_head']}"),
+        ("head scored / deployed", f"{s.head or '?'} / {run['deploy_head']}"),
         (
             "search space",
             f"{space['name']} (hash {space['hash']}, {space['file']}, {space['units']} units, "
@@ -357,11 +358,11 @@ def _settings(data: ReportData, summary: dict) -> str:
         ("UPEM metric", data.metric),
         (
             "evaluation subsets",
-            f"{subsets.get('calibration', '?')} images for BN re-estimation, "
-            f"{subsets.get('scoring', '?')} for UPEM, seed {subsets.get('seed', '?')}, "
-            f"from {subsets.get('split', '?')} (unlabelled)",
+            f"{_known(sub.calibration)} images for BN re-estimation, "
+            f"{_known(sub.scoring)} for UPEM, seed {_known(sub.seed)}, "
+            f"from {_known(sub.split)} (unlabelled)",
         ),
-        ("BN re-estimation", "on" if s.get("recalibrate_bn", True) else "OFF"),
+        ("BN re-estimation", "on" if s.recalibrate_bn else "OFF"),
         ("search seeds", "; ".join(f"{k}: {sorted(v)}" for k, v in sorted(seeds.items()))),
         ("versions", ", ".join(f"{k} {v}" for k, v in summary["versions"].items())),
     ]

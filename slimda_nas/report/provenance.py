@@ -4,6 +4,7 @@ searches (as commands) and the versions of the software."""
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 
 from slimda_nas.search.baselines import BASELINES
 from slimda_nas.search.studies import StudyRecord
@@ -64,24 +65,25 @@ def search_commands(run: TrainedRun, studies: list[StudyRecord], settings: dict)
     return out
 
 
-def _scoring_options(settings: dict, deploy_head: str | None) -> str:
+def _scoring_options(settings: Mapping, deploy_head: str | None) -> str:
+    """The command-line options that reproduce ``settings`` (those not at their default)."""
     from slimda_nas.evaluate.evaluator import EvalSettings
+    from slimda_nas.evaluate.scoring_record import ScoringRecord
 
     default = EvalSettings()
-    subsets = settings.get("subsets") or {}
+    given = EvalSettings.from_record(ScoringRecord.from_dict(settings, default.metric))
     parts = []
-    if settings.get("head") not in (None, deploy_head):
-        parts.append(f"--head {settings['head']}")
-    if settings.get("metric", default.metric) != default.metric:
-        parts.append(f"--metric {settings['metric']}")
-    if subsets.get("calibration", default.calibration_images) != default.calibration_images:
-        parts.append(f"--calibration-images {subsets['calibration']}")
-    if subsets.get("scoring", default.scoring_images) != default.scoring_images:
-        parts.append(f"--scoring-images {subsets['scoring']}")
-    if subsets.get("seed", default.subset_seed) != default.subset_seed:
-        parts.append(f"--subset-seed {subsets['seed']}")
-    if subsets.get("batch_size", default.batch_size) != default.batch_size:
-        parts.append(f"--batch-size {subsets['batch_size']}")
-    if settings.get("recalibrate_bn") is False:
+    if given.head not in (None, deploy_head):
+        parts.append(f"--head {given.head}")
+    for name, option in (
+        ("metric", "--metric"),
+        ("calibration_images", "--calibration-images"),
+        ("scoring_images", "--scoring-images"),
+        ("subset_seed", "--subset-seed"),
+        ("batch_size", "--batch-size"),
+    ):
+        if getattr(given, name) != getattr(default, name):
+            parts.append(f"{option} {getattr(given, name)}")
+    if not given.recalibrate_bn:
         parts.append("--no-bn-recal")
     return "".join(f" {p}" for p in parts)

@@ -53,8 +53,10 @@ def summary(data: ReportData) -> dict:
             "efficiency": [asdict(c) for c in data.curves],
             "within_budget": {
                 text: {
-                    k: rec[k]
-                    for k in (
+                    k: v
+                    for k, v in rec.to_dict().items()
+                    if k
+                    in (
                         "band",
                         "n",
                         "seed",
@@ -69,9 +71,9 @@ def summary(data: ReportData) -> dict:
             "latency": None
             if data.latency is None
             else {
-                "machine": data.latency["machine"],
-                "note": data.latency["note"],
-                "full_width": data.latency["full_width"],
+                "machine": data.latency.machine,
+                "note": data.latency.note,
+                "full_width": data.latency.get("full_width"),
                 "budgets": {
                     k.budget.text: data.latency.get(k.point.key) for k in data.picks if k.chosen
                 },
@@ -115,7 +117,7 @@ def _point(p: Point, data: ReportData) -> dict:
 def _pick(k: Pick, data: ReportData) -> dict:
     return {
         **_point(k.point, data),
-        "sampler": k.sampler,
+        "sampler": k.label,
         "accuracy": k.accuracy,
         "chosen": k.chosen,
         "seeds": len(k.seed_values),
@@ -150,7 +152,7 @@ def summary_csv(data: ReportData) -> str:
             [
                 k.budget.text,
                 k.budget.macs,
-                k.sampler,
+                k.label,
                 int(k.chosen),
                 len(k.seed_values),
                 p.study,

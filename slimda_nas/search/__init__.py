@@ -7,7 +7,7 @@ from slimda_nas.search.record import (
     RESULTS_FILE,
     Pick,
     Point,
-    SearchResults,
+    ResultsFile,
     StudyMeta,
     TrialRecord,
 )
@@ -15,6 +15,16 @@ from slimda_nas.search.runner import SAMPLERS, SearchOptions, SearchResult, run_
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.storage import open_storage
 from slimda_nas.search.studies import StudyRecord, pareto_front, read_studies
+
+
+def __getattr__(name: str):
+    """Old names, with a deprecation warning (see :mod:`slimda_nas.search.record`)."""
+    if name == "SearchResults":
+        from slimda_nas.search import record
+
+        return record.SearchResults
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BASELINES",
@@ -27,7 +37,7 @@ __all__ = [
     "SAMPLERS",
     "SearchOptions",
     "SearchResult",
-    "SearchResults",
+    "ResultsFile",
     "StudyMeta",
     "StudyRecord",
     "TrialRecord",

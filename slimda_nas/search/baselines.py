@@ -7,35 +7,22 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import optuna
 from optuna.trial import create_trial
 
 from slimda_nas.errors import BudgetError
 from slimda_nas.evaluate.evaluator import CandidateScore
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.search.record import TrialRecord, config_key, evaluation_counts, trial_record
-from slimda_nas.search.score_cache import ScoreCache
-from slimda_nas.search.worker import StudySpec, distributions
-from slimda_nas.space import SearchSpace
+from slimda_nas.search.worker import SearchContext, distributions
 
 
 class Recorder:
     """Scores through the shared cache and adds each configuration once to the study."""
 
-    def __init__(
-        self,
-        study: optuna.Study,
-        spec: StudySpec,
-        space: SearchSpace,
-        cost: CostModel,
-        score: Callable[[dict], CandidateScore],
-        cache: ScoreCache,
-        on_trial: Callable | None = None,
-    ) -> None:
-        self.study, self.spec, self.space, self.cost = study, spec, space, cost
-        self.score_fn, self.cache, self.on_trial = score, cache, on_trial
-        self.dists = distributions(space)
-        trials = study.get_trials(deepcopy=False)
+    def __init__(self, ctx: SearchContext) -> None:
+        self.study, self.spec, self.space, self.cost = ctx.study, ctx.spec, ctx.space, ctx.cost
+        self.score_fn, self.cache, self.on_trial = ctx.score, ctx.cache, ctx.on_trial
+        self.dists = distributions(ctx.space)
+        trials = ctx.study.get_trials(deepcopy=False)
         self.recorded = {r.key for r in map(trial_record, trials) if r is not None}
         self.evaluations = evaluation_counts(trials)[0]
 

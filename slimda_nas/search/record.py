@@ -23,6 +23,7 @@ from slimda_nas._io import write_json, write_yaml
 from slimda_nas.errors import RunError
 from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.space import SearchSpace
 
 RESULTS_FILE = Path("search") / "results.json"
@@ -58,7 +59,7 @@ class StudyMeta:
     run: str | None
     sampler: str
     seed: int
-    trials: int | None  # UPEM evaluations requested
+    requested: int | None  # UPEM evaluations asked for ("trials" always means finished trials)
     budget: ResolvedBudget | None
 
     @property
@@ -67,7 +68,7 @@ class StudyMeta:
 
     @property
     def metric(self) -> str:
-        return self.settings.get("metric", LEGACY_METRIC)
+        return ScoringRecord.from_dict(self.settings).metric
 
     def to_attrs(self) -> dict[str, Any]:
         return {
@@ -78,7 +79,7 @@ class StudyMeta:
             "run": self.run,
             "sampler": self.sampler,
             "seed": self.seed,
-            "trials": self.trials,
+            "requested": self.requested,
             "budget": None if self.budget is None else self.budget.text,
             "budget_macs": None if self.budget is None else self.budget.macs,
         }
@@ -110,11 +111,18 @@ class StudyMeta:
                 run=attrs.get("run"),
                 sampler=str(attrs.get("sampler", "?")),
                 seed=int(seed),
-                trials=None if attrs.get("trials") is None else int(attrs["trials"]),
+                requested=_requested(attrs),
                 budget=budget,
             )
         except (TypeError, ValueError) as e:
             raise StoredRecordError(f"study {name}: unreadable study attributes ({e})") from None
+
+    @classmethod
+    def complete(cls, attrs: Mapping[str, Any], example: StudyMeta) -> bool:
+        """Whether ``attrs`` hold every attribute ``example`` writes (studies of older versions
+        wrote ``requested`` as ``trials``)."""
+        have = set(attrs) | ({"requested"} if "trials" in attrs else set())
+        return set(example.to_attrs()) <= have
 
     def conflict(self, other: StudyMeta) -> str | None:
         """Why a study with this metadata cannot continue as ``other`` (None: it can).
@@ -269,11 +277,15 @@ class Point:
             tiebreak=tiebreak_key(rec.upem, meta.metric),
         )
 
-    def rank(self) -> tuple:
+    def rank(self, metric: str | None = None) -> tuple:
         """How points are ordered when one is picked: least UPEM; ties (a discrete score like
         disagreement ties often) by its continuous tie-break score, then by MORE MACs (the
-        larger model within the budget), then study and trial (deterministic)."""
-        return (self.value, self.tiebreak, -self.macs, self.study, self.trial)
+        larger model within the budget), then study and trial (deterministic). ``metric``
+        ranks by another recorded score than the one the study minimised."""
+        value, tiebreak = self.value, self.tiebreak
+        if metric is not None:
+            value, tiebreak = self.upem.get(metric, math.inf), tiebreak_key(self.upem, metric)
+        return (value, tiebreak, -self.macs, self.study, self.trial)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -302,17 +314,34 @@ class Point:
         return cls(**values)
 
 
+def choose(
+    points: Iterable[Point], budget: ResolvedBudget | None = None, metric: str | None = None
+) -> Point | None:
+    """THE chosen model at a budget, for every reader: the first by :meth:`Point.rank` (by
+    ``metric`` if given) of the points within ``budget`` (None: each point's own study budget).
+    ``results.json`` (a study's pick), the report (a sampler's and the budget's pick) and export
+    all choose with it, so they name the same model."""
+    ok = [p for p in points if (p.feasible if budget is None else budget.fits(p.macs))]
+    return min(ok, key=lambda p: p.rank(metric), default=None)
+
+
 @dataclass(kw_only=True)
 class Pick:
     """The configuration chosen at one budget: by one study (one seed), or by one sampler over
     its seeds (``seed_values`` holds each seed's own choice's UPEM)."""
 
     budget: ResolvedBudget
-    sampler: str  # "tpe", or "tpe (Pareto)" for a pick made from a Pareto study
+    sampler: str  # "tpe", "random", "greedy", ...
     point: Point
     seed_values: list[float] = field(default_factory=list)
     accuracy: float | None = None  # ground truth: measured after the search, never seen by it
     chosen: bool = False  # the best across samplers at this budget
+    pareto: bool = False  # made from a (MACs, UPEM) Pareto study, not a single-budget one
+
+    @property
+    def label(self) -> str:
+        """For display only: ``"tpe"``, or ``"tpe (Pareto)"`` for a pick from a Pareto study."""
+        return f"{self.sampler} (Pareto)" if self.pareto else self.sampler
 
     def to_dict(self) -> dict[str, Any]:
         """The entry of ``results.json`` (flat, as readers index it)."""
@@ -342,9 +371,10 @@ class Pick:
 
 # -- search/results.json ----------------------------------------------------------------------------
 @dataclass(kw_only=True)
-class SearchResults:
-    """``RUN/search/results.json``: per study, its statistics and its pick(s); the settings the
-    last search scored with; the (MACs, UPEM) front of a multi-objective search."""
+class ResultsFile:
+    """``RUN/search/results.json`` (formerly ``SearchResults``): per study, its statistics and
+    its pick(s); the settings the last search scored with; the (MACs, UPEM) front of a
+    multi-objective search."""
 
     run: str
     anchor_macs: int
@@ -355,9 +385,9 @@ class SearchResults:
 
     def picks(self) -> list[Pick]:
         """Every study's pick(s), as the search recorded them."""
-        metric = self.settings.get("metric", LEGACY_METRIC)
+        metric = ScoringRecord.from_dict(self.settings).metric
         return [
-            Pick.from_dict(c, self.anchor_macs, (s.get("settings") or {}).get("metric", metric))
+            Pick.from_dict(c, self.anchor_macs, _metric(s.get("settings"), metric))
             for s in self.studies.values()
             for c in s.get("choices", [])
         ]
@@ -373,7 +403,7 @@ class SearchResults:
         }
 
     @classmethod
-    def read(cls, run_dir: str | Path) -> SearchResults | None:
+    def read(cls, run_dir: str | Path) -> ResultsFile | None:
         """The run's results file (None when no search wrote one); damage is one line."""
         path = Path(run_dir) / RESULTS_FILE
         if not path.is_file():
@@ -394,7 +424,7 @@ class SearchResults:
                 storage=str(raw.get("storage", "")),
                 studies=dict(raw.get("studies") or {}),
                 front=[
-                    Point.from_dict(p, (raw.get("settings") or {}).get("metric", LEGACY_METRIC))
+                    Point.from_dict(p, _metric(raw.get("settings"), LEGACY_METRIC))
                     for p in raw.get("front") or []
                 ],
             )
@@ -410,7 +440,7 @@ class SearchResults:
         """Write these results into ``run_dir``'s file (and ``.yaml``), keeping the entries of
         other studies that are there; atomically."""
         path = Path(run_dir) / RESULTS_FILE
-        old = SearchResults.read(run_dir) if path.is_file() else None
+        old = ResultsFile.read(run_dir) if path.is_file() else None
         merged = replace(self, studies={**(old.studies if old else {}), **self.studies})
         if not self.front and old is not None:
             merged.front = old.front
@@ -418,6 +448,33 @@ class SearchResults:
         write_json(path, data)
         write_yaml(path.with_suffix(".yaml"), data)
         return path
+
+
+def __getattr__(name: str) -> Any:
+    """``SearchResults``: the old name of :class:`ResultsFile` (too close to ``SearchResult``,
+    what ``run_search`` returns)."""
+    if name == "SearchResults":
+        import warnings
+
+        warnings.warn(
+            "SearchResults is renamed ResultsFile (RUN/search/results.json); the old name goes "
+            "in a later version",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return ResultsFile
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _requested(attrs: Mapping[str, Any]) -> int | None:
+    """The evaluations a study asked for; older studies stored them as ``trials``."""
+    value = attrs.get("requested", attrs.get("trials"))
+    return None if value is None else int(value)
+
+
+def _metric(settings: Mapping | None, default: str) -> str:
+    """The metric of recorded scoring settings; ``default`` where none are recorded."""
+    return ScoringRecord.from_dict(settings).metric if settings else default
 
 
 def _front_entry(p: Point, anchor_macs: int) -> dict[str, Any]:

@@ -8,7 +8,8 @@ import os
 import signal
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -21,21 +22,20 @@ from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.ground_truth import ground_truth
-from slimda_nas.evaluate.scores import LEGACY_METRIC
+from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
 from slimda_nas.search._lifeline import die_with_parent
-from slimda_nas.search.record import Pick, Point, SearchResults, StudyMeta, evaluation_counts
+from slimda_nas.search.record import Pick, Point, ResultsFile, StudyMeta, evaluation_counts
 from slimda_nas.search.samplers import OPTUNA_SAMPLERS
 from slimda_nas.search.score_cache import ScoreCache
+from slimda_nas.search.searchers import SEARCHERS, SearchContext
 from slimda_nas.search.storage import StorageError, describe, open_storage
 from slimda_nas.search.studies import StudyRecord, pareto_front
-from slimda_nas.search.worker import StudySpec, StudyWorker, fail_dead_trials
+from slimda_nas.search.worker import StudySpec, fail_dead_trials
 from slimda_nas.train.run import TrainedRun, load_run
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-SAMPLERS = (*OPTUNA_SAMPLERS, *baselines.BASELINES)
+SAMPLERS = tuple(SEARCHERS)
 """Every searcher ``--sampler`` accepts: Optuna samplers, then the baselines."""
 
 
@@ -97,10 +97,10 @@ class SearchResult:
 
     @property
     def metric(self) -> str:
-        return self.settings.get("metric", LEGACY_METRIC)
+        return ScoringRecord.from_dict(self.settings).metric
 
-    def to_results(self) -> SearchResults:
-        return SearchResults(
+    def to_results(self) -> ResultsFile:
+        return ResultsFile(
             run=str(self.run_dir),
             anchor_macs=self.anchor_macs,
             settings=self.settings,
@@ -152,7 +152,7 @@ def _held_by_band(spec: StudySpec, band: BandSampler) -> StudySpec:
             f"{spec.evaluations:,} evaluations asked; {spec.sampler} evaluates "
             f"{'it' if len(held) == 1 else f'all {len(held):,}'}"
         ),
-        stacklevel=3,
+        stacklevel=4,  # run_search, through _specs
     )
     return replace(spec, evaluations=len(held))
 
@@ -196,11 +196,10 @@ def _complete_attrs(study: optuna.Study, meta: StudyMeta, wait_s: float = 10.0) 
     """The study's metadata once its writer has finished writing it (workers started together
     all find the study a moment after one of them created it); None for a study without any,
     or whose writer died half-way (the caller writes it)."""
-    keys = set(meta.to_attrs())
     deadline = time.time() + wait_s
     while True:
         attrs = study.user_attrs
-        if not attrs or keys <= set(attrs):
+        if not attrs or StudyMeta.complete(attrs, meta):
             return attrs or None
         if time.time() > deadline:
             return None
@@ -209,15 +208,17 @@ def _complete_attrs(study: optuna.Study, meta: StudyMeta, wait_s: float = 10.0) 
 
 def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank, on_trial):
     fail_dead_trials(study)
-    if spec.sampler in OPTUNA_SAMPLERS:
-        StudyWorker(
-            study, spec, run.space, evaluator.cost, evaluator.score, cache, rank, on_trial
-        ).run()
-    elif rank == 0:
-        recorder = baselines.Recorder(
-            study, spec, run.space, evaluator.cost, evaluator.score, cache, on_trial
-        )
-        baselines.BASELINES[spec.sampler](recorder)
+    ctx = SearchContext(
+        study=study,
+        spec=spec,
+        space=run.space,
+        cost=evaluator.cost,
+        score=evaluator.score,
+        cache=cache,
+        rank=rank,
+        on_trial=on_trial,
+    )
+    SEARCHERS[spec.sampler].search(ctx)
 
 
 @typed
@@ -242,35 +243,95 @@ def run_search(
     """
     opts.check()
     opts = _capped_workers(opts)
-    if isinstance(run, Evaluator):
-        evaluator, run = run, run.run
-    else:
-        run = load_run(run)
-        evaluator = Evaluator(run, opts.settings)
-    record = evaluator.record()
-    anchor_macs = evaluator.cost.macs(evaluator.anchor_config)
-    smallest = evaluator.cost.macs(run.space.smallest())
-    budgets = [b.resolve(anchor_macs) for b in opts.budgets]
-    for b in opts.budgets:
-        check_reachable(b, smallest, anchor_macs)
-    storage = open_storage(opts.storage, run.run_dir, opts.workers)
-    cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
-    band = BandSampler(run.space, evaluator.cost)
-    specs = [_held_by_band(s, band) for s in study_specs(opts, budgets, evaluator.settings_hash())]
+    evaluator = run if isinstance(run, Evaluator) else Evaluator(load_run(run), opts.settings)
+    run = evaluator.run
+    budgets = _resolved_budgets(evaluator, opts.budgets)
+    specs = _specs(opts, budgets, evaluator)
+    meta = _study_meta(evaluator)
+    with _optuna_quiet():
+        storage = open_storage(opts.storage, run.run_dir, opts.workers)
+        seconds = _run_studies(storage, specs, meta, evaluator, opts, rank, on_trial, on_study)
+        # read back after every worker finished: the others may have added trials meanwhile
+        studies = []
+        for spec in specs:
+            study = StudyRecord.read(_open_study(storage, spec, meta(spec)), run.space)
+            study.seconds = seconds[spec.name]
+            studies.append(study)
+    result = SearchResult(
+        run_dir=run.run_dir,
+        anchor_macs=evaluator.anchor_macs,
+        studies=studies,
+        picks=[k for s in studies for k in s.picks(budgets)],
+        settings=evaluator.record(),
+        storage=describe(opts.storage, run.run_dir),
+        front=pareto_front(studies[0].points) if opts.multi_objective else [],
+    )
+    if accuracy:
+        for pick, acc in zip(
+            result.picks, ground_truth(evaluator, [k.point.config for k in result.picks])
+        ):
+            pick.accuracy = acc
+    if save:
+        result.results_file = result.to_results().merged_into(run.run_dir)
+    return result
+
+
+@contextmanager
+def _optuna_quiet() -> Iterator[None]:
+    """Optuna's INFO lines (one per trial) off while a search runs, as they were afterwards:
+    importing the package changes no logging."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
+
+
+def _resolved_budgets(evaluator: Evaluator, given: list[Budget]) -> list[ResolvedBudget]:
+    """Each budget against the anchor's MACs, once; a budget below the smallest model is an
+    error naming both."""
+    smallest = evaluator.cost.macs(evaluator.run.space.smallest())
+    for b in given:
+        check_reachable(b, smallest, evaluator.anchor_macs)
+    return [b.resolve(evaluator.anchor_macs) for b in given]
+
+
+def _specs(
+    opts: SearchOptions, budgets: list[ResolvedBudget], evaluator: Evaluator
+) -> list[StudySpec]:
+    """One study per budget (one for a Pareto search), exhaustive where a budget holds fewer
+    configurations than the evaluations asked."""
+    band = BandSampler(evaluator.run.space, evaluator.cost)
+    return [_held_by_band(s, band) for s in study_specs(opts, budgets, evaluator.settings_hash())]
+
+
+def _study_meta(evaluator: Evaluator) -> Callable[[StudySpec], StudyMeta]:
+    """What every study of this search records about the bank and the scoring."""
+    run, record = evaluator.run, evaluator.record()
 
     def meta(spec: StudySpec) -> StudyMeta:
         return StudyMeta(
             checkpoint=run.checkpoint_hash,
             space=run.space.hash,
             settings=record,
-            anchor_macs=anchor_macs,
+            anchor_macs=evaluator.anchor_macs,
             run=str(run.run_dir),
             sampler=spec.sampler,
             seed=spec.seed,
-            trials=spec.evaluations,
+            requested=spec.evaluations,
             budget=spec.budget,
         )
 
+    return meta
+
+
+def _run_studies(
+    storage, specs, meta, evaluator: Evaluator, opts: SearchOptions, rank, on_trial, on_study
+) -> dict[str, float]:
+    """Search every study here (and in the workers this process spawns); seconds per study."""
+    run = evaluator.run
+    cache = ScoreCache(run.run_dir / "cache" / f"scores-{evaluator.settings_hash()}.jsonl")
     procs = _spawn_workers(run, opts) if opts.workers > 1 and rank == 0 else []
     seconds = {}
     try:
@@ -293,36 +354,14 @@ def run_search(
         for p in procs:
             p.join(timeout=60)
         raise
-    # read back after every worker finished: the others may have added trials meanwhile
-    studies = []
-    for spec in specs:
-        study = StudyRecord.read(_open_study(storage, spec, meta(spec)), run.space)
-        study.seconds = seconds[spec.name]
-        studies.append(study)
-    result = SearchResult(
-        run_dir=run.run_dir,
-        anchor_macs=anchor_macs,
-        studies=studies,
-        picks=[k for s in studies for k in s.picks(budgets)],
-        settings=record,
-        storage=describe(opts.storage, run.run_dir),
-        front=pareto_front(studies[0].points) if opts.multi_objective else [],
-    )
-    if accuracy:
-        for pick, acc in zip(
-            result.picks, ground_truth(evaluator, [k.point.config for k in result.picks])
-        ):
-            pick.accuracy = acc
-    if save:
-        result.results_file = result.to_results().merged_into(run.run_dir)
-    return result
+    return seconds
 
 
 def _earlier_seconds(run_dir: Path, name: str, study: optuna.Study) -> float:
     """The search time ``results.json`` records for the study this call continues (a re-run
     of a finished search adds its own few seconds instead of resetting the total)."""
     try:
-        results = SearchResults.read(run_dir)
+        results = ResultsFile.read(run_dir)
     except UserError:
         return 0.0
     entry = results.studies.get(name) if results else None
@@ -380,7 +419,6 @@ def _worker_main(
 ) -> None:
     torch.set_num_threads(threads)
     warnings.simplefilter("ignore")
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     signal.signal(signal.SIGTERM, _raise_interrupt)  # the parent stops its workers this way
     die_with_parent(parent_pid)  # ... and a parent killed outright stops them the same way
     try:

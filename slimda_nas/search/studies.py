@@ -18,9 +18,10 @@ from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.search.record import (
     Pick,
     Point,
-    SearchResults,
+    ResultsFile,
     StoredRecordError,
     StudyMeta,
+    choose,
     complete_trials,
     same_settings,
     trial_record,
@@ -39,14 +40,8 @@ def pareto_front(points: Iterable[Point]) -> list[Point]:
     return front
 
 
-def best_point(points: Iterable[Point], budget: ResolvedBudget | None = None) -> Point | None:
-    """The least-UPEM point within ``budget`` (None: each point's own study budget)."""
-    ok = [p for p in points if (p.feasible if budget is None else budget.fits(p.macs))]
-    return min(ok, key=Point.rank, default=None)
-
-
 def sampler_label(study: StudyRecord) -> str:
-    """Pareto (multi-objective) studies are shown apart from single-budget ones."""
+    """For display: Pareto (multi-objective) studies are shown apart from single-budget ones."""
     return study.sampler if not study.meta.pareto else f"{study.sampler} (Pareto)"
 
 
@@ -56,24 +51,26 @@ def picks(studies: Iterable[StudyRecord], budgets: Iterable[ResolvedBudget]) -> 
     studies = list(studies)
     out = []
     for budget in budgets:
-        by_sampler: dict[str, list[Point]] = defaultdict(list)
+        by_sampler: dict[tuple[str, bool], list[Point]] = defaultdict(list)
         for s in studies:
             if s.meta.budget is not None and s.meta.budget.macs != budget.macs:
                 continue
-            best = best_point(s.points, None if s.meta.budget is not None else budget)
+            best = choose(s.points, None if s.meta.budget is not None else budget)
             if best is not None:
-                by_sampler[sampler_label(s)].append(best)
+                by_sampler[(s.sampler, s.meta.pareto)].append(best)
         here = [
             Pick(
                 budget=budget,
                 sampler=sampler,
-                point=min(choices, key=Point.rank),
+                pareto=pareto,
+                point=choose(choices),
                 seed_values=[c.value for c in sorted(choices, key=lambda c: c.seed)],
             )
-            for sampler, choices in sorted(by_sampler.items())
+            for (sampler, pareto), choices in sorted(by_sampler.items())
         ]
-        if here:
-            min(here, key=lambda k: k.point.rank()).chosen = True
+        chosen = choose(k.point for k in here)
+        for k in here:
+            k.chosen = k.point is chosen
         out.extend(here)
     return out
 
@@ -110,7 +107,7 @@ class StudyRecord:
 
     @property
     def requested(self) -> int | None:
-        return self.meta.trials
+        return self.meta.requested
 
     @property
     def short(self) -> bool:
@@ -122,10 +119,16 @@ class StudyRecord:
         targets = [self.meta.budget] if self.meta.budget is not None else list(budgets or [])
         out = []
         for b in targets:
-            best = best_point(self.points, None if self.meta.budget is not None else b)
+            best = choose(self.points, None if self.meta.budget is not None else b)
             if best is not None:
                 out.append(
-                    Pick(budget=b, sampler=self.sampler, point=best, seed_values=[best.value])
+                    Pick(
+                        budget=b,
+                        sampler=self.sampler,
+                        pareto=self.meta.pareto,
+                        point=best,
+                        seed_values=[best.value],
+                    )
                 )
         return out
 
@@ -144,7 +147,7 @@ class StudyRecord:
             "repairs": study.repairs,
             "feasible_fraction": study.feasible_fraction,
             "seconds": study.seconds,
-            "requested": m.trials,
+            "requested": m.requested,
             "choices": [p.to_dict() for p in picks],
             "settings": settings,
         }
@@ -208,7 +211,7 @@ def read_studies(storage: optuna.storages.BaseStorage, space: SearchSpace, where
 
 
 def bank_studies(
-    studies: list[StudyRecord], results: SearchResults | None, checkpoint: str
+    studies: list[StudyRecord], results: ResultsFile | None, checkpoint: str
 ) -> tuple[dict | None, list[StudyRecord], list[str]]:
     """What a report (and ``export --pareto``) is about: (the primary scoring settings, the
     studies of this bank scored with them, notes on the others)."""

@@ -40,11 +40,10 @@ from slimda_nas.search.record import (
     config_key,
     is_evaluated,
 )
-from slimda_nas.search.samplers import make_sampler
+from slimda_nas.search.samplers import make_sampler, proposer
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.space import SearchSpace
 
-TPE_STARTUP = 10  # TPE's start-up trials, drawn feasible
 STALE_SECONDS = 600  # a RUNNING trial of another machine older than this is a dead worker's
 LISTED_BAND = 20_000  # a band this short is listed once when a repair finds nothing near
 BAND_DRAWS = 20  # else: band draws tried for a free configuration
@@ -64,6 +63,21 @@ class StudySpec:
     @property
     def multi_objective(self) -> bool:
         return self.budget is None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchContext:
+    """What a searcher works with: its study and what it searches, the space and its costs,
+    the scoring function and its shared cache, this process's rank, a progress callback."""
+
+    study: optuna.Study
+    spec: StudySpec
+    space: SearchSpace
+    cost: CostModel
+    score: Callable[[dict], CandidateScore]
+    cache: ScoreCache
+    rank: int = 0
+    on_trial: Callable | None = None
 
 
 def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
@@ -173,6 +187,12 @@ class StudyWorker:
         self.band = BandSampler(space, cost)
         self.ledger = _Ledger()
 
+    @classmethod
+    def of(cls, ctx: SearchContext) -> StudyWorker:
+        return cls(
+            ctx.study, ctx.spec, ctx.space, ctx.cost, ctx.score, ctx.cache, ctx.rank, ctx.on_trial
+        )
+
     def run(self, max_proposals: int | None = None) -> None:
         n = self.spec.evaluations
         max_proposals = max_proposals or 20 * n + 100
@@ -193,12 +213,7 @@ class StudyWorker:
         trials = self.study.get_trials(deepcopy=False) if trials is None else trials
         self.ledger.update(trials)
         seed = self._seed()
-        name = spec.sampler
-        if name == "tpe" and not spec.multi_objective:
-            if self.ledger.evaluated < TPE_STARTUP:
-                # TPE's own start-up trials are uniform over the whole space: at 1/64 almost
-                # none fit. Starting from feasible random configurations gives it a model.
-                name = "random"
+        name = proposer(spec.sampler, self.ledger.evaluated, spec.multi_objective)
         try:
             with warnings.catch_warnings(), batched_writes(self.study):
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -108,6 +108,20 @@ class AveragingConfig:
     every: int = 10
 
 
+NOT_TRAINED = (
+    "out",
+    "data_root",
+    "device",
+    "checkpoint_every",
+    "log_every",
+    "eval_every",
+    "eval_images",
+    "calibration_images",
+)
+"""Fields that say where files live and how often to log or measure, not what is trained: left
+out of :meth:`RunConfig.training_hash` (a run resumes whatever they are)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
     name: str
@@ -174,16 +188,7 @@ class RunConfig:
     def training_hash(self) -> str:
         """Identity of what is trained: every field except where files live and how often we log."""
         d = self.to_dict()
-        for key in (
-            "out",
-            "data_root",
-            "device",
-            "checkpoint_every",
-            "log_every",
-            "eval_every",
-            "eval_images",
-            "calibration_images",
-        ):
+        for key in NOT_TRAINED:
             d.pop(key)
         # fields added later are left out at their defaults (off), so that configs written
         # before they existed keep their identity (and their runs can be resumed)

@@ -37,7 +37,7 @@ from slimda_nas.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from slimda_nas.train.config import RunConfig
+from slimda_nas.train.config import NOT_TRAINED, RunConfig
 from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.optim import build_optimizer, lr_factor
@@ -55,8 +55,6 @@ from slimda_nas.train.teacher import (
 
 SUMMARY = "train_summary.json"
 LOCK = ".train.lock"  # held by the training process of a run folder (rank 0 of torchrun)
-#: Fields that say where files live and how often to log, not what is trained.
-_NOT_TRAINED = ("out", "data_root", "device", "checkpoint_every", "log_every", "eval_every")
 
 
 @dataclass(kw_only=True)
@@ -596,7 +594,7 @@ def _acc_text(it: int, acc: dict, head: str) -> str:
 
 def _diff(old: dict, new: dict) -> str:
     for key in new:
-        if key in _NOT_TRAINED:
+        if key in NOT_TRAINED:
             continue
         if old.get(key) != new.get(key):
             return f"field {key!r}: {old.get(key)!r} there, {new.get(key)!r} now"

@@ -15,7 +15,7 @@ from slimda_nas.errors import ConfigError
 from slimda_nas.space import load_space
 from slimda_nas.train import load_run, train_bank
 from slimda_nas.train.checkpoint import load_checkpoint
-from slimda_nas.train.config import RunConfig
+from slimda_nas.train.config import NOT_TRAINED, RunConfig
 from slimda_nas.train.sandwich import open_choices, sample_model_batch
 from tests.conftest import SPACES, tiny_run_config
 
@@ -100,21 +100,7 @@ def test_configs_without_a_warm_up_keep_their_identity(tmp_path, tiny_task):
     resume (and are left as they are when finished)."""
     cfg = tiny_run_config(tmp_path, tiny_task)
     d = dataclasses.asdict(cfg)
-    for key in (
-        "out",
-        "data_root",
-        "device",
-        "checkpoint_every",
-        "log_every",
-        "eval_every",
-        "eval_images",
-        "calibration_images",
-        "warmup",
-        "shrinking",
-        "averaging",
-        "ordering",
-        "teacher",
-    ):
+    for key in (*NOT_TRAINED, "warmup", "shrinking", "averaging", "ordering", "teacher"):
         d.pop(key)
     d["distillation"].pop("ramp")  # added later, off by default like the warm-up
     d.pop("domain_bn")  # likewise
