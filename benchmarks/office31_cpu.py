@@ -21,13 +21,13 @@ benchmarks/results/office31_cpu.json.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import os
 import random
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -35,15 +35,10 @@ from rich.console import Console
 from rich.table import Table
 
 import slimda_nas as sn
-from slimda_nas._io import write_text
-from slimda_nas.data import eval_batches, fixed_subset, load_task, resolve_data_root
-from slimda_nas.evaluate.macs import CostModel
-from slimda_nas.train.config import ShrinkingConfig, TeacherConfig
-from slimda_nas.train.monitor import accuracy
+from benchmarks import _common as bc
 
-REPO = Path(__file__).resolve().parents[1]
-OUT = REPO / "benchmarks" / "results" / "office31_cpu.json"
-RUNS = REPO / "runs" / "office31_cpu"
+RESULTS = "office31_cpu.json"
+RUNS = bc.REPO / "runs" / "office31_cpu"
 CURVE = ("largest", "1/4", "1/16", "smallest")
 TABLE_BUDGETS = ("1/4", "1/8", "1/16")
 ELASTIC_BUDGETS = ("1/16", "1/32", "1/64")  # widths alone cannot reach 1/32 on Lite0
@@ -60,20 +55,26 @@ ARMS = (
 )
 
 
-def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunConfig:
-    """The shipped CPU config of ``task`` changed as the arm says."""
+def arm_config(
+    task: str, arm: str, seed: int, data_root: str | None, tiny: Path | None = None
+) -> sn.RunConfig:
+    """The shipped CPU config of ``task`` changed as the arm says (tiny: on synthetic images,
+    at 32 px, a few iterations)."""
     name = f"{task}_{arm}_s{seed}"
     shipped = f"office31_{task}_cpu" + ("_elastic" if arm == "elastic" else "")
+    runs = RUNS if tiny is None else tiny / "banks"
     cfg = sn.load_run_config(
-        shipped, name=name, out=str(RUNS / name), data_root=data_root, seed=seed
+        shipped, name=name, out=str(runs / name), data_root=data_root, seed=seed
     )
+    if tiny is not None:
+        cfg = cfg.replace(**_tiny_changes(tiny, cfg.space))
     total = cfg.total_iterations
     # the plain arms: every staged option back at its default (off), so the training hash is
     # that of the same config without those sections
     plain = {
-        "teacher": dataclasses.asdict(TeacherConfig()),
+        "teacher": dataclasses.asdict(bc.TeacherConfig()),
         "ordering": {"criterion": None},
-        "shrinking": dataclasses.asdict(ShrinkingConfig()),
+        "shrinking": dataclasses.asdict(bc.ShrinkingConfig()),
         "iterations": total,
     }
     changes: dict = {
@@ -90,33 +91,54 @@ def arm_config(task: str, arm: str, seed: int, data_root: str | None) -> sn.RunC
     return cfg.replace(**changes)
 
 
+def _tiny_changes(tiny: Path, space_path: str) -> dict:
+    """A seconds-long version of a CPU config: its space at 32 px, synthetic images."""
+    import yaml
+
+    space = sn.load_space(space_path)
+    small = tiny / f"{Path(space_path).stem}_32.yaml"
+    sizes = {"sizes": [24, 32]} if space.resolution_unit is not None else {}
+    base = Path(space_path).resolve()
+    small.parent.mkdir(parents=True, exist_ok=True)
+    small.write_text(yaml.safe_dump({"extends": str(base), "input": {"size": 32, **sizes}}))
+    return {
+        **bc.TINY_RUN,
+        "task": bc.tiny_task(tiny / "data"),
+        "space": str(small),
+        "iterations": 2,
+        "models_per_step": 1,
+        "teacher": {"iterations": 2},
+        "eval_every": 0,
+    }
+
+
 class CurveProbe:
     """Target accuracy of the live bank's largest, uniform-within-budget and smallest models
     (BN re-estimated on 500 target training images, every target test image)."""
 
     def __init__(self, cfg: sn.RunConfig) -> None:
         space = sn.load_space(cfg.space)
-        self.data = load_task(cfg.task, resolve_data_root(cfg.data_root), space.input_size)
-        self.calib = fixed_subset(self.data.target_train, 500, seed=0)
+        self.data = bc.load_task(cfg.task, bc.resolve_data_root(cfg.data_root), space.input_size)
+        self.calib = bc.fixed_subset(self.data.target_train, 500, seed=0)
 
     def measure(self, bank: sn.ModelBank) -> dict[str, float]:
-        cost, space = CostModel(bank), bank.space
+        cost, space = bc.CostModel(bank), bank.space
         anchor = cost.macs(space.largest())
         configs = {"largest": space.largest(), "smallest": space.smallest()}
         for text in ("1/4", "1/16"):
             ratio = cost.widest_uniform_ratio(sn.parse_budget(text).macs(anchor))
             configs[text] = space.smallest() if ratio is None else space.uniform(ratio)
-        calib = [x for x in eval_batches(self.data.target_train, 100, self.calib)]
+        calib = list(bc.eval_batches(self.data.target_train, 100, self.calib))
         return {
-            name: accuracy(
-                bank, c, calib, eval_batches(self.data.target_test, 100, with_labels=True)
+            name: bc.accuracy(
+                bank, c, calib, bc.eval_batches(self.data.target_test, 100, with_labels=True)
             )[bank.deploy_head]
             for name, c in configs.items()
         }
 
 
 def train_with_curve(
-    cfg: sn.RunConfig, every: int, results: dict, key: str, max_seconds: float = 0
+    cfg: sn.RunConfig, every: int, results: dict, key: str, out: Path, max_seconds: float = 0
 ) -> None:
     """Train ``cfg`` ``every`` iterations at a time, measuring the curve after each chunk;
     ``results[key]`` keeps the points and the training seconds so far (resumable)."""
@@ -133,7 +155,7 @@ def train_with_curve(
             point = {"iteration": r.iterations, "train_seconds": round(entry["train_seconds"], 1)}
             point.update(probe.measure(r.bank))
             entry["curve"].append(point)
-            save(results, key)
+            save(out, results, key)
             print(json.dumps({key: point}), flush=True)
         if r.iterations >= cfg.total_iterations:
             break
@@ -145,30 +167,31 @@ def train_with_curve(
 def random_feasible(ev: sn.Evaluator, limit: float, n: int, seed: int) -> list[float]:
     """Accuracy of ``n`` random configurations within ``limit`` (uniform over them: the band
     sampler's rejection, then its random walk where almost no draw fits)."""
-    from slimda_nas.evaluate.feasible import BandSampler
-    from slimda_nas.evaluate.ground_truth import ground_truth
-
-    rng, band = random.Random(seed), BandSampler(ev.run.space, ev.cost)
+    rng, band = random.Random(seed), bc.BandSampler(ev.run.space, ev.cost)
     draws = [band.sample(rng, int(limit))[0] for _ in range(n)]
-    return ground_truth(ev, [ev.run.space.from_indices(d) for d in draws])
+    return bc.ground_truth(ev, [ev.run.space.from_indices(d) for d in draws])
 
 
 def budget_table(
-    run_dir: Path, trials: int, n_random: int, full_width_only: bool, budgets=TABLE_BUDGETS
+    run_dir: Path,
+    trials: int,
+    n_random: int,
+    full_width_only: bool,
+    budgets=TABLE_BUDGETS,
+    settings: sn.EvalSettings | None = None,
 ) -> dict:
     """The finished bank's largest and, per budget (not for full-width baselines), the pick,
     the uniform model and the random median."""
-    from slimda_nas.evaluate.ground_truth import ground_truth
-
+    ground_truth = bc.ground_truth
     run = sn.load_run(run_dir)
-    ev = sn.Evaluator(run, sn.EvalSettings())
+    ev = sn.Evaluator(run, settings or sn.EvalSettings())
     space, anchor = run.space, ev.cost.macs(run.space.largest())
     if full_width_only:
         return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": {}}
     result = sn.run_search(
         ev,
         sn.SearchOptions(
-            budgets=list(budgets),
+            budgets=",".join(budgets),
             sampler="tpe",
             evaluations=trials,
             seed=0,
@@ -184,7 +207,7 @@ def budget_table(
         rand = random_feasible(ev, limit, n_random, seed=0)
         rows[text] = {
             "pick": pick.accuracy,
-            "pick_macs": pick.macs,
+            "pick_macs": pick.point.macs,
             "uniform": ground_truth(ev, [space.uniform(ratio)])[0] if ratio else None,
             "random_median": statistics.median(rand),
             "random_n": len(rand),
@@ -192,20 +215,18 @@ def budget_table(
     return {"largest": ground_truth(ev, [space.largest()])[0], "budgets": rows}
 
 
-def speed(task: str, steps: int) -> dict:
+def speed(task: str, steps: int, tiny: Path | None = None) -> dict:
     """Where a CPU step goes: seconds of a full-width step (m = 1), of sandwich steps (m = 4)
     and of teacher-stage steps (m = 3, targets from a stand-in cache), each against its
     MACs-ideal ratio (the sampled models' MACs over the largest's); channels_last on and off."""
-    from slimda_nas.methods import HEADS, build_method
-    from slimda_nas.train.sandwich import sample_model_batch
-    from slimda_nas.train.step import BankStep
-    from slimda_nas.train.teacher import TeacherStep, stage_outputs
+    HEADS, sample_model_batch = bc.HEADS, bc.sample_model_batch
+    TeacherStep, stage_outputs = bc.TeacherStep, bc.stage_outputs
 
-    cfg = arm_config(task, "staged", 0, None)
+    cfg = arm_config(task, "staged", 0, None, tiny)
     space = sn.load_space(cfg.space)
     torch.manual_seed(0)
     bank = sn.ModelBank.build(space, 31, heads=HEADS, weights=cfg.weights)
-    model, cost = bank.model.train(), CostModel(bank)
+    model, cost = bank.model.train(), bc.CostModel(bank)
     n, size = cfg.batch_size, space.input_size
     x, y = torch.randn(n, 3, size, size), torch.randint(0, 31, (n,))
     full = cost.macs(space.largest())
@@ -221,8 +242,8 @@ def speed(task: str, steps: int) -> dict:
     for layout in ("channels_last", "contiguous"):
         cl = layout == "channels_last"
         model.to(memory_format=torch.channels_last if cl else torch.contiguous_format)
-        method = build_method("slimda", **vars(cfg.distillation))
-        bank_step = BankStep(model, method, cl, separate_domains=True)
+        method = bc.build_method("slimda", **vars(cfg.distillation))
+        bank_step = bc.BankStep(model, method, cl, separate_domains=True)
         one = [space.layer_widths(space.largest())]
         timed(bank_step, x, y, x, one, 0.5)  # warm-up
         t_full = statistics.median(timed(bank_step, x, y, x, one, 0.5) for _ in range(steps))
@@ -252,12 +273,11 @@ def speed(task: str, steps: int) -> dict:
     return out
 
 
-def save(results: dict, key: str) -> None:
+def save(out: Path, results: dict, key: str) -> None:
     """Write ``results[key]`` into the results file, keeping what other processes wrote."""
-    on_disk = json.loads(OUT.read_text()) if OUT.exists() else {}
+    on_disk = bc.read_result(out, {})
     on_disk[key] = results[key]
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    write_text(OUT, json.dumps(on_disk, indent=1) + "\n")
+    bc.write_result(out, on_disk)
 
 
 def show(results: dict) -> None:
@@ -296,8 +316,8 @@ def show(results: dict) -> None:
     console.print(table)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
     p.add_argument("--task", choices=("aw", "da"), default="aw")
     p.add_argument("--arm", choices=ARMS, default="staged")
     p.add_argument("--seed", type=int, default=0)
@@ -309,38 +329,36 @@ def main() -> None:
     p.add_argument("--max-seconds", type=float, default=0, help="stop training after (curve only)")
     p.add_argument("--table", action="store_true", help="only print what is measured")
     p.add_argument("--speed", type=int, default=0, metavar="STEPS", help="time steps instead")
-    args = p.parse_args()
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    args = bc.parse(p, argv)
+    out = bc.results_dir(args) / RESULTS
+    tiny = args.tiny
+    if tiny is not None:  # a few iterations, a few search evaluations
+        args.every, args.trials, args.random = 2, 3, 2
+        args.speed = min(args.speed, 1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    results = bc.read_result(out, {})
     if args.speed:
-        if args.threads:
-            torch.set_num_threads(args.threads)
         key = f"speed_{args.task}_{torch.get_num_threads()}threads"
-        results[key] = speed(args.task, args.speed)
-        save(results, key)
+        results[key] = speed(args.task, args.speed, tiny)
+        save(out, results, key)
         print(json.dumps(results[key], indent=1))
         return
     if not args.table:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        cfg = arm_config(args.task, args.arm, args.seed, args.data_root)
+        cfg = arm_config(args.task, args.arm, args.seed, args.data_root, tiny)
         key = cfg.name
-        train_with_curve(cfg, args.every, results, key, args.max_seconds)
+        train_with_curve(cfg, args.every, results, key, out, args.max_seconds)
         results[key]["threads"] = torch.get_num_threads()
-        finished = (
-            results[key]["curve"]
-            and results[key]["curve"][-1]["iteration"] >= cfg.total_iterations
-        )
-        if "table" not in results[key] and (
-            finished or (cfg.run_dir / "train_summary.json").exists()
-        ):
+        if "table" not in results[key] and (cfg.run_dir / "train_summary.json").exists():
             results[key]["table"] = budget_table(
                 cfg.run_dir,
                 args.trials,
                 args.random,
                 args.arm in ("source_only", "symnet"),
                 ELASTIC_BUDGETS if args.arm == "elastic" else TABLE_BUDGETS,
+                bc.eval_settings(tiny),
             )
-        save(results, key)
+        save(out, results, key)
     show(results)
 
 

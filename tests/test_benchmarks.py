@@ -17,6 +17,7 @@ WRITES = {
     "budget_table": ["results/budgets_tiny.json"],
     "search_comparison": ["results/search_tiny.json", "results/search_tiny.png"],
     "speed": ["results/speed_cpu.json"],
+    "office31_cpu": ["results/office31_cpu.json"],
     "office31_gpu": ["gpu/step_times.json", "gpu/candidate_speed.json", "gpu/budgets.json"],
     "loader_throughput": [],
 }
