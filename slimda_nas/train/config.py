@@ -190,6 +190,10 @@ class RunConfig:
         d = self.to_dict()
         for key in NOT_TRAINED:
             d.pop(key)
+        # a stage that is off trains nothing, whatever its other fields say (a config may set
+        # them for when it is switched on, or inherit them from the backbone's defaults)
+        if not self.teacher.iterations:
+            d["teacher"] = dataclasses.asdict(TeacherConfig())
         # fields added later are left out at their defaults (off), so that configs written
         # before they existed keep their identity (and their runs can be resumed)
         for key, default in _ADDED_LATER.items():
