@@ -395,7 +395,7 @@ CASES = {
     ),
     "space show: empty budget": (
         lambda w: ["space", "show", str(w.space), "--budget", ""],
-        "budget '': expected a fraction",
+        "budgets '': expected a comma-separated list",
     ),
     "space init: input size 0": (
         lambda w: ["space", "init", "--backbone", "digits_cnn", "--input-size", "0"],
