@@ -12,6 +12,20 @@ from slimda_nas.methods import Method
 from slimda_nas.slim.elastic import Setting, apply_setting
 
 
+def domain_batches(
+    x_src: Tensor, x_tgt: Tensor | None, separate: bool, channels_last: bool
+) -> list[Tensor]:
+    """What one model's forwards run on: the source and target batches apart (``separate``:
+    each domain through BN alone) or as one batch (SymNet's), in the step's memory format."""
+    if x_tgt is None:
+        batches = [x_src]
+    else:
+        batches = [x_src, x_tgt] if separate else [torch.cat([x_src, x_tgt])]
+    if channels_last:
+        batches = [x.contiguous(memory_format=torch.channels_last) for x in batches]
+    return batches
+
+
 class BankStep(nn.Module):
     """Runs every sampled sub-network on the source and target batch and returns the summed
     loss of ``method`` with its terms (summed over models, detached)."""
@@ -43,12 +57,9 @@ class BankStep(nn.Module):
         method = self.warmup if warmup else self.method
         n_src = x_src.shape[0]
         with_target = x_tgt is not None and method.uses_target
-        if self.separate_domains and with_target:
-            batches = [x_src, x_tgt]
-        else:
-            batches = [torch.cat([x_src, x_tgt]) if with_target else x_src]
-        if self.channels_last:
-            batches = [x.contiguous(memory_format=torch.channels_last) for x in batches]
+        batches = domain_batches(
+            x_src, x_tgt if with_target else None, self.separate_domains, self.channels_last
+        )
         terms: dict[str, Tensor] = {}
         states = []
         for w in widths:  # a configuration's setting (or its layer widths alone)

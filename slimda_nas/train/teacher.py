@@ -28,6 +28,7 @@ from slimda_nas.errors import CheckpointError
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.slim.elastic import Setting, apply_setting
 from slimda_nas.train.config import TeacherConfig
+from slimda_nas.train.step import domain_batches
 
 CACHE = "teacher_cache.pt"
 VIEWS = 2  # the evaluation crop and its mirror
@@ -181,10 +182,7 @@ class TeacherStep(nn.Module):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         o, model = self.options, self.model
         n_src = len(x_src)
-        if self.channels_last:
-            x_src = x_src.contiguous(memory_format=torch.channels_last)
-            x_tgt = x_tgt.contiguous(memory_format=torch.channels_last)
-        batches = [x_src, x_tgt] if self.separate_domains else [torch.cat([x_src, x_tgt])]
+        batches = domain_batches(x_src, x_tgt, self.separate_domains, self.channels_last)
         t_logits = torch.cat([teacher_src[0], teacher_tgt[0]])
         t_hints = [torch.cat(pair) for pair in zip(teacher_src[1], teacher_tgt[1], strict=True)]
         kd = feat = ce = x_src.new_zeros(())
