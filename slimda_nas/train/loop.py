@@ -40,7 +40,7 @@ from slimda_nas.train.checkpoint import (
 from slimda_nas.train.config import NOT_TRAINED, RunConfig
 from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.monitor import accuracy
-from slimda_nas.train.optim import build_optimizer, lr_factor
+from slimda_nas.train.optim import build_optimizer, phase_at, set_learning_rates
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import open_choices, sample_model_batch
 from slimda_nas.train.step import BankStep
@@ -49,8 +49,8 @@ from slimda_nas.train.teacher import (
     VIEWS,
     TeacherCache,
     TeacherStep,
-    build_cache,
-    view_batch,
+    freeze_teacher,
+    next_views,
 )
 
 SUMMARY = "train_summary.json"
@@ -362,33 +362,6 @@ def _autocast(s: _Session) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def _phase(cfg: RunConfig, it: int) -> tuple[str, float]:
-    """(phase, progress in [0, 1] of the phase) at iteration ``it`` (0-based); the phases are
-    ``warmup``, ``adaptation`` and ``teacher``, in that order."""
-    w, end = cfg.warmup.iterations, cfg.adaptation_end
-    if it < w:
-        return "warmup", it / w
-    if it < end:
-        return "adaptation", (it - w) / cfg.iterations
-    return "teacher", (it - end) / cfg.teacher.iterations
-
-
-def _set_lr(s: _Session, phase: str, p: float) -> None:
-    """The warm-up keeps its learning rate constant; adaptation and the teacher stage follow
-    the schedule (the stage with its own lr0 and backbone multiplier where it sets them)."""
-    o, t = s.cfg.optimizer, s.cfg.teacher
-    if phase == "warmup":
-        rates = [g["base_lr"] * (s.cfg.warmup.lr or o.lr) / o.lr for g in s.optimizer.param_groups]
-    elif phase == "teacher":
-        lr0 = t.lr or o.lr
-        mult = o.backbone_lr_mult if t.backbone_lr_mult is None else t.backbone_lr_mult
-        rates = [lr0 * mult * lr_factor(o, p), lr0 * lr_factor(o, p)]  # backbone, heads
-    else:
-        rates = [g["base_lr"] * lr_factor(o, p) for g in s.optimizer.param_groups]
-    for g, lr in zip(s.optimizer.param_groups, rates, strict=True):
-        g["lr"] = lr
-
-
 def _begin_narrow_training(s: _Session, it: int) -> None:
     """Order channels before the first step that trains a narrower model, and freeze the
     teacher's outputs where its stage begins (in that order: the cache holds ordered channels)."""
@@ -404,41 +377,15 @@ def _begin_narrow_training(s: _Session, it: int) -> None:
 
             s.average.state = permute_named(s.average.state, perms)
     if s.views is not None and it == cfg.adaptation_end:
-        s.teacher_cache = build_cache(
-            s.bank,
-            s.data,
-            calibration_images=cfg.calibration_images,
-            seed=cfg.seed,
-            config_hash=cfg.training_hash(),
-            channels_last=cfg.channels_last,
-        )
-        if s.dist.is_main:
-            s.teacher_cache.save(cfg.run_dir / CACHE)
-        s.model.train()
-
-
-def _teacher_forward(s: _Session, widths: list[dict[str, int]]):
-    """The teacher stage's loss on the next views of both domains."""
-    data, cache, (src, tgt) = s.data, s.teacher_cache, s.views
-    n = s.cfg.batch_size
-    items_src, items_tgt = src.take(n), tgt.take(n)
-    y_src = data.source_train.labels[items_src // VIEWS]
-    return s.teacher_step(
-        view_batch(data.source_train, items_src).to(s.device),
-        y_src.to(s.device),
-        cache.targets("source", items_src, s.device),
-        view_batch(data.target_train, items_tgt).to(s.device),
-        cache.targets("target", items_tgt, s.device),
-        widths,
-    )
+        s.teacher_cache = freeze_teacher(s.bank, s.data, cfg, save=s.dist.is_main)
 
 
 def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     """One optimizer step at iteration ``it`` (0-based); (loss, its terms)."""
     cfg = s.cfg
     _begin_narrow_training(s, it)
-    phase, p = _phase(cfg, it)
-    _set_lr(s, phase, p)
+    phase, p = phase_at(cfg, it)
+    set_learning_rates(s.optimizer, cfg, phase, p)
     sh = cfg.shrinking
     open_ = open_choices(s.space, p, sh.stages, sh.fraction, sh.order)
     warmup = phase == "warmup"
@@ -449,7 +396,8 @@ def _train_step(s: _Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     widths = [s.space.setting(c) for c in configs]  # widths, depths and resolution
     s.optimizer.zero_grad(set_to_none=True)
     if phase == "teacher":
-        total, terms = _teacher_forward(s, widths)
+        batch = next_views(s.views, s.data, s.teacher_cache, cfg.batch_size, s.device)
+        total, terms = s.teacher_step(*batch, widths)
     else:
         x_src, y_src = next(s.src)
         x_tgt = next(s.tgt).to(s.device, non_blocking=True) if s.tgt else None
@@ -489,7 +437,7 @@ def _log(s: _Session, done: int, loss: float, terms: dict, t0: float, t_log: flo
     now = time.time()
     steps = cfg.log_every if done % cfg.log_every == 0 else done % cfg.log_every
     images_per_step = cfg.batch_size * (2 if s.tgt or s.views else 1) * s.dist.world_size
-    phase, p = _phase(cfg, done - 1)  # the step just taken
+    phase, p = phase_at(cfg, done - 1)  # the step just taken
     s.metrics.write(
         {
             "iteration": done,

@@ -21,6 +21,36 @@ def lr_factor(opt: OptimizerConfig, progress: float) -> float:
     return 1.0
 
 
+def phase_at(cfg: RunConfig, it: int) -> tuple[str, float]:
+    """(phase, progress in [0, 1] of the phase) at iteration ``it`` (0-based); the phases are
+    ``warmup``, ``adaptation`` and ``teacher``, in that order."""
+    w, end = cfg.warmup.iterations, cfg.adaptation_end
+    if it < w:
+        return "warmup", it / w
+    if it < end:
+        return "adaptation", (it - w) / cfg.iterations
+    return "teacher", (it - end) / cfg.teacher.iterations
+
+
+def set_learning_rates(
+    optimizer: torch.optim.Optimizer, cfg: RunConfig, phase: str, progress: float
+) -> None:
+    """The warm-up keeps its learning rate constant; adaptation and the teacher stage follow
+    the schedule (the stage with its own lr0 and backbone multiplier where it sets them)."""
+    o, t = cfg.optimizer, cfg.teacher
+    groups = optimizer.param_groups  # backbone, heads (build_optimizer)
+    if phase == "warmup":
+        rates = [g["base_lr"] * (cfg.warmup.lr or o.lr) / o.lr for g in groups]
+    elif phase == "teacher":
+        lr0 = t.lr or o.lr
+        mult = o.backbone_lr_mult if t.backbone_lr_mult is None else t.backbone_lr_mult
+        rates = [lr0 * mult * lr_factor(o, progress), lr0 * lr_factor(o, progress)]
+    else:
+        rates = [g["base_lr"] * lr_factor(o, progress) for g in groups]
+    for g, lr in zip(groups, rates, strict=True):
+        g["lr"] = lr
+
+
 def build_optimizer(model: nn.Module, cfg: RunConfig) -> torch.optim.Optimizer:
     """SGD with two groups: the backbone (lr x backbone_lr_mult) and the heads (lr)."""
     heads = set(HEADS)

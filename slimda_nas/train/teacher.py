@@ -27,7 +27,7 @@ from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.slim.elastic import Setting, apply_setting
-from slimda_nas.train.config import TeacherConfig
+from slimda_nas.train.config import RunConfig, TeacherConfig
 from slimda_nas.train.step import domain_batches
 
 CACHE = "teacher_cache.pt"
@@ -153,6 +153,36 @@ def build_cache(
             hints[domain] = [torch.cat(parts) for parts in zip(*hint_chunks, strict=True)]
     model.train(was_training)
     return TeacherCache(logits, hints, config_hash)
+
+
+def freeze_teacher(bank: ModelBank, data, cfg: RunConfig, save: bool) -> TeacherCache:
+    """The teacher's outputs where its stage begins, written to the run folder if ``save``."""
+    cache = build_cache(
+        bank,
+        data,
+        calibration_images=cfg.calibration_images,
+        seed=cfg.seed,
+        config_hash=cfg.training_hash(),
+        channels_last=cfg.channels_last,
+    )
+    if save:
+        cache.save(cfg.run_dir / CACHE)
+    bank.model.train()
+    return cache
+
+
+def next_views(streams, data, cache: TeacherCache, batch_size: int, device: torch.device):
+    """The next source and target views with the teacher's targets: TeacherStep's inputs."""
+    src, tgt = streams
+    items_src, items_tgt = src.take(batch_size), tgt.take(batch_size)
+    y_src = data.source_train.labels[items_src // VIEWS]
+    return (
+        view_batch(data.source_train, items_src).to(device),
+        y_src.to(device),
+        cache.targets("source", items_src, device),
+        view_batch(data.target_train, items_tgt).to(device),
+        cache.targets("target", items_tgt, device),
+    )
 
 
 class TeacherStep(nn.Module):
