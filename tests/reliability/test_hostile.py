@@ -21,7 +21,7 @@ from slimda_nas.errors import Notice
 from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.search.storage import open_storage
 from tests.conftest import REPO, cli_popen, copy_run, search_args, tiny_run_config
-from tests.reliability.conftest import cli, tree_hashes
+from tests.reliability.conftest import cli, in_process, one_line_error, tree_hashes
 
 SEARCH_1_4 = ["--budget", "1/4", "--trials", "3", "--sampler", "random"]
 
@@ -38,19 +38,8 @@ def R(searched, tmp_path) -> Path:
     return copy_run(searched, tmp_path / "R")
 
 
-def _run(argv, capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err.strip()
-
-
-def _one_line_error(code: int, err: str, *expected: str) -> None:
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
-    for text in expected:
-        assert text in lines[0], lines[0]
+_run = in_process
+_one_line_error = one_line_error
 
 
 # -- 1. a study name reused with other settings -----------------------------------------------------
