@@ -128,13 +128,18 @@ def reorder_channels(
     perms = channel_permutations(model, groups, criterion)
     state = model.state_dict()
     model.load_state_dict(permute_named(state, perms))
-    if optimizer is not None:
+    if optimizer is not None:  # per-parameter buffers (SGD momentum), permuted in one pass
         names = {p: n for n, p in model.named_parameters()}
-        for param, buffers in optimizer.state.items():
-            name = names.get(param)
-            if name is None:
-                continue
-            for key, buf in buffers.items():
-                if isinstance(buf, Tensor) and buf.shape == param.shape:
-                    buffers[key] = permute_named({name: buf}, perms)[name]
+        held = {
+            (names[param], key): buf
+            for param, buffers in optimizer.state.items()
+            if param in names
+            for key, buf in buffers.items()
+            if isinstance(buf, Tensor) and buf.shape == param.shape
+        }
+        for key in {k for _, k in held}:
+            named = {n: b for (n, k), b in held.items() if k == key}
+            for name, buf in permute_named(named, perms).items():
+                param = model.get_parameter(name)
+                optimizer.state[param][key] = buf
     return perms
