@@ -6,12 +6,12 @@ The scripts drive the public API (``import slimda_nas as sn``). What it does not
 from this module, which imports these internals and no others, so a change to them shows here:
 
 - ``slimda_nas._io.write_text``: result files are written atomically.
-- ``slimda_nas.evaluate.budget.Budget``, ``format_fraction``: a budget at the smallest model.
+- ``slimda_nas.cost.budget.Budget``, ``format_fraction``: a budget at the smallest model.
 - ``slimda_nas.evaluate.ground_truth.ground_truth``: target accuracy of many models at once.
 - ``slimda_nas.evaluate.ranking.correlations``: how well UPEM ranks models by accuracy.
-- ``slimda_nas.evaluate.latency.machine``: the machine a figure belongs to.
-- ``slimda_nas.evaluate.macs.CostModel``, ``thop_profile``: MACs of a bank without a run.
-- ``slimda_nas.evaluate.feasible.BandSampler``: distinct random feasible configurations.
+- ``slimda_nas.deploy.latency.machine``: the machine a figure belongs to.
+- ``slimda_nas.cost.macs.CostModel``, ``thop_profile``: MACs of a bank without a run.
+- ``slimda_nas.cost.feasible.BandSampler``: distinct random feasible configurations.
 - ``slimda_nas.methods.HEADS``, ``build_method``, ``slimda_nas.train.sandwich.sample_model_batch``,
   ``slimda_nas.train.step.BankStep``: one training step, timed without data loading.
 - ``slimda_nas.report.efficiency.best_so_far``: the best UPEM after k evaluations.
@@ -49,6 +49,9 @@ import yaml
 
 import slimda_nas as sn
 from slimda_nas._io import write_text
+from slimda_nas.cost.budget import Budget, format_fraction
+from slimda_nas.cost.feasible import BandSampler
+from slimda_nas.cost.macs import CostModel, thop_profile
 from slimda_nas.data import (
     InfiniteLoader,
     eval_batches,
@@ -56,11 +59,8 @@ from slimda_nas.data import (
     load_task,
     resolve_data_root,
 )
-from slimda_nas.evaluate.budget import Budget, format_fraction
-from slimda_nas.evaluate.feasible import BandSampler
+from slimda_nas.deploy.latency import machine
 from slimda_nas.evaluate.ground_truth import ground_truth
-from slimda_nas.evaluate.latency import machine
-from slimda_nas.evaluate.macs import CostModel, thop_profile
 from slimda_nas.evaluate.ranking import correlations
 from slimda_nas.methods import HEADS, build_method
 from slimda_nas.report.efficiency import best_so_far

@@ -37,8 +37,8 @@ _EXPORTS = {
     # evaluation
     "EvalSettings": "slimda_nas.evaluate",
     "Evaluator": "slimda_nas.evaluate",
-    "parse_budget": "slimda_nas.evaluate",
-    "parse_budgets": "slimda_nas.evaluate",
+    "parse_budget": "slimda_nas.cost",
+    "parse_budgets": "slimda_nas.cost",
     # search
     "SearchOptions": "slimda_nas.search",
     "SearchResult": "slimda_nas.search",
@@ -77,8 +77,9 @@ __all__ = [
 
 if TYPE_CHECKING:
     from slimda_nas.bank import ModelBank
+    from slimda_nas.cost import parse_budget, parse_budgets
     from slimda_nas.errors import UserError
-    from slimda_nas.evaluate import EvalSettings, Evaluator, parse_budget, parse_budgets
+    from slimda_nas.evaluate import EvalSettings, Evaluator
     from slimda_nas.export import export_model, export_pareto
     from slimda_nas.report import build_report
     from slimda_nas.search import SearchOptions, SearchResult, run_search

@@ -13,6 +13,7 @@ LAYERS = [
     {"backbones"},
     {"space"},
     {"bank", "data", "methods"},
+    {"cost", "deploy"},
     {"train"},
     {"evaluate"},
     {"search"},

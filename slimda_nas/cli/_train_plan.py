@@ -15,7 +15,7 @@ from slimda_nas.errors import DataError
 
 def space_reach(new, budgets: list, num_classes: int = 10):
     """(space summary, one line per budget, the lines of the unreachable budgets)."""
-    from slimda_nas.evaluate.space_summary import budget_reach, summarize_space
+    from slimda_nas.cost.space_summary import budget_reach, summarize_space
 
     summary = summarize_space(new.space, num_classes)
     lines, unreachable = budget_reach(summary, budgets)
@@ -23,8 +23,8 @@ def space_reach(new, budgets: list, num_classes: int = 10):
 
 
 def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
+    from slimda_nas.cost.space_summary import reach_text
     from slimda_nas.data import resolve_data_root, summarize_data
-    from slimda_nas.evaluate.space_summary import reach_text
     from slimda_nas.train import backbone_defaults, time_training_steps
 
     cfg, space = new.config, new.space

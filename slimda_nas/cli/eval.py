@@ -181,7 +181,7 @@ def _within_budgets(args, run, evaluator, console) -> int:
     """``--ranking N --budget B,...``: N configurations of each budget's band."""
     from rich.progress import Progress
 
-    from slimda_nas.evaluate.budget import parse_budgets
+    from slimda_nas.cost.budget import parse_budgets
     from slimda_nas.evaluate.within_budget import BAND_LOW, band_ranking, write_rankings
 
     anchor = evaluator.anchor_macs

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from slimda_nas.cli.eval import add_eval_options
 from slimda_nas.cli.search import add_target_labelled, labelled_table
-from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
+from slimda_nas.deploy.latency import LatencyRecord, format_ms, one_thread_text
 from slimda_nas.export.model_record import ExportRecord
 
 #: Scoring options left unset on the command line take the values the search recorded.

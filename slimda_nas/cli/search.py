@@ -202,7 +202,7 @@ class _SearchProgress:
 
 def results_table(result, space, title: str) -> Table:
     """One row per (budget, sampler): the chosen model, its widths as channels per unit."""
-    from slimda_nas.evaluate.budget import format_fraction, format_macs
+    from slimda_nas.cost.budget import format_fraction, format_macs
 
     t = Table(title=title)
     metric = result.metric

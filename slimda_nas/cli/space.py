@@ -54,7 +54,7 @@ def _init(args: argparse.Namespace) -> int:
 
     from slimda_nas._io import check_output_path, write_text
     from slimda_nas.backbones import get_builder
-    from slimda_nas.evaluate.budget import parse_budgets
+    from slimda_nas.cost.budget import parse_budgets
     from slimda_nas.space import MAX_INPUT_SIZE, space_from_dict
     from slimda_nas.space.template import default_space_yaml
 
@@ -88,8 +88,8 @@ def _reach(space, budgets: list, num_classes: int) -> None:
     each budget named that it cannot."""
     import warnings
 
+    from slimda_nas.cost.space_summary import budget_reach, reach_text, summarize_space
     from slimda_nas.errors import Notice
-    from slimda_nas.evaluate.space_summary import budget_reach, reach_text, summarize_space
 
     summary = summarize_space(space, num_classes)
     Console(stderr=True, highlight=False, soft_wrap=True).print(reach_text(summary))
@@ -100,8 +100,8 @@ def _reach(space, budgets: list, num_classes: int) -> None:
 
 
 def _summary(args: argparse.Namespace):
-    from slimda_nas.evaluate.budget import parse_budgets
-    from slimda_nas.evaluate.space_summary import summarize_space
+    from slimda_nas.cost.budget import parse_budgets
+    from slimda_nas.cost.space_summary import summarize_space
     from slimda_nas.space import load_space, resolve_space_path
 
     if not 1 <= args.num_classes <= 100_000:
@@ -113,8 +113,8 @@ def _summary(args: argparse.Namespace):
 
 
 def _budget_lines(s) -> list[str]:
-    from slimda_nas.evaluate.budget import format_fraction
-    from slimda_nas.evaluate.space_summary import unreachable_message
+    from slimda_nas.cost.budget import format_fraction
+    from slimda_nas.cost.space_summary import unreachable_message
 
     lines = []
     for fit in s.fits:
@@ -139,7 +139,7 @@ def _budget_lines(s) -> list[str]:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from slimda_nas.evaluate.budget import format_fraction
+    from slimda_nas.cost.budget import format_fraction
 
     s = _summary(args)
     console = Console()

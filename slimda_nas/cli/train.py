@@ -137,7 +137,7 @@ def _resolve(args: argparse.Namespace):
 
 
 def _budgets(text: str | None) -> list:
-    from slimda_nas.evaluate.budget import parse_budgets
+    from slimda_nas.cost.budget import parse_budgets
 
     return [] if text is None else parse_budgets(text)
 

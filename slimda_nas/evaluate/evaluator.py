@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from slimda_nas._check import check_fields
 from slimda_nas._io import atomic_write
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import ConfigError, Notice, RunError
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.evaluate.scores import DEFAULT_METRIC, SCORES, compute_scores
 from slimda_nas.evaluate.scoring_record import ScoringRecord, Subsets
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn

@@ -21,10 +21,10 @@ import torch
 from scipy import stats
 
 from slimda_nas._io import write_json
+from slimda_nas.cost.budget import ResolvedBudget
+from slimda_nas.cost.feasible import BandSampler
 from slimda_nas.errors import BudgetError
-from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.evaluator import Evaluator
-from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.scores import SCORES, tiebreak_key
 from slimda_nas.space import Config
 

@@ -18,6 +18,7 @@ from torch import nn
 from slimda_nas._check import typed
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas._versions import versions
+from slimda_nas.deploy.latency import latency_record
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.labelled import (
@@ -25,7 +26,6 @@ from slimda_nas.evaluate.labelled import (
     labelled_accuracy,
     load_labelled_target,
 )
-from slimda_nas.evaluate.latency import latency_record
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
 from slimda_nas.export.model_record import MODEL_FILE

@@ -14,8 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from slimda_nas._io import atomic_write
-from slimda_nas.errors import UserError
-from slimda_nas.evaluate.runtimes import (
+from slimda_nas.deploy.runtimes import (
     Runner,
     RuntimeMissing,
     check_onnx_exporter,
@@ -24,6 +23,7 @@ from slimda_nas.evaluate.runtimes import (
     onnx_runtime_name,
     onnxruntime,
 )
+from slimda_nas.errors import UserError
 
 
 class ExportError(UserError):

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from slimda_nas.evaluate.latency import LatencyRecord
+from slimda_nas.deploy.latency import LatencyRecord
 from slimda_nas.export.verify import FileCheck, file_checks, macs_passed
 
 MODEL_FILE = "model.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from slimda_nas.evaluate.budget import ResolvedBudget, format_macs, parse_budget, slug
+from slimda_nas.cost.budget import ResolvedBudget, format_macs, parse_budget, slug
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.export.formats import ExportError
 from slimda_nas.search.record import (

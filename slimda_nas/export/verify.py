@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from slimda_nas.evaluate.macs import thop_profile
+from slimda_nas.cost.macs import thop_profile
 from slimda_nas.export.formats import Runner
 from slimda_nas.search.record import same_settings
 from slimda_nas.slim.elastic import resize_input

@@ -7,12 +7,12 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from slimda_nas.cost.budget import ResolvedBudget, parse_budget
+from slimda_nas.deploy.latency import LatencyRecord
 from slimda_nas.errors import RunError, UserError
-from slimda_nas.evaluate.budget import ResolvedBudget, parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.labelled import labelled_accuracy, load_labelled_target
-from slimda_nas.evaluate.latency import LatencyRecord
 from slimda_nas.evaluate.ranking import RANKING_FILE, correlations, read_ranking
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.evaluate.within_budget import SavedRanking, read_saved
@@ -165,7 +165,7 @@ def collect(
 def _latency(data: ReportData) -> LatencyRecord:
     """Latency of every budget's chosen configuration and of the full width (cached; BN
     statistics do not change the time, so the models are not re-calibrated for it)."""
-    from slimda_nas.evaluate.latency import latency_record
+    from slimda_nas.deploy.latency import latency_record
 
     bank = data.run.bank
     configs = {k.point.key: k.point.config for k in data.picks if k.chosen}
@@ -187,7 +187,7 @@ def _anchor_macs(
             return int(s.meta.anchor_macs)
     if results is not None:
         return results.anchor_macs
-    from slimda_nas.evaluate.macs import CostModel
+    from slimda_nas.cost.macs import CostModel
 
     scoring = ScoringRecord.from_dict(settings)
     return CostModel(run.bank, scoring.head).macs(scoring.anchor or run.space.largest())

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from slimda_nas.evaluate.budget import ResolvedBudget
+from slimda_nas.cost.budget import ResolvedBudget
 from slimda_nas.search.studies import StudyRecord, sampler_label
 
 

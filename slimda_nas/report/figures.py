@@ -16,7 +16,7 @@ from matplotlib.ticker import (
     PercentFormatter,
 )
 
-from slimda_nas.evaluate.budget import format_macs
+from slimda_nas.cost.budget import format_macs
 from slimda_nas.evaluate.scores import LEGACY_METRIC
 from slimda_nas.report.collect import ReportData
 from slimda_nas.search.studies import sampler_label

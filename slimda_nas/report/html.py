@@ -7,8 +7,8 @@ import base64
 import statistics
 from html import escape
 
-from slimda_nas.evaluate.budget import ResolvedBudget, format_fraction, format_macs
-from slimda_nas.evaluate.latency import LatencyRecord, format_ms, one_thread_text
+from slimda_nas.cost.budget import ResolvedBudget, format_fraction, format_macs
+from slimda_nas.deploy.latency import LatencyRecord, format_ms, one_thread_text
 from slimda_nas.report.collect import Pick, ReportData
 from slimda_nas.report.figures import colour
 

@@ -1,7 +1,7 @@
 """Searching a trained bank: per MACs budget, the configuration of least UPEM (Optuna TPE,
 NSGA-II, feasible random search, and the uniform-width and greedy baselines)."""
 
-from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budget, parse_budgets
+from slimda_nas.cost.budget import Budget, ResolvedBudget, parse_budget, parse_budgets
 from slimda_nas.search.baselines import BASELINES
 from slimda_nas.search.record import (
     RESULTS_FILE,

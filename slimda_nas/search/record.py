@@ -20,8 +20,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from slimda_nas._io import write_json, write_yaml
+from slimda_nas.cost.budget import ResolvedBudget
 from slimda_nas.errors import RunError
-from slimda_nas.evaluate.budget import ResolvedBudget
 from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.space import SearchSpace

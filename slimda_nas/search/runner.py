@@ -17,13 +17,13 @@ import optuna
 import torch
 
 from slimda_nas._check import check_fields, typed
+from slimda_nas.cost.budget import Budget, ResolvedBudget, parse_budgets
+from slimda_nas.cost.feasible import BandSampler
+from slimda_nas.cost.space_summary import check_reachable
 from slimda_nas.errors import BudgetError, Notice, RunError, UserError, check_int
-from slimda_nas.evaluate.budget import Budget, ResolvedBudget, parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.evaluate.ground_truth import ground_truth
 from slimda_nas.evaluate.scoring_record import ScoringRecord
-from slimda_nas.evaluate.space_summary import check_reachable
 from slimda_nas.search import baselines
 from slimda_nas.search._lifeline import die_with_parent
 from slimda_nas.search.record import Pick, Point, ResultsFile, StudyMeta, evaluation_counts

@@ -11,8 +11,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 
+from slimda_nas.cost.feasible import BandSampler
 from slimda_nas.errors import UserError
-from slimda_nas.evaluate.feasible import BandSampler
 from slimda_nas.search._optuna import BoundedStudyView, set_trial_system_attr
 
 TPE_STARTUP = 10
@@ -28,7 +28,7 @@ with repair, BENCHMARKS.md section 9)."""
 class FeasibleRandomSampler(BaseSampler):
     """Draws whole configurations uniformly among those within the budget (all of them in a
     Pareto search): by rejection while that finds one, else by a random walk over the feasible
-    set (see :class:`~slimda_nas.evaluate.feasible.BandSampler`).
+    set (see :class:`~slimda_nas.cost.feasible.BandSampler`).
 
     The uniform draws a configuration took are recorded on its trial (``draws``): their
     fraction that fit is plain random search's feasible fraction at this budget (an upper bound

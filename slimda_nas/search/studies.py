@@ -14,7 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from slimda_nas.evaluate.budget import ResolvedBudget
+from slimda_nas.cost.budget import ResolvedBudget
 from slimda_nas.search.record import (
     Pick,
     Point,

@@ -24,10 +24,10 @@ from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from slimda_nas._io import pid_alive
-from slimda_nas.evaluate.budget import ResolvedBudget
+from slimda_nas.cost.budget import ResolvedBudget
+from slimda_nas.cost.feasible import BandSampler, nearest, repair
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.evaluate.evaluator import CandidateScore
-from slimda_nas.evaluate.feasible import BandSampler, nearest, repair
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.search._optuna import (
     batched_writes,
     check_running,

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from slimda_nas.cli import main
-from slimda_nas.evaluate.budget import parse_budget
+from slimda_nas.cost.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.scores import DEFAULT_METRIC, SCORES
 from slimda_nas.evaluate.within_budget import (

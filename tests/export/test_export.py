@@ -15,7 +15,7 @@ import yaml
 
 from slimda_nas._folders import MANIFEST
 from slimda_nas.cli import main
-from slimda_nas.evaluate.budget import parse_budget
+from slimda_nas.cost.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.export import ExportError, export_model
 from slimda_nas.search.runner import SearchOptions, run_search

@@ -94,7 +94,7 @@ def test_exported_module_holds_only_the_blocks_it_runs(elastic_run):
 
 
 def test_search_on_an_elastic_bank_records_one_config_per_network(elastic_run, tmp_path):
-    from slimda_nas.evaluate.budget import parse_budget
+    from slimda_nas.cost.budget import parse_budget
     from slimda_nas.search.runner import SearchOptions, run_search
     from tests.conftest import copy_run
 

@@ -7,8 +7,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from slimda_nas.cost.budget import parse_budget
 from slimda_nas.errors import UserError
-from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.space import space_from_dict
 from slimda_nas.train.config import config_from_dict
 from tests.conftest import SPACES

@@ -14,7 +14,7 @@ import pytest
 
 from slimda_nas._folders import MANIFEST
 from slimda_nas.cli import main
-from slimda_nas.evaluate.budget import parse_budgets
+from slimda_nas.cost.budget import parse_budgets
 from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.report import build_report

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from slimda_nas.cost.budget import format_fraction, parse_budget, parse_budgets
 from slimda_nas.errors import BudgetError
-from slimda_nas.evaluate.budget import format_fraction, parse_budget, parse_budgets
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 import optuna
 import pytest
 
-from slimda_nas.evaluate.budget import parse_budget
+from slimda_nas.cost.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings
 from slimda_nas.export.select import by_budget
 from slimda_nas.search.record import ResultsFile, choose

@@ -127,9 +127,9 @@ def test_a_trial_closed_between_ask_and_tell_is_proposed_again(tmp_path, pareto)
     """The run loop expects UpdateFinishedTrialError from a trial another worker closed; the
     batched tell must not turn that into another error."""
     from slimda_nas.bank import ModelBank
-    from slimda_nas.evaluate.budget import parse_budget
+    from slimda_nas.cost.budget import parse_budget
+    from slimda_nas.cost.macs import CostModel
     from slimda_nas.evaluate.evaluator import CandidateScore
-    from slimda_nas.evaluate.macs import CostModel
     from slimda_nas.search.score_cache import ScoreCache
     from slimda_nas.search.worker import StudySpec, StudyWorker
     from slimda_nas.space import load_space, resolve_space_path

@@ -16,11 +16,11 @@ import optuna
 import pytest
 
 from slimda_nas.bank import ModelBank
+from slimda_nas.cost.budget import parse_budget
+from slimda_nas.cost.feasible import BandSampler, repair
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import Notice
-from slimda_nas.evaluate.budget import parse_budget
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.feasible import BandSampler, repair
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.search.record import config_key, trial_record
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage

@@ -10,9 +10,9 @@ import time
 import optuna
 import pytest
 
-from slimda_nas.evaluate.budget import parse_budget, parse_budgets
+from slimda_nas.cost.budget import parse_budget, parse_budgets
+from slimda_nas.cost.macs import CostModel, thop_profile
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
-from slimda_nas.evaluate.macs import CostModel, thop_profile
 from slimda_nas.search.runner import SearchOptions, run_search
 from slimda_nas.search.storage import open_storage
 from slimda_nas.train.run import load_run
@@ -89,8 +89,8 @@ def test_infeasible_trials_skip_upem_and_duplicates_are_cached(run_dir):
 
 
 def test_a_budget_holding_one_configuration_evaluates_it(run_dir):
+    from slimda_nas.cost.budget import Budget
     from slimda_nas.errors import Notice
-    from slimda_nas.evaluate.budget import Budget
 
     ev = _evaluator(run_dir)
     smallest = ev.cost.macs(ev.run.space.smallest())
@@ -103,7 +103,7 @@ def test_a_budget_holding_one_configuration_evaluates_it(run_dir):
 
 
 def test_a_sampler_short_of_new_proposals_is_reported(run_dir):
-    from slimda_nas.evaluate.budget import Budget
+    from slimda_nas.cost.budget import Budget
 
     ev = _evaluator(run_dir)
     smallest = ev.cost.macs(ev.run.space.smallest())

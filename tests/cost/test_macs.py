@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from slimda_nas.bank import ModelBank
-from slimda_nas.evaluate.macs import CostModel, count_macs, thop_profile
+from slimda_nas.cost.macs import CostModel, count_macs, thop_profile
 from slimda_nas.space import load_space
 from tests.conftest import SPACES, shrunk_space
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from slimda_nas._io import write_json
-from slimda_nas.evaluate.runtimes import (
+from slimda_nas.deploy.runtimes import (
     Runner,
     RuntimeMissing,
     onnx_bytes,

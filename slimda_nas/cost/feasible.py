@@ -19,8 +19,8 @@ import math
 import random
 from collections.abc import Callable, Sequence
 
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import BudgetError
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.space import SearchSpace
 
 Indices = tuple[int, ...]

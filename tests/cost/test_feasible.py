@@ -9,9 +9,9 @@ import time
 import pytest
 
 from slimda_nas.bank import ModelBank
-from slimda_nas.evaluate.budget import parse_budget
-from slimda_nas.evaluate.feasible import BandSampler, repair
-from slimda_nas.evaluate.macs import CostModel
+from slimda_nas.cost.budget import parse_budget
+from slimda_nas.cost.feasible import BandSampler, repair
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.space import load_space
 from tests.conftest import SPACES
 

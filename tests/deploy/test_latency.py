@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from slimda_nas.evaluate import latency as L
+from slimda_nas.deploy import latency as L
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from slimda_nas.bank import ModelBank
+from slimda_nas.cost.budget import Budget, format_fraction
+from slimda_nas.cost.feasible import BandSampler
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import BudgetError
-from slimda_nas.evaluate.budget import Budget, format_fraction
-from slimda_nas.evaluate.feasible import BandSampler
-from slimda_nas.evaluate.macs import CostModel
 from slimda_nas.space import SearchSpace
 
 _BAND_DRAWS = 20
