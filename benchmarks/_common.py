@@ -25,6 +25,9 @@ from this module, which imports these internals and no others, so a change to th
 - ``slimda_nas.train.config.TeacherConfig``, ``ShrinkingConfig``,
   ``slimda_nas.train.teacher.TeacherStep``, ``stage_outputs``: the staged CPU recipe's arms and
   its teacher-stage step, timed.
+- ``slimda_nas._threads.apply_thread_policy``, ``usable_cores``, ``slimda_nas.slim.ops.set_widths``,
+  ``slimda_nas.slim.bn_recal.recalibrate_bn``: shared_cores' step and candidate evaluation under
+  each thread setting.
 
 Every script is run as ``python -m benchmarks.NAME`` from the repository root, has
 ``main(argv=None)`` built on :func:`parser`, and a ``--tiny`` mode (seconds, on
@@ -49,6 +52,7 @@ import yaml
 
 import slimda_nas as sn
 from slimda_nas._io import write_text
+from slimda_nas._threads import apply_thread_policy, usable_cores
 from slimda_nas.cost.budget import Budget, format_fraction
 from slimda_nas.cost.feasible import BandSampler
 from slimda_nas.cost.macs import CostModel, thop_profile
@@ -67,6 +71,8 @@ from slimda_nas.report.efficiency import best_so_far
 from slimda_nas.search.record import evaluation_counts, trial_record
 from slimda_nas.search.storage import open_storage
 from slimda_nas.search.studies import read_studies as _read_studies
+from slimda_nas.slim.bn_recal import recalibrate_bn
+from slimda_nas.slim.ops import set_widths
 from slimda_nas.train.config import ShrinkingConfig, TeacherConfig
 from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.sandwich import sample_model_batch
@@ -74,7 +80,6 @@ from slimda_nas.train.step import BankStep
 from slimda_nas.train.teacher import TeacherStep, stage_outputs
 
 __all__ = [
-    "PENDING",
     "REPO",
     "SCRIPTS",
     "TINY_RUN",
@@ -88,6 +93,10 @@ __all__ = [
     "CostModel",
     "accuracy",
     "anchor_budgets",
+    "apply_thread_policy",
+    "recalibrate_bn",
+    "set_widths",
+    "usable_cores",
     "bank_name",
     "build_method",
     "correlations",
@@ -132,14 +141,11 @@ SCRIPTS = (
     "office31_gpu",
     "search_comparison",
     "seed_spread",
+    "shared_cores",
     "speed",
     "train_digits_banks",
 )
 """Every benchmark; each one's ``--tiny`` mode is a test."""
-PENDING = ("shared_cores",)
-"""Benchmarks not yet on the pattern above (no ``--tiny`` mode yet): linted, not run by the
-smoke test. shared_cores (issue 36) landed while this did; move it to SCRIPTS with a ``--tiny``
-mode."""
 
 TINY_RUN = dict(
     iterations=6,

@@ -6,7 +6,8 @@ setting in a fresh process (OpenMP reads its environment once).
     python -m benchmarks.shared_cores [--steps 6] [--settings 2,2:passive,1,auto]
 
 Run it while another process holds one core (the situation measured); prints one JSON row
-per setting. ``auto`` is slimda-nas's own thread choice (slimda_nas/_threads.py).
+per setting and writes benchmarks/results/shared_cores.json. ``auto`` is slimda-nas's own thread
+choice (slimda_nas/_threads.py); ``N:passive`` sets ``OMP_WAIT_POLICY=PASSIVE``.
 """
 
 from __future__ import annotations
@@ -14,85 +15,94 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
-from pathlib import Path
+import time
+from collections.abc import Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import _common as bc
 
-_CHILD = r"""
-import json, os, random, sys, time
-steps = int(sys.argv[1]); setting = sys.argv[2]
-if setting == "auto":
-    from slimda_nas._threads import apply_thread_policy
-    apply_thread_policy(None)
-import torch
-if setting != "auto":
-    torch.set_num_threads(int(setting.split(":")[0]))
-from slimda_nas.bank import ModelBank
-from slimda_nas.methods import HEADS, build_method
-from slimda_nas.slim.bn_recal import recalibrate_bn
-from slimda_nas.slim.ops import set_widths
-from slimda_nas.space import load_space, resolve_space_path
-from slimda_nas.train.sandwich import sample_model_batch
-from slimda_nas.train.step import BankStep
-torch.manual_seed(0)
-space = load_space(resolve_space_path("digits_cnn"))
-bank = ModelBank.build(space, 10, heads=HEADS)
-model = bank.model.train()
-opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-step = BankStep(model, build_method("slimda"), separate_domains=True)
-xs, xt = torch.randn(64, 3, 32, 32), torch.randn(64, 3, 32, 32)
-ys = torch.randint(0, 10, (64,))
-times = []
-for it in range(steps + 1):
-    widths = [space.layer_widths(c) for c in sample_model_batch(space, 4, 0, it)]
-    t = time.perf_counter()
-    total, _ = step(xs, ys, xt, widths, 0.5)
-    opt.zero_grad(); total.backward(); opt.step()
-    if it:
-        times.append(time.perf_counter() - t)
-images = torch.randn(5000, 3, 32, 32)
-evals = []
-for k in range(2):
-    set_widths(model, space.layer_widths(space.sample(random.Random(k))))
-    t = time.perf_counter()
-    with torch.no_grad():
-        recalibrate_bn(model, images[:1000].split(500))
-        model.eval()
-        for b in images[1000:].split(500):
-            model(b)
-        model.train()
-    evals.append(time.perf_counter() - t)
-print(json.dumps({
-    "setting": setting, "threads": torch.get_num_threads(),
-    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-    "train_s_per_step": sorted(times)[len(times) // 2],
-    "candidate_eval_s": min(evals),
-}))
-"""
+_CLEARED = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "SLIMDA_NAS_THREADS")
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def measure(setting: str, steps: int, batch: int, images: int) -> dict:
+    """In this (fresh) process: seconds per training step and per candidate evaluation."""
+    if setting == "auto":
+        bc.apply_thread_policy(None)
+    import torch
+
+    if setting != "auto":
+        torch.set_num_threads(int(setting.split(":")[0]))
+    torch.manual_seed(0)
+    space = bc.sn.load_space(bc.sn.load_run_config("usps_mnist").space)
+    bank = bc.sn.ModelBank.build(space, 10, heads=bc.HEADS)
+    model = bank.model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    step = bc.BankStep(model, bc.build_method("slimda"), separate_domains=True)
+    xs, xt = torch.randn(batch, *space.input_shape), torch.randn(batch, *space.input_shape)
+    ys = torch.randint(0, 10, (batch,))
+    times = []
+    for it in range(steps + 1):  # the first step warms up
+        widths = [space.layer_widths(c) for c in bc.sample_model_batch(space, 4, 0, it)]
+        t = time.perf_counter()
+        total, _ = step(xs, ys, xt, widths, 0.5)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        if it:
+            times.append(time.perf_counter() - t)
+    target = torch.randn(images, *space.input_shape)
+    calibration, scored = target[: images // 5], target[images // 5 :]
+    chunk = max(1, images // 10)
+    evals = []
+    for k in range(2):
+        bc.set_widths(model, space.layer_widths(space.sample(random.Random(k))))
+        t = time.perf_counter()
+        with torch.no_grad():
+            bc.recalibrate_bn(model, calibration.split(chunk))
+            model.eval()
+            for b in scored.split(chunk):
+                model(b)
+            model.train()
+        evals.append(time.perf_counter() - t)
+    return {
+        "setting": setting,
+        "threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "train_s_per_step": sorted(times)[len(times) // 2],
+        "candidate_eval_s": min(evals),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = bc.parser(__doc__)
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--settings", default="2,2:passive,1,auto")
-    args = p.parse_args()
-    print(json.dumps({"loadavg": os.getloadavg(), "cores": len(os.sched_getaffinity(0))}))
-    for setting in args.settings.split(","):
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "SLIMDA_NAS_THREADS"):
-            env.pop(var, None)
-        if setting.endswith(":passive"):
-            env["OMP_WAIT_POLICY"] = "PASSIVE"
-        out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(args.steps), setting],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
+    p.add_argument("--child", help=argparse.SUPPRESS)  # one setting, in this process
+    args = bc.parse(p, argv)
+    batch, images = (64, 5000) if args.tiny is None else (4, 20)
+    if args.child:
+        print(json.dumps(measure(args.child, args.steps, batch, images)))
+        return
+    steps = args.steps if args.tiny is None else 1
+    settings = args.settings if args.tiny is None else "1,auto"
+    rows = [{"loadavg": os.getloadavg(), "cores": bc.usable_cores(), "machine": bc.machine()}]
+    print(json.dumps(rows[0]), flush=True)
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(bc.REPO), env.get("PYTHONPATH")]))
+    for setting in settings.split(","):
+        run_env = {**env, "OMP_WAIT_POLICY": "PASSIVE"} if setting.endswith(":passive") else env
+        command = [sys.executable, "-m", "benchmarks.shared_cores", "--child", setting]
+        command += ["--steps", str(steps)] + (
+            [] if args.tiny is None else ["--tiny", str(args.tiny)]
         )
-        print(out.stdout.strip(), flush=True)
+        out = subprocess.run(command, env=run_env, cwd=bc.REPO, capture_output=True, text=True)
+        if out.returncode:
+            sys.exit(f"shared_cores: setting {setting!r} failed:\n{out.stderr.strip()}")
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    bc.write_result(bc.results_dir(args) / "shared_cores.json", rows)
 
 
 if __name__ == "__main__":
