@@ -137,7 +137,9 @@ class RunConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
-    channels_last: bool = False
+    # null: on where the bank trains on a CPU (steps 1.35-1.64x faster there, BENCHMARKS.md
+    # section 12), off on CUDA (3.7x slower with random widths on an H200, section 7)
+    channels_last: bool | None = False
     compile: bool = False
     # joint: source and target in one batch through BatchNorm (SymNet's); separate: one forward
     # per domain, so each domain is normalised by its own batch statistics, as at deployment
@@ -184,6 +186,10 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def uses_channels_last(self, device_type: str) -> bool:
+        """Whether tensors and weights are kept channels-last on a ``device_type`` device."""
+        return device_type == "cpu" if self.channels_last is None else self.channels_last
 
     def training_hash(self) -> str:
         """Identity of what is trained: every field except where files live and how often we log."""

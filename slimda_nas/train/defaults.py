@@ -56,6 +56,7 @@ _PRETRAINED_IMAGE = {
     "batch_size": 32,
     "models_per_step": 1,
     "domain_bn": "separate",
+    "channels_last": None,  # on for CPU training, off on CUDA (RunConfig.uses_channels_last)
     "optimizer.backbone_lr_mult": 0.1,
     "ordering.criterion": "l1_next",
     "teacher.iterations": 1200,

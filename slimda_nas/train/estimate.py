@@ -51,10 +51,11 @@ def time_training_steps(
         for h in HEADS:
             if h not in method.trained_heads:
                 getattr(model, h).requires_grad_(False)
+        channels_last = cfg.uses_channels_last(device.type)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(model, cfg)
-        step = BankStep(
-            model, method, cfg.channels_last, separate_domains=cfg.domain_bn == "separate"
-        )
+        step = BankStep(model, method, channels_last, separate_domains=cfg.domain_bn == "separate")
         n = cfg.batch_size
         x_src = torch.randn(n, *space.input_shape, device=device)
         x_tgt = torch.randn(n, *space.input_shape, device=device)

@@ -226,7 +226,7 @@ def _setup(cfg: RunConfig) -> _Session:
     for h in HEADS:
         if h not in method.trained_heads:
             getattr(model, h).requires_grad_(False)
-    if cfg.channels_last:
+    if cfg.uses_channels_last(device.type):
         model.to(memory_format=torch.channels_last)
     seed = cfg.seed * 1000 + 2 * dist.rank
     src = InfiniteLoader(data.source_train, cfg.batch_size, seed=seed)
@@ -312,7 +312,7 @@ def _prepare(s: _Session, start: int) -> None:
     step = BankStep(
         s.model,
         s.method,
-        s.cfg.channels_last,
+        s.cfg.uses_channels_last(s.device.type),
         warmup=s.warmup,
         separate_domains=s.cfg.domain_bn == "separate",
     )
@@ -324,7 +324,10 @@ def _prepare(s: _Session, start: int) -> None:
     s.step = step
     if s.views is not None:
         s.teacher_step = TeacherStep(
-            s.model, s.cfg.teacher, s.cfg.channels_last, s.cfg.domain_bn == "separate"
+            s.model,
+            s.cfg.teacher,
+            s.cfg.uses_channels_last(s.device.type),
+            s.cfg.domain_bn == "separate",
         )
         if start > s.cfg.adaptation_end:  # resumed inside the stage: the targets it began with
             s.teacher_cache = TeacherCache.load(s.cfg.run_dir / CACHE, s.cfg.training_hash())

@@ -163,7 +163,7 @@ def freeze_teacher(bank: ModelBank, data, cfg: RunConfig, save: bool) -> Teacher
         calibration_images=cfg.calibration_images,
         seed=cfg.seed,
         config_hash=cfg.training_hash(),
-        channels_last=cfg.channels_last,
+        channels_last=cfg.uses_channels_last(next(bank.model.parameters()).device.type),
     )
     if save:
         cache.save(cfg.run_dir / CACHE)

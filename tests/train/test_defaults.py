@@ -103,3 +103,18 @@ def test_apply_defaults_leaves_bad_sections_to_the_check():
         "backbone_lr_mult": 0.1
     }
     assert backbone_defaults("no_such_net").fields == {}
+
+
+def test_image_banks_go_channels_last_on_a_cpu_only(tmp_path):
+    """An image-backbone config that omits ``channels_last`` trains channels-last where the
+    step is faster (the CPU) and contiguous on CUDA; a stated value wins on every device."""
+    path = tmp_path / "cfg.yaml"
+    write_yaml(path, {"task": "office31:amazon->webcam", "space": "efficientnet_lite0_112"})
+    auto = load_run_config(path)
+    assert auto.channels_last is None
+    assert auto.uses_channels_last("cpu") and not auto.uses_channels_last("cuda")
+    for stated in (True, False):
+        cfg = auto.replace(channels_last=stated)
+        assert cfg.uses_channels_last("cpu") is stated and cfg.uses_channels_last("cuda") is stated
+    digits = load_run_config("usps_mnist")
+    assert digits.channels_last is False and not digits.uses_channels_last("cpu")
