@@ -26,6 +26,7 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     from slimda_nas.cost.space_summary import reach_text
     from slimda_nas.data import resolve_data_root, summarize_data
     from slimda_nas.train import backbone_defaults, time_training_steps
+    from slimda_nas.train.teacher import VIEWS
 
     cfg, space = new.config, new.space
     console = Console(highlight=False, soft_wrap=True)
@@ -65,13 +66,25 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
         )
 
     console.rule("time on this machine")
-    t = time_training_steps(cfg, space, num_classes, steps=steps)
+    images = data.source.images + data.target.images
+    t = time_training_steps(cfg, space, num_classes, steps=steps, images=images)
     console.print(
-        f"measured {t.steps} training steps here ({t.device}, {t.threads} thread(s), random inputs "
-        f"of batch {cfg.batch_size} per domain, {cfg.models_per_step} models per step): "
-        f"{t.seconds_per_iteration:.2f} s/iteration x {t.iterations:,} iterations = "
-        f"about {_duration(t.total_seconds)} of training steps; decoding the images, "
-        "evaluations and checkpoints come on top"
+        f"measured {t.steps} training steps of each phase here ({t.device}, {t.threads} "
+        f"thread(s), random inputs of batch {cfg.batch_size} per domain):"
+    )
+    for p in t.phases:
+        console.print(
+            f"  {p.phase}: {p.models_per_step} model(s) per step, {p.seconds_per_iteration:.2f} "
+            f"s/iteration x {p.iterations:,} iterations = {_duration(p.seconds_per_iteration * p.iterations)}"
+        )
+    if t.cache_seconds:
+        console.print(
+            f"  the teacher's pass over {images:,} images x {VIEWS} views: "
+            f"{_duration(t.cache_seconds)}"
+        )
+    console.print(
+        f"about {_duration(t.total_seconds)} in all; decoding the images, evaluations and "
+        "checkpoints come on top"
     )
     console.print("dry run: nothing was written")
     if data.problems:

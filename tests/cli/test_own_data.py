@@ -49,7 +49,8 @@ def test_dry_run_writes_nothing(folders, tmp_path, capsys):
     assert "class2" in out and "18" in out  # images per class and in total
     assert "reachable budgets: 1/159.4 to 1" in out
     assert "unreachable: budget 1/1000" in out and "budget 1/16 (" in out
-    assert "s/iteration x 3 iterations" in out and "nothing was written" in out
+    assert "adaptation: 4 model(s) per step" in out and "s/iteration x 3 iterations" in out
+    assert "  teacher: " not in out and "nothing was written" in out
 
 
 def test_dry_run_names_data_problems(folders, tmp_path, capsys):
