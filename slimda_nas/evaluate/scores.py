@@ -3,7 +3,7 @@ of the candidate's outputs on unlabelled target images and of what it is compare
 anchor, an ensemble of wide configurations, or nothing). Every score is computed from the same
 forward passes; smaller is better for all of them (scores where larger is better are negated).
 
-UPEM, the method's family, is a discrepancy against the bank's best models (SPEC 2.5): against
+UPEM, the method's family, is a discrepancy against the bank's best models (docs/method.md, "Scoring a candidate"): against
 the anchor (the largest configuration) or against an ensemble of wide configurations, the mean
 prediction of models the bank knows to be good, as SEED's teacher is during training.
 Anchor-free validators from the domain-adaptation literature are here for comparison.

@@ -2,7 +2,7 @@
 configurations of (nearly) the same MACs, in a band just under one budget.
 
 Across the whole MACs range the order is mostly MACs, so a score can look fine there and rank
-same-budget models no better than chance (SPEC 2.5). Here every candidate's MACs lie in
+same-budget models no better than chance (docs/method.md, "Scoring a candidate"). Here every candidate's MACs lie in
 ``[BAND_LOW * B, B]``; each is scored by every registered score from the same forward passes
 (on nested scoring subsets of several sizes) and measured on the labelled target test split and
 on its two fixed halves, whose agreement is the ceiling any score can reach.

@@ -1,4 +1,4 @@
-"""The loss terms of SymNet domain confusion and Stochastic Ensemble Distillation (SPEC 2.1, 2.3).
+"""The loss terms of SymNet domain confusion and Stochastic Ensemble Distillation (docs/method.md, "Training one model bank").
 
 Pure functions of logits, so each term can be checked against a hand computation. Gradient
 routing is the caller's business (see :mod:`slimda_nas.methods.slimda`).

@@ -1,5 +1,5 @@
 """``slimda``: SymNet confusion for every sampled model plus Stochastic Ensemble Distillation
-into the third head Ca (the Optimization-Separated Tri-Classifier, SPEC 2.3).
+into the third head Ca (the Optimization-Separated Tri-Classifier, docs/method.md, "Training one model bank").
 
 Routing: L_dc reaches Cs/Ct (L_C) and the backbone (L_G), never Ca; L_seed reaches Ca and the
 backbone, never Cs/Ct (Ca is simply not used by L_dc, and Cs/Ct enter L_seed only through the

@@ -22,7 +22,7 @@ class SymNet(Method):
     @staticmethod
     def confusion_terms(model, f_src, f_tgt, y_src, progress):
         # The two sides get the same logits with different detachments: L_C reaches only the
-        # heads, L_G only the backbone (SPEC 2.1; a gradient-reversal layer is not equivalent).
+        # heads, L_G only the backbone (docs/method.md; a gradient-reversal layer is not equivalent).
         heads = [
             head_only(model.cs, f_src),
             head_only(model.ct, f_src),

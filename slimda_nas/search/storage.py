@@ -1,5 +1,5 @@
 """Where studies live: a journal file in the run folder by default, or an RDB URL (PostgreSQL
-for several machines). SQLite is refused with several workers (SPEC 5)."""
+for several machines). SQLite is refused with several workers (docs/method.md, "Searching")."""
 
 from __future__ import annotations
 

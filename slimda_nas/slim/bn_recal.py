@@ -1,4 +1,4 @@
-"""Re-estimate BatchNorm statistics of a sub-network on target images (SPEC 2.4).
+"""Re-estimate BatchNorm statistics of a sub-network on target images (docs/method.md, "Scoring a candidate").
 
 A sub-network's running statistics from training are meaningless (every width updated the
 same shared slices), so before it is scored or exported they are reset and re-estimated as a

@@ -1,4 +1,4 @@
-"""Which sub-networks one training step trains (SPEC 2.2), and progressive shrinking."""
+"""Which sub-networks one training step trains (docs/method.md, "Sandwich sampling"), and progressive shrinking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gradient routing (SPEC 2.1, 2.3): each loss reaches only the parameters it should."""
+"""Gradient routing (docs/method.md, "Training one model bank"): each loss reaches only the parameters it should."""
 
 from __future__ import annotations
 
