@@ -1,5 +1,5 @@
 """Where studies live: a journal file in the run folder by default, or an RDB URL (PostgreSQL
-for several machines). SQLite is refused with several workers (docs/method.md, "Searching")."""
+for several machines). SQLite is refused with several workers (README: it breaks under concurrent writers)."""
 
 from __future__ import annotations
 
