@@ -247,86 +247,36 @@ def write_export(
     """Write, verify and record ``chosen`` in ``formats`` into ``out`` (atomically); with
     ``latency``, its batch-1 latency on this machine beside the full-width model's; with
     ``labelled``, its accuracy on those labelled target images (reported only)."""
-    from slimda_nas.data import eval_batches
-
-    run, space = evaluator.run, evaluator.run.space
-    config = space.check_config(chosen.config, origin=chosen.label)
+    config = evaluator.run.space.check_config(chosen.config, origin=chosen.label)
     # UPEM as the search computed it (default numerics); the exported model and the logits it
     # is compared with in true fp32 (see full_fp32)
     upem = evaluator.label_free_scores(evaluator.outputs(config))
-    with full_fp32():
-        plain = calibrated_plain(evaluator, config)
-        reference = evaluator.logits(config).cpu()
-    scoring = [x.cpu() for x in evaluator.scoring]
-    anchor_macs = evaluator.anchor_macs
+    subject = _Subject.of(evaluator, config)
     searched = chosen.point.macs if chosen.point is not None else None
-    shape = space.input_shape_at(config)  # the exported model's input: config's resolution
-    macs_rec = macs_check(plain, shape, evaluator.cost.macs(config), searched)
-    labels = has_labels(evaluator)
-    data = run.data()
-    test_n = len(data.target_test) if labels else 0
-    bank_acc = ground_truth(evaluator, [config])[0] if labels else None
-    example = torch.zeros(2, *shape)
-
-    def test_batches(limit=None):
-        return limited(
-            eval_batches(data.target_test, evaluator.settings.batch_size, with_labels=True), limit
-        )
-
-    files, seconds, checks = {}, {}, {}
     with staging(out) as tmp:
-        for name in formats:
-            fmt = FORMATS[name]
-            t0 = time.perf_counter()
-            path = tmp / fmt.file
-            fmt.save(plain, example, path)
-            t_save = time.perf_counter() - t0
-            runner = at_resolution(
-                (fmt.load or state_dict_loader(lambda: _empty(evaluator, config)))(path), shape[-1]
-            )
-            limit = fmt.max_images()
-            check = {
-                "format": name,
-                "runtime": fmt.runtime(),
-                "bytes": path.stat().st_size,
-                "logits": logits_check(runner, scoring, reference, tolerance, limit),
-            }
-            if labels:
-                n = test_n if limit is None else min(limit, test_n)
-                if n == test_n:
-                    bank = bank_acc
-                else:
-                    with full_fp32():
-                        bank = evaluator.accuracy(config, test_batches(n))
-                check["accuracy"] = accuracy_check(runner, test_batches(n), bank, n)
-            seconds[name] = time.perf_counter() - t0
-            check["seconds"] = {
-                "write": round(t_save, 3),
-                "write_and_verify": round(seconds[name], 3),
-            }
-            checks[fmt.file] = check
-            files[name] = out / fmt.file
+        checks = {FORMATS[name].file: subject.write(name, tmp, tolerance) for name in formats}
         verification = {
-            "macs": macs_rec,
+            "macs": macs_check(
+                subject.plain, subject.shape, evaluator.cost.macs(config), searched
+            ),
             "upem": upem_check(upem, chosen, evaluator),
             "files": checks,
         }
         problems = failures(verification)
         verification["passed"] = not problems
         record = _record(
-            evaluator, chosen, config, plain, upem, bank_acc, anchor_macs, verification, formats
+            evaluator,
+            chosen,
+            config,
+            subject.plain,
+            upem,
+            subject.bank_accuracy,
+            evaluator.anchor_macs,
+            verification,
+            formats,
         )
         if latency:
-            largest = space.largest()
-            record["latency"] = latency_record(
-                run.run_dir,
-                run.checkpoint_hash,
-                {
-                    "model": (config, lambda: plain),
-                    "full_width": (largest, lambda: calibrated_plain(evaluator, largest)),
-                },
-                space.input_shape_at,
-            ).to_dict()
+            record["latency"] = subject.latency().to_dict()
         if labelled is not None:
             record["target_labelled"] = labelled_accuracy(
                 evaluator, labelled, {chosen.label: config}
@@ -335,7 +285,95 @@ def write_export(
         write_json(tmp / MODEL_FILE, record)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
-    return ExportResult(out=out, label=chosen.label, files=files, record=record, seconds=seconds)
+    return ExportResult(
+        out=out,
+        label=chosen.label,
+        files={name: out / FORMATS[name].file for name in formats},
+        record=record,
+        seconds={
+            name: checks[FORMATS[name].file]["seconds"]["write_and_verify"] for name in formats
+        },
+    )
+
+
+@dataclass(frozen=True)
+class _Subject:
+    """The exported sub-network and what each written format of it is checked against: the
+    bank's logits on the scoring images and, where the target has labels, its accuracy."""
+
+    evaluator: Evaluator
+    config: dict
+    plain: nn.Module
+    shape: tuple[int, ...]  # the input at the configuration's resolution
+    scoring: list[torch.Tensor]
+    reference: torch.Tensor
+    test_images: int  # labelled target test images (0: the target has no labels)
+    bank_accuracy: float | None
+
+    @classmethod
+    def of(cls, evaluator: Evaluator, config: dict) -> _Subject:
+        with full_fp32():
+            plain = calibrated_plain(evaluator, config)
+            reference = evaluator.logits(config).cpu()
+        labels = has_labels(evaluator)
+        return cls(
+            evaluator=evaluator,
+            config=config,
+            plain=plain,
+            shape=evaluator.run.space.input_shape_at(config),
+            scoring=[x.cpu() for x in evaluator.scoring],
+            reference=reference,
+            test_images=len(evaluator.run.data().target_test) if labels else 0,
+            bank_accuracy=ground_truth(evaluator, [config])[0] if labels else None,
+        )
+
+    def _test_batches(self, limit: int):
+        from slimda_nas.data import eval_batches
+
+        test = self.evaluator.run.data().target_test
+        batches = eval_batches(test, self.evaluator.settings.batch_size, with_labels=True)
+        return limited(batches, limit)
+
+    def write(self, name: str, folder: Path, tolerance: float) -> dict[str, Any]:
+        """Write format ``name`` into ``folder``, load it back as its runtime would, and check
+        its logits (and accuracy) against the bank's sub-network."""
+        fmt = FORMATS[name]
+        t0 = time.perf_counter()
+        path = folder / fmt.file
+        fmt.save(self.plain, torch.zeros(2, *self.shape), path)
+        t_save = time.perf_counter() - t0
+        empty = state_dict_loader(lambda: _empty(self.evaluator, self.config))
+        runner = at_resolution((fmt.load or empty)(path), self.shape[-1])
+        limit = fmt.max_images()
+        check: dict[str, Any] = {
+            "format": name,
+            "runtime": fmt.runtime(),
+            "bytes": path.stat().st_size,
+            "logits": logits_check(runner, self.scoring, self.reference, tolerance, limit),
+        }
+        if self.test_images:
+            n = self.test_images if limit is None else min(limit, self.test_images)
+            bank = self.bank_accuracy
+            if n < self.test_images:
+                with full_fp32():
+                    bank = self.evaluator.accuracy(self.config, self._test_batches(n))
+            check["accuracy"] = accuracy_check(runner, self._test_batches(n), bank, n)
+        seconds = time.perf_counter() - t0
+        check["seconds"] = {"write": round(t_save, 3), "write_and_verify": round(seconds, 3)}
+        return check
+
+    def latency(self):
+        """Batch-1 latency of the model and of the full-width model on this machine."""
+        ev, largest = self.evaluator, self.evaluator.run.space.largest()
+        return latency_record(
+            ev.run.run_dir,
+            ev.run.checkpoint_hash,
+            {
+                "model": (self.config, lambda: self.plain),
+                "full_width": (largest, lambda: calibrated_plain(ev, largest)),
+            },
+            ev.run.space.input_shape_at,
+        )
 
 
 def _empty(evaluator: Evaluator, config: dict) -> nn.Module:
