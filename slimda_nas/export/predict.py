@@ -15,6 +15,7 @@ from torch import Tensor
 from slimda_nas.data.folders import IMAGE_EXTENSIONS
 from slimda_nas.errors import DataError
 from slimda_nas.export.formats import FORMATS, ExportError, Runner
+from slimda_nas.export.model_record import MODEL_FILE, ExportRecord
 from slimda_nas.slim.elastic import resize_input
 
 #: Formats predict can run by themselves, in the order it prefers them.
@@ -42,16 +43,17 @@ class ExportedModel:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        record_path = self.folder / "model.json"
+        record_path = self.folder / MODEL_FILE
         try:
-            self.record = json.loads(record_path.read_text(encoding="utf-8"))
+            raw = json.loads(record_path.read_text(encoding="utf-8"))
+            self.record = ExportRecord.from_dict(raw)
         except FileNotFoundError:
             raise ExportError(
                 f"{record_path}: not found (expected a folder written by `slimda-nas export`)"
             ) from None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, TypeError) as e:  # TypeError: fields missing
             raise ExportError(f"{record_path}: unreadable ({e})") from None
-        inp = self.record.get("input") or {}
+        inp = self.record.input if isinstance(self.record.input, dict) else {}
         norm = inp.get("normalization") or {}
         self.resize = inp.get("resize")
         if not isinstance(self.resize, dict) or "mean" not in norm or "std" not in norm:
@@ -60,7 +62,7 @@ class ExportedModel:
                 "by an older slimda-nas); export the model again"
             )
         self.mean, self.std = norm["mean"], norm["std"]
-        self.classes = list(self.record.get("classes") or [])
+        self.classes = list(self.record.classes or [])
         self.format, self._run = self._load()
 
     def _load(self) -> tuple[str, Runner]:
@@ -90,7 +92,7 @@ class ExportedModel:
             elif rule == "resize" and list(self.resize.get("size", [])) == [32, 32]:
                 img = to_3x32(read_resized(path, None).transpose(1, 2, 0)[None])[0]
             else:
-                raise ExportError(f"{self.folder / 'model.json'}: unknown input.resize {rule!r}")
+                raise ExportError(f"{self.folder / MODEL_FILE}: unknown input.resize {rule!r}")
         except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for a bad file
             reason = " ".join(str(e).split()) or type(e).__name__
             raise DataError(f"{path}: cannot read the image ({reason})") from None
