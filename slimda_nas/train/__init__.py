@@ -11,9 +11,10 @@ from slimda_nas.train.config import (
 )
 from slimda_nas.train.defaults import BackboneDefaults, backbone_defaults
 from slimda_nas.train.estimate import StepTiming, time_training_steps
-from slimda_nas.train.loop import TrainResult, train_bank
+from slimda_nas.train.loop import train_bank
 from slimda_nas.train.new_run import NewRun, domain_text, new_run_config
 from slimda_nas.train.run import DEFAULT_RUN, TrainedRun, default_run, is_finished, load_run
+from slimda_nas.train.summary import TrainResult, TrainSummary
 
 __all__ = [
     "BackboneDefaults",
@@ -25,6 +26,7 @@ __all__ = [
     "RunConfig",
     "StepTiming",
     "TrainResult",
+    "TrainSummary",
     "TrainState",
     "TrainedRun",
     "backbone_defaults",

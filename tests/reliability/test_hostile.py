@@ -20,6 +20,7 @@ from slimda_nas.cli import main
 from slimda_nas.errors import Notice
 from slimda_nas.evaluate.scores import DEFAULT_METRIC
 from slimda_nas.search.storage import open_storage
+from slimda_nas.train import TrainSummary
 from tests.conftest import REPO, cli_popen, copy_run, search_args, tiny_run_config
 from tests.reliability.conftest import cli, in_process, one_line_error, tree_hashes
 
@@ -259,8 +260,7 @@ def test_a_finished_run_is_left_as_it_is(tmp_path, tiny_task, capsys):
     path.write_text(yaml.safe_dump(cfg.to_dict()))
     assert main(["train", "--config", str(path), "--quiet"]) == 0
     before = tree_hashes(cfg.run_dir)
-    summary = json.loads((cfg.run_dir / "train_summary.json").read_text())
-    assert summary["accuracy_on_target_test"]
+    assert TrainSummary.read(cfg.run_dir).accuracy_on_target_test
     assert main(["train", "--config", str(path), "--quiet"]) == 0
     assert tree_hashes(cfg.run_dir) == before
     out = capsys.readouterr().out

@@ -18,6 +18,7 @@ import torch
 import yaml
 
 from slimda_nas.search.storage import open_storage
+from slimda_nas.train import TrainSummary
 from slimda_nas.train.checkpoint import load_checkpoint
 from tests.conftest import REPO, cli_env, cli_popen, copy_run, search_args, tiny_run_config
 from tests.reliability.conftest import cli
@@ -189,5 +190,4 @@ def test_killed_ddp_rank_stops_cleanly_and_resumes(tmp_path, tiny_task):
     assert r.returncode == 0, r.stderr[-2000:]
     state = load_checkpoint(run_dir / "checkpoint.pt")
     assert state.iteration == 10 and state.world_size == 2
-    summary = json.loads((run_dir / "train_summary.json").read_text())
-    assert summary["resumed_from"] == stopped_at
+    assert TrainSummary.read(run_dir).resumed_from == stopped_at

@@ -4,13 +4,11 @@ average, and the options are checked like every run-config field."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import torch
 
 from slimda_nas.errors import ConfigError
-from slimda_nas.train import train_bank
+from slimda_nas.train import TrainSummary, train_bank
 from slimda_nas.train.averaging import joins_average
 from slimda_nas.train.checkpoint import load_checkpoint
 from tests.conftest import tiny_run_config
@@ -47,8 +45,7 @@ def test_the_bank_is_the_average_of_the_last_weights(tmp_path, tiny_task):
         else:
             assert torch.equal(value, weights[4][name]), name  # BN batch counters: the last
     assert changed > 0  # the two averaged weights differ, so the test can fail
-    summary = json.loads((averaged.run_dir / "train_summary.json").read_text())
-    assert summary["averaged_weights"] == 2
+    assert TrainSummary.read(averaged.run_dir).averaged_weights == 2
 
 
 def test_a_killed_averaging_run_resumes_bit_for_bit(tmp_path, tiny_task):
