@@ -18,7 +18,7 @@ from torch import nn
 from slimda_nas._check import typed
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas._versions import versions
-from slimda_nas.deploy.latency import latency_record
+from slimda_nas.deploy.latency import LatencyRecord, latency_record
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.labelled import (
@@ -362,7 +362,7 @@ class _Subject:
         check["seconds"] = {"write": round(t_save, 3), "write_and_verify": round(seconds, 3)}
         return check
 
-    def latency(self):
+    def latency(self) -> LatencyRecord:
         """Batch-1 latency of the model and of the full-width model on this machine."""
         ev, largest = self.evaluator, self.evaluator.run.space.largest()
         return latency_record(

@@ -46,13 +46,20 @@ class ExportedModel:
         record_path = self.folder / MODEL_FILE
         try:
             raw = json.loads(record_path.read_text(encoding="utf-8"))
-            self.record = ExportRecord.from_dict(raw)
+            if not isinstance(raw, dict):
+                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
         except FileNotFoundError:
             raise ExportError(
                 f"{record_path}: not found (expected a folder written by `slimda-nas export`)"
             ) from None
-        except (OSError, ValueError, TypeError) as e:  # TypeError: fields missing
+        except (OSError, ValueError) as e:
             raise ExportError(f"{record_path}: unreadable ({e})") from None
+        try:
+            self.record = ExportRecord.from_dict(raw)
+        except TypeError as e:  # required fields missing
+            raise ExportError(
+                f"{record_path}: not a complete export record ({e}); export the model again"
+            ) from None
         inp = self.record.input if isinstance(self.record.input, dict) else {}
         norm = inp.get("normalization") or {}
         self.resize = inp.get("resize")

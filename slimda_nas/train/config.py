@@ -196,6 +196,10 @@ class RunConfig:
         d = self.to_dict()
         for key in NOT_TRAINED:
             d.pop(key)
+        # null picks the memory layout by device; the function trained is the same, and runs
+        # started before null existed (false) keep their identity
+        if d["channels_last"] is None:
+            d["channels_last"] = False
         # a stage that is off trains nothing, whatever its other fields say (a config may set
         # them for when it is switched on, or inherit them from the backbone's defaults)
         if not self.teacher.iterations:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from slimda_nas.bank import ModelBank
 from slimda_nas.methods import HEADS, build_method
@@ -19,7 +18,7 @@ from slimda_nas.train.distributed import resolve_device
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sample_model_batch
 from slimda_nas.train.step import BankStep
-from slimda_nas.train.teacher import VIEWS, TeacherStep, stage_outputs
+from slimda_nas.train.teacher import VIEWS, TeacherStep, teacher_outputs
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ class PhaseTiming:
 
 @dataclass(frozen=True)
 class StepTiming:
+    """A run's measured phases, on ``threads`` threads of ``device``."""
+
     phases: tuple[PhaseTiming, ...]
     steps: int
     threads: int
@@ -111,9 +112,20 @@ def time_training_steps(
         ]
         cache_seconds = 0.0
         if cfg.teacher.iterations:
+            # the cache's pass: BN re-estimated per domain on calibration images, then every
+            # view of every training image, forward only
             start = time.perf_counter()
-            teacher_src, teacher_tgt = _teacher_targets(model, (x_src, x_tgt), channels_last)
-            cache_seconds = (time.perf_counter() - start) / (2 * n) * images * VIEWS
+            with torch.no_grad():
+                model.eval()
+                fmt = torch.channels_last if channels_last else torch.contiguous_format
+                teacher_src, teacher_tgt = (
+                    teacher_outputs(model, x.contiguous(memory_format=fmt)) for x in (x_src, x_tgt)
+                )
+                model.train()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            per_image = (time.perf_counter() - start) / (2 * n)
+            cache_seconds = per_image * (images * VIEWS + 2 * cfg.calibration_images)
             teacher = TeacherStep(model, cfg.teacher, channels_last, separate)
             m = cfg.teacher.models_per_step
 
@@ -127,17 +139,3 @@ def time_training_steps(
     return StepTiming(
         tuple(phases), steps, torch.get_num_threads(), str(device), cache_seconds=cache_seconds
     )
-
-
-@torch.no_grad()
-def _teacher_targets(model: nn.Module, batches, channels_last: bool) -> list:
-    """The largest model's logits and stage outputs on each batch: what the cache would hold."""
-    model.eval()
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    targets = []
-    for x in batches:
-        with stage_outputs(model, model.stage_outputs()) as out:
-            heads = model(x.contiguous(memory_format=fmt), heads=model.head_names)
-        targets.append((torch.stack([heads[h] for h in model.head_names], 1), list(out)))
-    model.train()
-    return targets

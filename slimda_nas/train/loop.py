@@ -124,7 +124,7 @@ def _train(
     return result
 
 
-# -- set-up ---------------------------------------------------------------------------------------
+# -- a run already finished ---------------------------------------------------------------------
 def _finished(s: Session, iterations: int) -> TrainResult:
     """A finished run, left as it is: the accuracy its summary recorded."""
     summary = TrainSummary.read(s.cfg.run_dir)

@@ -4,6 +4,7 @@ its readers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -72,8 +73,6 @@ class TrainSummary:
     def read(cls, run_dir: Path) -> TrainSummary | None:
         """The run folder's summary; None where it is missing or unreadable (it is a log: the
         checkpoint is what a run is)."""
-        import json
-
         try:
             raw = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
             return cls.from_dict(raw) if isinstance(raw, dict) else None

@@ -128,7 +128,6 @@ def build_cache(
     model = bank.model
     device = next(model.parameters()).device
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    names = model.stage_outputs()
     logits: dict[str, Tensor] = {}
     hints: dict[str, list[Tensor]] = {}
     was_training = model.training
@@ -145,14 +144,21 @@ def build_cache(
             chunks, hint_chunks = [], []
             for start in range(0, len(items), batch_size):
                 x = view_batch(images, items[start : start + batch_size])
-                with stage_outputs(model, names) as out:
-                    heads = model(x.to(device, memory_format=fmt), heads=model.head_names)
-                chunks.append(torch.stack([heads[h] for h in model.head_names], 1).float().cpu())
+                head_logits, out = teacher_outputs(model, x.to(device, memory_format=fmt))
+                chunks.append(head_logits.float().cpu())
                 hint_chunks.append([t.half().cpu().contiguous() for t in out])
             logits[domain] = torch.cat(chunks)
             hints[domain] = [torch.cat(parts) for parts in zip(*hint_chunks, strict=True)]
     model.train(was_training)
     return TeacherCache(logits, hints, config_hash)
+
+
+def teacher_outputs(model: nn.Module, x: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """The model's logits of every head, (N, heads, K), and its pooled stage outputs on ``x``:
+    what the cache holds for each view."""
+    with stage_outputs(model, model.stage_outputs()) as out:
+        heads = model(x, heads=model.head_names)
+    return torch.stack([heads[h] for h in model.head_names], 1), list(out)
 
 
 def freeze_teacher(bank: ModelBank, data, cfg: RunConfig, save: bool) -> TeacherCache:

@@ -216,6 +216,17 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     assert err.count("\n") == 1 and "cut.jpg: cannot read the image" in err
     assert main(["predict", "--model", str(tmp_path), str(cut)]) == 2
     assert "model.json: not found" in capsys.readouterr().err
+    # a model.json that is not a whole export record: one line too
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for body, says in (
+        ("[1, 2]", "expected a JSON object"),
+        ('{"label": "x"}', "export the model again"),
+    ):
+        (broken / "model.json").write_text(body)
+        assert main(["predict", "--model", str(broken), str(odd["plain"])]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and says in err, err
 
 
 def test_list_files_work_as_folders_do(folders, tmp_path):

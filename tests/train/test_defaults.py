@@ -118,3 +118,11 @@ def test_image_banks_go_channels_last_on_a_cpu_only(tmp_path):
         assert cfg.uses_channels_last("cpu") is stated and cfg.uses_channels_last("cuda") is stated
     digits = load_run_config("usps_mnist")
     assert digits.channels_last is False and not digits.uses_channels_last("cpu")
+
+
+def test_a_null_channels_last_keeps_the_hash_of_false():
+    """Layout by device is not a different bank: a run started with ``false`` resumes under
+    the null default, and ``true`` (the shipped CPU configs) keeps its own identity."""
+    cfg = load_run_config("office31_aw_cpu")
+    off, auto = cfg.replace(channels_last=False), cfg.replace(channels_last=None)
+    assert auto.training_hash() == off.training_hash() != cfg.training_hash()
