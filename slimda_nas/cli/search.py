@@ -47,7 +47,8 @@ def register(sub) -> None:
         "--no-repair",
         action="store_true",
         help="do not replace a proposal over the budget or already scored by the closest "
-        "free configuration (the sampler's raw proposals only)",
+        "free configuration, nor begin with the bank's reference models (the uniform and the "
+        "smallest that fit): the sampler's raw proposals only",
     )
     p.add_argument("--no-report", action="store_true", help="do not (re)write the HTML report")
     add_target_labelled(p)

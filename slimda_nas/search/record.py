@@ -169,7 +169,9 @@ class TrialRecord:
     macs: int
     params: int
     sampler: str
-    proposer: str | None = None  # who proposed it (random during TPE's start-up)
+    proposer: str | None = (
+        None  # who proposed it: the sampler, random (TPE start-up), repair, reference
+    )
     upem: dict[str, float] | None = None
     evaluated: bool = False  # counted as one UPEM evaluation of its study
     cached: bool = False  # its score was computed before (another study, or before a kill)

@@ -51,9 +51,9 @@ class SearchOptions:
     study_name: str | None = None
     workers: int = 1
     multi_objective: bool = False
-    repair: bool = (
-        True  # replace proposals over the budget or already scored by the closest free one
-    )
+    # replace proposals over the budget or already scored by the closest free one, and begin
+    # TPE and NSGA-II at a budget with the bank's trained reference models that fit
+    repair: bool = True
     settings: EvalSettings = field(default_factory=EvalSettings)
 
     def __post_init__(self) -> None:

@@ -153,6 +153,15 @@ STARTUP: dict[str, int] = {"tpe": TPE_STARTUP}
 configurations (samplers not named here start with their own proposals)."""
 
 
+REFERENCES: frozenset[str] = frozenset({"tpe", "nsga2"})
+"""Samplers whose study at a budget begins with the bank's trained reference models that fit
+(the widest uniform model, the smallest: :func:`slimda_nas.search.worker.reference_configs`).
+The sandwich trains them at every step, and a model search guided by a label-free score
+should never return worse than them: on the Office-31 A->W CPU bank (BENCHMARKS.md section
+12), 60 TPE evaluations at 1/8 ended at a pick of UPEM 1.16 and 47.2% while the uniform model
+scored UPEM 0.85 and 54.1%. The random baseline stays random."""
+
+
 def proposer(name: str, evaluated: int, multi_objective: bool) -> str:
     """The sampler that proposes the next trial of a study of ``name`` with ``evaluated``
     evaluations so far: ``name`` itself, or ``random`` during its start-up at a budget."""

@@ -40,7 +40,7 @@ from slimda_nas.search.record import (
     config_key,
     is_evaluated,
 )
-from slimda_nas.search.samplers import make_sampler, proposer
+from slimda_nas.search.samplers import REFERENCES, make_sampler, proposer
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.space import SearchSpace
 
@@ -58,7 +58,9 @@ class StudySpec:
     seed: int
     evaluations: int
     budget: ResolvedBudget | None = None  # None: multi-objective (MACs, UPEM)
-    repair: bool = True  # replace proposals over the budget or already scored (see _repair)
+    # replace proposals over the budget or already scored (see _repair), and begin with the
+    # bank's reference models (_queue_references); off: the sampler's raw proposals only
+    repair: bool = True
 
     @property
     def multi_objective(self) -> bool:
@@ -85,6 +87,19 @@ def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
     return {u.name: IntDistribution(0, len(u.choices) - 1) for u in space.units}
 
 
+def reference_configs(space: SearchSpace, cost: CostModel, budget_macs: int) -> dict[str, dict]:
+    """The bank's trained reference models within ``budget_macs``, by name: the widest uniform
+    model and the smallest (every sandwich step trains the smallest; uniform widths are what
+    a progressive shrinking stage opens)."""
+    out = {}
+    ratio = cost.widest_uniform_ratio(budget_macs)
+    if ratio is not None:
+        out["uniform"] = space.uniform(ratio)
+    if cost.macs(space.smallest()) <= budget_macs:
+        out["smallest"] = space.smallest()
+    return out
+
+
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -108,12 +123,14 @@ def fail_dead_trials(study: optuna.Study) -> int:
         if dead and fail_running_trial(study, t):
             failed += 1
             queued = waiting_params(t)
-            if t.user_attrs.get("repaired_from") and queued:
-                # a queued replacement lost to a kill: queue it again, so the resumed search
-                # goes on exactly as an uninterrupted one (its score, if any, is cached)
-                study.enqueue_trial(
-                    queued, user_attrs={"repaired_from": t.user_attrs["repaired_from"]}
-                )
+            kept = {
+                k: t.user_attrs[k] for k in ("repaired_from", "reference") if k in t.user_attrs
+            }
+            if kept and queued:
+                # a queued trial (a replacement, a reference model) lost to a kill: queue it
+                # again, so the resumed search goes on exactly as an uninterrupted one (its
+                # score, if any, is cached)
+                study.enqueue_trial(queued, user_attrs=kept)
     return failed
 
 
@@ -197,6 +214,7 @@ class StudyWorker:
         n = self.spec.evaluations
         max_proposals = max_proposals or 20 * n + 100
         proposals = 0
+        self._queue_references()
         while proposals < max_proposals:
             trials = self.study.get_trials(deepcopy=False)
             self.ledger.update(trials)
@@ -235,13 +253,17 @@ class StudyWorker:
         network = self.space.normalize_indices(indices)
         config, key = self.space.from_indices(network), config_key(network)
         repaired_from = trial.user_attrs.get("repaired_from")
+        if repaired_from:
+            proposer = "repair"
+        elif trial.user_attrs.get("reference"):
+            proposer = "reference"  # one of the bank's trained reference models
         record = TrialRecord(
             config=config,
             key=key,
             macs=self.cost.macs(config),
             params=self.cost.params(config),
             sampler=spec.sampler,
-            proposer="repair" if repaired_from else proposer,
+            proposer=proposer,
             repaired_from=repaired_from,
         )
         if not spec.multi_objective and not spec.budget.fits(record.macs):
@@ -268,6 +290,18 @@ class StudyWorker:
             record, upem=score.upem, seconds=score.seconds, evaluated=True, cached=cached
         )
         self._tell(trial, record, score.value)
+
+    def _queue_references(self) -> None:
+        """A new study of a sampler in :data:`REFERENCES` at a budget begins with the bank's
+        trained reference models (queued once, by the first process, before any proposal)."""
+        spec = self.spec
+        if self.rank or not spec.repair or spec.multi_objective or spec.sampler not in REFERENCES:
+            return
+        if self.study.get_trials(deepcopy=False):
+            return  # resumed: its references, if any, were queued when it began
+        for name, config in reference_configs(self.space, self.cost, spec.budget.macs).items():
+            params = dict(zip(self.units, self.space.to_indices(config), strict=True))
+            self.study.enqueue_trial(params, user_attrs={"reference": name})
 
     def _repair(self, number: int, record: TrialRecord, indices, trials: list, why: str) -> None:
         """Queue, as the study's next trial, the configuration closest to a proposal that is

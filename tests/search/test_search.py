@@ -261,3 +261,37 @@ def test_a_trial_finished_while_judged_dead_is_left_finished(monkeypatch):
     monkeypatch.setattr(study, "get_trials", lambda **_: stale)
     assert worker.fail_dead_trials(study) == 0
     assert study._storage.get_trial(trial._trial_id).state.name == "COMPLETE"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
+def test_a_budget_study_begins_with_the_reference_models(run_dir, sampler):
+    """TPE and NSGA-II evaluate the bank's trained reference models that fit first (the widest
+    uniform model, the smallest), so a pick is never worse in UPEM than them; the random
+    baseline stays random, and --no-repair keeps the sampler's raw proposals only."""
+    from slimda_nas.search.record import trial_record
+    from slimda_nas.search.worker import reference_configs
+
+    def proposed(study):
+        return [trial_record(t) for t in _trials(run_dir, study.name) if trial_record(t)]
+
+    ev = _evaluator(run_dir)
+    budget = parse_budget("1/4")
+    refs = reference_configs(ev.run.space, ev.cost, budget.macs(ev.anchor_macs))
+    assert set(refs) == {"uniform", "smallest"} and refs["uniform"] != refs["smallest"]
+    opts = SearchOptions(budgets=[budget], sampler=sampler, evaluations=4, settings=SMALL)
+    result = run_search(ev, opts)
+    study = result.studies[0]
+    records = proposed(study)
+    if sampler == "random":
+        assert "reference" not in {r.proposer for r in records}
+    else:
+        assert [(r.proposer, r.config) for r in records[:2]] == [
+            ("reference", refs["uniform"]),
+            ("reference", refs["smallest"]),
+        ]
+        ref_values = [p.value for p in study.points if p.config in refs.values()]
+        assert len(ref_values) == 2 and result.picks[0].point.value <= min(ref_values)
+    raw = SearchOptions(
+        budgets=[budget], sampler=sampler, evaluations=4, settings=SMALL, repair=False, seed=1
+    )
+    assert "reference" not in {r.proposer for r in proposed(run_search(ev, raw).studies[0])}
