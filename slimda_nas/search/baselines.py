@@ -12,7 +12,7 @@ from optuna.trial import create_trial
 from slimda_nas.errors import BudgetError
 from slimda_nas.evaluate.evaluator import CandidateScore
 from slimda_nas.search.record import TrialRecord, config_key, evaluation_counts, trial_record
-from slimda_nas.search.worker import SearchContext, distributions
+from slimda_nas.search.worker import SearchContext, distributions, reference_configs
 
 
 class Recorder:
@@ -62,10 +62,10 @@ class Recorder:
 
 def run_uniform(rec: Recorder) -> None:
     """Score the widest uniform-width configuration within the budget."""
-    ratio = rec.cost.widest_uniform_ratio(rec.spec.budget.macs)
-    if ratio is None:
+    uniform = reference_configs(rec.space, rec.cost, rec.spec.budget.macs).get("uniform")
+    if uniform is None:
         raise BudgetError(f"budget {rec.spec.budget}: no uniform-width configuration fits")
-    rec.score(rec.space.to_indices(rec.space.uniform(ratio)))
+    rec.score(rec.space.to_indices(uniform))
 
 
 def run_greedy(rec: Recorder) -> None:
