@@ -349,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         key = cfg.name
         train_with_curve(cfg, args.every, results, key, out, args.max_seconds)
         results[key]["threads"] = torch.get_num_threads()
-        if "table" not in results[key] and (cfg.run_dir / "train_summary.json").exists():
+        if "table" not in results[key] and sn.TrainSummary.read(cfg.run_dir) is not None:
             results[key]["table"] = budget_table(
                 cfg.run_dir,
                 args.trials,

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import torch
 
-from slimda_nas.bank import ModelBank
-from slimda_nas.methods import HEADS, build_method
+from slimda_nas.methods import build_method
 from slimda_nas.space import SearchSpace
 from slimda_nas.train.config import RunConfig
 from slimda_nas.train.distributed import resolve_device
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sample_model_batch
+from slimda_nas.train.session import training_bank
 from slimda_nas.train.step import BankStep
 from slimda_nas.train.teacher import VIEWS, TeacherStep, teacher_outputs
 
@@ -77,13 +77,8 @@ def time_training_steps(
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
         method = build_method(cfg.method, **vars(cfg.distillation))
-        model = ModelBank.build(space, num_classes, heads=HEADS).model.to(device).train()
-        for h in HEADS:
-            if h not in method.trained_heads:
-                getattr(model, h).requires_grad_(False)
+        model = training_bank(cfg, space, method, num_classes, device).model.train()
         channels_last = cfg.uses_channels_last(device.type)
-        if channels_last:
-            model.to(memory_format=torch.channels_last)
         optimizer = build_optimizer(model, cfg)
         separate = cfg.domain_bn == "separate"
         n = cfg.batch_size

@@ -73,6 +73,26 @@ class Session:
 
 
 # -- set-up ---------------------------------------------------------------------------------------
+def training_bank(
+    cfg: RunConfig,
+    space: SearchSpace,
+    method: Method,
+    num_classes: int,
+    device: torch.device,
+    **bank_options: Any,
+) -> ModelBank:
+    """The bank as training holds it: on ``device``, the heads ``method`` does not train frozen,
+    channels-last where the config says (the training run and its time estimate share this)."""
+    bank = ModelBank.build(space, num_classes, heads=HEADS, **bank_options)
+    model = bank.model.to(device)
+    for h in HEADS:
+        if h not in method.trained_heads:
+            getattr(model, h).requires_grad_(False)
+    if cfg.uses_channels_last(device.type):
+        model.to(memory_format=torch.channels_last)
+    return bank
+
+
 def setup(cfg: RunConfig) -> Session:
     """Device, data, method, bank, optimizer and data streams (nothing written yet)."""
     from slimda_nas.data import InfiniteLoader, load_task, resolve_data_root
@@ -88,20 +108,17 @@ def setup(cfg: RunConfig) -> Session:
         )
     method = build_method(cfg.method, **vars(cfg.distillation))
     torch.manual_seed(cfg.seed)  # same initial weights on every rank
-    bank = ModelBank.build(
+    bank = training_bank(
+        cfg,
         space,
+        method,
         len(data.classes),
-        heads=HEADS,
+        device,
         weights=cfg.weights,
         classes=data.classes,
         deploy_head=cfg.deploy_head or method.default_deploy_head,
     )
-    model = bank.model.to(device)
-    for h in HEADS:
-        if h not in method.trained_heads:
-            getattr(model, h).requires_grad_(False)
-    if cfg.uses_channels_last(device.type):
-        model.to(memory_format=torch.channels_last)
+    model = bank.model
     seed = cfg.seed * 1000 + 2 * dist.rank
     src = InfiniteLoader(data.source_train, cfg.batch_size, seed=seed)
     warmup = None
