@@ -3,6 +3,7 @@ breaks a benchmark fails here rather than on the next long measurement."""
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 
@@ -47,3 +48,23 @@ def test_tiny_mode_runs(name, tiny_dir, capsys):
             assert json.loads(path.read_text())
     after = {p: p.stat().st_mtime for p in (bc.REPO / "benchmarks" / "results").rglob("*")}
     assert after == before  # the committed results are untouched
+
+
+def test_office31_cpu_table_measures_only_the_budgets_it_lacks(monkeypatch, tmp_path):
+    """A finished bank's table gains the budgets its arm asks for; rows already measured stay."""
+    office31 = importlib.import_module("benchmarks.office31_cpu")
+    asked = []
+
+    def measured(run_dir, trials, n_random, full_width, budgets, settings):
+        asked.append(list(budgets))
+        return {"largest": 0.5, "budgets": {b: {"pick": 0.1} for b in budgets}}
+
+    monkeypatch.setattr(office31, "budget_table", measured)
+    args = argparse.Namespace(arm="elastic", trials=3, random=2)
+    entry = {"table": {"largest": 0.6, "budgets": {"1/16": {"pick": 0.3}}}}
+    office31.add_table(entry, tmp_path, args, None)
+    assert asked == [["1/4", "1/8", "1/32", "1/64"]]
+    assert entry["table"]["largest"] == 0.6 and entry["table"]["budgets"]["1/16"] == {"pick": 0.3}
+    office31.add_table(entry, tmp_path, args, None)  # nothing left to measure
+    office31.add_table(entry, tmp_path, argparse.Namespace(arm="symnet", trials=3, random=2), None)
+    assert len(asked) == 1
