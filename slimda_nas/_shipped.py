@@ -32,3 +32,12 @@ def is_bare_name(value: str | Path) -> bool:
     """``usps_mnist`` (a shipped name) rather than ``configs/usps_mnist.yaml`` (a path)."""
     p = Path(value)
     return p.suffix == "" and len(p.parts) == 1
+
+
+def elastic_sibling(space_name: str, backbone: str) -> str | None:
+    """The shipped space like ``space_name`` with input resolution and depth as units too
+    (``efficientnet_lite0_112`` -> ``efficientnet_lite0_elastic_112``), if one is shipped."""
+    if not space_name.startswith(backbone) or "_elastic" in space_name:
+        return None
+    candidate = f"{backbone}_elastic{space_name[len(backbone) :]}"
+    return candidate if candidate in shipped_spaces() else None

@@ -23,7 +23,7 @@ def space_reach(new, budgets: list, num_classes: int = 10):
 
 
 def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
-    from slimda_nas.cost.space_summary import reach_text
+    from slimda_nas.cost.space_summary import lower_reach_advice, reach_text
     from slimda_nas.data import resolve_data_root, summarize_data
     from slimda_nas.train import backbone_defaults, time_training_steps
     from slimda_nas.train.teacher import VIEWS
@@ -60,10 +60,7 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     for line in lines:
         console.print(line)
     if unreachable:
-        console.print(
-            "a budget under the smallest model needs a space with narrower widths "
-            "(edit `slimda-nas space init` output) or a smaller input size"
-        )
+        console.print(lower_reach_advice(space))
 
     console.rule("time on this machine")
     images = data.source.images + data.target.images

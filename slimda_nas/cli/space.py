@@ -114,7 +114,7 @@ def _summary(args: argparse.Namespace):
 
 def _budget_lines(s) -> list[str]:
     from slimda_nas.cost.budget import format_fraction
-    from slimda_nas.cost.space_summary import unreachable_message
+    from slimda_nas.cost.space_summary import lower_reach_advice, unreachable_message
 
     lines = []
     for fit in s.fits:
@@ -122,6 +122,7 @@ def _budget_lines(s) -> list[str]:
             lines.append(
                 f"budget {fit.budget}: unreachable: "
                 + unreachable_message(fit.budget, s.smallest_macs, s.largest_macs)
+                + f"; {lower_reach_advice(s.space)}"
             )
             continue
         line = (

@@ -7,6 +7,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from slimda_nas._shipped import elastic_sibling
 from slimda_nas.bank import ModelBank
 from slimda_nas.cost.budget import Budget, format_fraction
 from slimda_nas.cost.feasible import BandSampler
@@ -114,6 +115,21 @@ def unreachable_message(budget: Budget, smallest_macs: int, anchor_macs: int) ->
     return (
         f"budget {budget.text} ({budget.macs(anchor_macs):,} MACs) is below the smallest "
         f"model's {format_fraction(smallest_macs / anchor_macs)} ({smallest_macs:,} MACs)"
+    )
+
+
+def lower_reach_advice(space: SearchSpace) -> str:
+    """What reaches a budget under ``space``'s smallest model."""
+    sibling = elastic_sibling(space.name, space.backbone)
+    if sibling is not None and not (space.depth_units or space.resolution_unit):
+        return (
+            f"the shipped space {sibling} adds input resolution and depth as units and "
+            f"reaches lower (slimda-nas space show {sibling})"
+        )
+    return (
+        "a budget under the smallest model needs narrower widths in the space file, or fewer "
+        "blocks (`depth:`) and lower input sizes (`input: {sizes: [...]}`) where the backbone "
+        'allows them (docs/method.md, "Elastic depth and input resolution")'
     )
 
 

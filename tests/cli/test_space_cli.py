@@ -32,6 +32,15 @@ def test_unreachable_budget_names_smallest_fraction(capsys):
     assert main(["space", "validate", DIGITS, "--budget", "1/1000"]) == 2
     out = capsys.readouterr().out
     assert "is below the smallest model's 1/1" in out
+    assert "needs narrower widths in the space file" in out  # no shipped space reaches lower
+
+
+def test_unreachable_budget_names_the_elastic_space_that_reaches_it(capsys):
+    """Widths alone stop at 1/29.6 on Lite0; the shipped elastic space reaches 1/64."""
+    assert main(["space", "validate", "efficientnet_lite0", "--budget", "1/64"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the shipped space efficientnet_lite0_elastic adds input resolution and depth" in out
+    assert main(["space", "validate", "efficientnet_lite0_elastic", "--budget", "1/64"]) == 0
 
 
 def test_init_writes_a_valid_space(tmp_path, capsys):
