@@ -14,7 +14,9 @@ ordering, the cached-teacher stage with progressive shrinking), ``today`` (the S
 of m = 4 for the same number of iterations, no ordering, no teacher), ``source_only`` and
 ``symnet`` (full width, m = 1, the same iterations) and the ablations of ``staged``:
 ``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
-``no_features`` (no dense distillation) and ``no_shrinking``. Banks go to
+``no_features`` (no dense distillation) and ``no_shrinking``; ``elastic`` (the shipped
+`office31_*_cpu_elastic` config: input resolution and depth as units too) and ``elastic_macs``
+(it, with the random models of a step drawn by MACs: ``random_models: macs``). Banks go to
 runs/office31_cpu/<task>_<arm>_s<seed> and resume after a kill (the curve too: each point is
 kept in the results file as soon as it is measured); results to
 benchmarks/results/office31_cpu.json.
@@ -53,6 +55,7 @@ ARMS = (
     "no_features",
     "no_shrinking",
     "elastic",
+    "elastic_macs",
 )
 
 
@@ -62,7 +65,7 @@ def arm_config(
     """The shipped CPU config of ``task`` changed as the arm says (tiny: on synthetic images,
     at 32 px, a few iterations)."""
     name = f"{task}_{arm}_s{seed}"
-    shipped = f"office31_{task}_cpu" + ("_elastic" if arm == "elastic" else "")
+    shipped = f"office31_{task}_cpu" + ("_elastic" if arm.startswith("elastic") else "")
     runs = RUNS if tiny is None else tiny / "banks"
     cfg = sn.load_run_config(
         shipped, name=name, out=str(runs / name), data_root=data_root, seed=seed
@@ -88,6 +91,7 @@ def arm_config(
         "no_features": {"teacher": {"features": 0.0}},
         "no_shrinking": {"shrinking": {"stages": 0}},
         "elastic": {},
+        "elastic_macs": {"random_models": "macs"},
     }[arm]
     return cfg.replace(**changes)
 
@@ -221,7 +225,7 @@ def add_table(entry: dict, run_dir: Path, args, tiny: Path | None) -> None:
     that the table does not hold yet (a table measured before a budget was added keeps its rows)."""
     full_width = args.arm in ("source_only", "symnet")
     table = entry.get("table")
-    wanted = ELASTIC_BUDGETS if args.arm == "elastic" else TABLE_BUDGETS
+    wanted = ELASTIC_BUDGETS if args.arm.startswith("elastic") else TABLE_BUDGETS
     missing = [b for b in wanted if table is None or b not in table["budgets"]]
     if table is not None and (full_width or not missing):
         return

@@ -19,7 +19,7 @@ from slimda_nas.space import load_space, resolve_space_path
 from slimda_nas.train.checkpoint import CHECKPOINT
 from slimda_nas.train.defaults import apply_defaults
 from slimda_nas.train.distributed import DEVICE_EXPECTED, DEVICE_PATTERN
-from slimda_nas.train.sandwich import SHRINKING_ORDERS
+from slimda_nas.train.sandwich import RANDOM_MODELS, SHRINKING_ORDERS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +134,9 @@ class RunConfig:
     batch_size: int = 64
     models_per_step: int = 4
     sandwich: bool = True
+    # how the random models of a step are drawn: units (each unit's choice uniformly) or macs
+    # (a MACs target log-uniform over the range, then a model just under it; train/sandwich.py)
+    random_models: str = "units"
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -236,6 +239,7 @@ _ADDED_LATER = {
     "distillation.ramp": False,
     "domain_bn": "joint",
     "shrinking.order": "together",
+    "random_models": "units",
 }
 
 _CHOICES = {
@@ -247,6 +251,7 @@ _CHOICES = {
     "distillation.confidence": ("max", "entropy"),
     "warmup.images": ("source", "target", "both"),
     "shrinking.order": SHRINKING_ORDERS,
+    "random_models": RANDOM_MODELS,
     "ordering.criterion": (None, "l1_next", "l1_out", "bn_gamma"),
 }
 

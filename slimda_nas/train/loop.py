@@ -176,7 +176,7 @@ def _train_step(s: Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     warmup = phase == "warmup"
     m = cfg.teacher.models_per_step if phase == "teacher" else cfg.models_per_step
     configs = sample_model_batch(
-        s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_
+        s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_, s.macs_of
     )
     widths = [s.space.setting(c) for c in configs]  # widths, depths and resolution
     s.optimizer.zero_grad(set_to_none=True)

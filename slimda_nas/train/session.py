@@ -5,6 +5,7 @@ from the loop itself (train/loop.py)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ class Session:
     teacher_step: nn.Module | None = None
     teacher_cache: TeacherCache | None = None
     metrics: MetricsLog | None = None
+    macs_of: Callable[[list[int]], int] | None = None  # random models drawn by MACs
     average: WeightAverage = field(default_factory=WeightAverage)
 
     @property
@@ -91,6 +93,15 @@ def training_bank(
     if cfg.uses_channels_last(device.type):
         model.to(memory_format=torch.channels_last)
     return bank
+
+
+def random_model_macs(cfg: RunConfig, bank: ModelBank) -> Callable[[list[int]], int] | None:
+    """MACs of unit indices where a step's random models are drawn by MACs, else None."""
+    if cfg.random_models != "macs":
+        return None
+    from slimda_nas.cost.macs import CostModel
+
+    return CostModel(bank).macs_of_indices
 
 
 def setup(cfg: RunConfig) -> Session:
@@ -130,6 +141,7 @@ def setup(cfg: RunConfig) -> Session:
     s = Session(
         cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt, warmup
     )
+    s.macs_of = random_model_macs(cfg, bank)
     if cfg.teacher.iterations:
         from slimda_nas.data import IndexStream
 

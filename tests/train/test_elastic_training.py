@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from slimda_nas.space import load_space
@@ -50,9 +51,10 @@ def test_ofa_order_opens_resolution_then_depth_then_width():
     assert together[kinds.index("resolution")] == 2
 
 
-def test_resume_after_kill_is_exact_with_depth_and_resolution(tmp_path, tiny_task):
+@pytest.mark.parametrize("random_models", ["units", "macs"])
+def test_resume_after_kill_is_exact_with_depth_and_resolution(tmp_path, tiny_task, random_models):
     space = tiny_elastic_space(tmp_path / "space")
-    common = dict(space=str(space), iterations=6, models_per_step=3)
+    common = dict(space=str(space), iterations=6, models_per_step=3, random_models=random_models)
     full = tiny_run_config(tmp_path / "a", tiny_task, **common)
     sampled = [
         sample_model_batch(load_space(space), 3, full.seed, it)[2] for it in range(full.iterations)

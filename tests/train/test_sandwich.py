@@ -29,3 +29,39 @@ def test_single_model_and_no_sandwich():
     assert sample_model_batch(space, 1, 0, 0) == [space.largest()]
     free = [sample_model_batch(space, 3, 0, it, sandwich=False) for it in range(20)]
     assert any(space.largest() not in b for b in free)
+
+
+def test_macs_drawn_models_cover_the_low_end_unit_draws_miss():
+    """Lite0 with elastic depth and resolution: unit-by-unit draws put no model under 1/64 of
+    the largest's MACs; drawn by MACs, about a sixth of them are (log-uniform over 1/143-1)."""
+    import random
+
+    from slimda_nas.bank import ModelBank
+    from slimda_nas.cost.macs import CostModel
+    from slimda_nas.train.sandwich import grow_under, open_choices
+
+    space = load_space(SPACES / "efficientnet_lite0_elastic_112.yaml")
+    macs = CostModel(ModelBank.build(space, 31)).macs_of_indices
+    largest = macs(space.to_indices(space.largest()))
+
+    def fractions(**kw):
+        batches = [sample_model_batch(space, 4, 5, it, **kw)[2:] for it in range(100)]
+        return [macs(space.to_indices(c)) / largest for b in batches for c in b]
+
+    assert min(fractions()) > 1 / 64
+    by_macs = fractions(macs_of=macs)
+    assert 0.08 < sum(f < 1 / 64 for f in by_macs) / len(by_macs) < 0.3
+    assert max(by_macs) > 1 / 4
+    again = [sample_model_batch(space, 4, 5, it, macs_of=macs) for it in range(5)]
+    assert again == [sample_model_batch(space, 4, 5, it, macs_of=macs) for it in range(5)]
+    # the model is grown just under its target, within the open choices
+    open_ = open_choices(space, 0.3, stages=3, fraction=0.5)
+    first = [len(u.choices) - k for u, k in zip(space.units, open_, strict=True)]
+    sizes = [len(u.choices) for u in space.units]
+    for seed in range(20):
+        target = macs(first) * 2.5
+        x = grow_under(sizes, first, macs, target, random.Random(seed))
+        assert all(lo <= i for lo, i in zip(first, x)) and target / 2 < macs(x) <= target
+    batch = sample_model_batch(space, 4, 5, 9, open_=open_, macs_of=macs)
+    assert batch[1] == space.from_indices(first)
+    assert all(i >= lo for c in batch for i, lo in zip(space.to_indices(c), first))

@@ -97,6 +97,7 @@ def test_ordering_at_the_start_keeps_the_largest_model(tmp_path, tiny_task):
         ("teacher", {"features": -1.0}, "field 'teacher.features': expected a weight at least 0"),
         ("teacher", {"lr": 0}, "field 'teacher.lr': expected a number above 0"),
         ("teacher", {"views": 3}, "field 'teacher.views': unknown"),
+        ("random_models", "flops", "field 'random_models': expected one of units, macs"),
         (
             "ordering",
             {"criterion": "random"},
@@ -112,6 +113,9 @@ def test_stage_options_are_checked(tmp_path, tiny_task, section, value, message)
 
 def test_configs_without_the_stage_keep_their_identity(tmp_path, tiny_task):
     cfg = tiny_run_config(tmp_path, tiny_task)
-    same = cfg.replace(teacher={"iterations": 0}, ordering={"criterion": None})
+    same = cfg.replace(
+        teacher={"iterations": 0}, ordering={"criterion": None}, random_models="units"
+    )
     assert same.training_hash() == cfg.training_hash()
+    assert cfg.replace(random_models="macs").training_hash() != cfg.training_hash()
     assert cfg.replace(teacher={"iterations": 2}).training_hash() != cfg.training_hash()
