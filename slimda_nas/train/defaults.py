@@ -64,6 +64,9 @@ _PRETRAINED_IMAGE = {
     "teacher.lr": 0.01,
     "teacher.backbone_lr_mult": 1.0,
     "shrinking.stages": 3,
+    # once-for-all's order on spaces with elastic resolution and depth (resolution from the
+    # start, then depth, then width); on a widths-only space it opens what "together" opens
+    "shrinking.order": "ofa",
     "eval_every": 500,
 }
 

@@ -85,9 +85,14 @@ def new_run_config(
     backbone = backbone or DEFAULT_BACKBONE[kind]
     if kind == "digits" and input_size not in (None, 32):
         raise ConfigError(f"--size: digits tasks are fed 32x32 images, got {input_size}")
-    # a shipped space of that size: NAME, else NAME_SIZE (efficientnet_lite0_112)
+    # a shipped space of that size: NAME, else NAME_SIZE (efficientnet_lite0_112); for image
+    # backbones the elastic one first (input resolution and depth as units too): on Office-31
+    # A->W its bank's picks beat the widths-only bank's at every budget (BENCHMARKS.md section 12)
     shipped = shipped_spaces()
-    for candidate in (backbone, f"{backbone}_{input_size}"):
+    names = (backbone, f"{backbone}_{input_size}")
+    if kind == "images":
+        names = (f"{backbone}_elastic", f"{backbone}_elastic_{input_size}", *names)
+    for candidate in names:
         if candidate not in shipped:
             continue
         base = load_space(resolve_space_path(candidate))

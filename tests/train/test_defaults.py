@@ -4,6 +4,7 @@ config or old run folder changes its training hash."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -126,3 +127,34 @@ def test_a_null_channels_last_keeps_the_hash_of_false():
     cfg = load_run_config("office31_aw_cpu")
     off, auto = cfg.replace(channels_last=False), cfg.replace(channels_last=None)
     assert auto.training_hash() == off.training_hash() != cfg.training_hash()
+
+
+@pytest.mark.parametrize(
+    "backbone,size,space",
+    [
+        (None, None, "efficientnet_lite0_elastic"),
+        (None, 112, "efficientnet_lite0_elastic_112"),
+        ("resnet50", None, "resnet50_elastic"),
+    ],
+)
+def test_image_banks_get_the_elastic_space_and_ofa_order(backbone, size, space):
+    """Two folders of images train on the shipped space with resolution and depth as units;
+    a space named on the command line still wins."""
+    from slimda_nas.train import new_run_config
+
+    new = new_run_config("office31:amazon->webcam", backbone=backbone, input_size=size)
+    assert Path(new.config.space).stem == space and new.config.shrinking.order == "ofa"
+    assert new.space.resolution_unit is not None and new.space.depth_units
+    named = new_run_config("office31:amazon->webcam", space="efficientnet_lite0_112")
+    assert Path(named.config.space).stem == "efficientnet_lite0_112"
+    assert not named.space.depth_units
+
+
+def test_ofa_order_opens_a_widths_only_space_as_together_does():
+    from slimda_nas.space import load_space
+    from slimda_nas.train.sandwich import open_choices
+
+    space = load_space(shipped_spaces()["efficientnet_lite0_112"])
+    for progress in [i / 20 for i in range(21)]:
+        together = open_choices(space, progress, 3, 0.5, "together")
+        assert open_choices(space, progress, 3, 0.5, "ofa") == together
