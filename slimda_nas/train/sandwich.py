@@ -17,7 +17,9 @@ most models in the middle of the MACs range (Lite0 with elastic depth and resolu
 1/7.2 of the largest's MACs, none of 2,000 draws under 1/64). ``macs``: a MACs target first,
 log-uniform between the narrowest open model and the largest (every halving of the MACs drawn as
 often), then a random model just under it (AttentiveNAS, Wang et al. 2021, draws a FLOPs target
-first): budgets far below the middle get trained models of their own."""
+first): budgets far below the middle get trained models of their own. On the Office-31 A->W
+elastic bank it lowered the search's picks at every budget (BENCHMARKS.md section 12), so
+``units`` is the default."""
 
 SHRINKING_ORDERS = ("together", "ofa")
 """``together``: every unit shrinks at once; ``ofa``: once-for-all's order, the resolution
