@@ -99,12 +99,7 @@ def sample_model_batch(
             target = math.exp(rng.uniform(low, high))
             return space.from_indices(grow_under(sizes, first, macs_of, target, rng))
 
-    elif open_ is None:
-
-        def sample():
-            return space.sample(rng)
-
-    else:
+    else:  # the same draws as space.sample(rng) when every choice is open
 
         def sample():
             return space.from_indices([rng.randrange(lo, n) for n, lo in zip(sizes, first)])
