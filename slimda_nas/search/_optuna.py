@@ -121,6 +121,16 @@ def check_running(study: optuna.Study, trial: optuna.Trial) -> None:
     study._storage.check_trial_is_updatable(trial._trial_id, frozen.state)
 
 
+def tell_running(study: optuna.Study, trial: optuna.Trial, *args, **kwargs) -> FrozenTrial:
+    """``study.tell``, where a trial another worker closed since the caller last looked raises
+    ``UpdateFinishedTrialError`` (as every other write to it does), not ``tell``'s ValueError."""
+    try:
+        return study.tell(trial, *args, **kwargs)
+    except ValueError:
+        check_running(study, trial)  # raises if it was closed meanwhile
+        raise
+
+
 def set_trial_system_attr(
     study: optuna.Study, trial: optuna.Trial | FrozenTrial, key: str, value: Any
 ) -> None:

@@ -33,6 +33,7 @@ from slimda_nas.search._optuna import (
     check_running,
     fail_running_trial,
     set_trial_system_attr,
+    tell_running,
     waiting_params,
 )
 from slimda_nas.search.record import (
@@ -373,18 +374,18 @@ class StudyWorker:
     def _tell(self, trial, record: TrialRecord, value: float | None) -> None:
         """Record and finish a trial: COMPLETE with its value, or FAIL without one (an
         evaluation it had no slot for), in one journal append."""
-        # a trial another worker closed meanwhile (its worker judged dead): the run loop
-        # expects UpdateFinishedTrialError, which ``tell`` would turn into a ValueError
+        # a trial another worker closed meanwhile (its worker judged dead), before or during
+        # this call: the run loop expects UpdateFinishedTrialError
         check_running(self.study, trial)
         with batched_writes(self.study):
             if not self.spec.multi_objective:
                 trial.set_constraint("macs", float(record.macs - self.spec.budget.macs))
             record.write(trial)
             if value is None:
-                self.study.tell(trial, state=TrialState.FAIL)
+                tell_running(self.study, trial, state=TrialState.FAIL)
                 return
             values = [float(record.macs), value] if self.spec.multi_objective else value
-            frozen = self.study.tell(trial, values)
+            frozen = tell_running(self.study, trial, values)
         if self.on_trial:
             self.on_trial(frozen)
 
