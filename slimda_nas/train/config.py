@@ -94,6 +94,9 @@ class TeacherConfig:
     logits: float = 1.0  # weight of the distillation of every head's logits
     features: float = 1.0  # weight of the dense (stage-output) distillation
     source_ce: float = 1.0  # weight of the cross-entropy on source labels
+    # weight of the run's own method (its adaptation loss) on the largest model, which then
+    # keeps adapting instead of learning its own cached outputs; 0: off
+    adaptation: float = 0.0
     lr: float | None = None  # the stage's lr0 (default: optimizer.lr), on the inv schedule
     backbone_lr_mult: float | None = None  # default: optimizer.backbone_lr_mult
 
@@ -240,6 +243,7 @@ _ADDED_LATER = {
     "domain_bn": "joint",
     "shrinking.order": "together",
     "random_models": "units",
+    "teacher.adaptation": 0.0,
 }
 
 _CHOICES = {
@@ -446,6 +450,7 @@ FLOAT_LIMITS = {
     "teacher.logits": 1000.0,
     "teacher.features": 1000.0,
     "teacher.source_ce": 1000.0,
+    "teacher.adaptation": 1000.0,
 }
 
 
@@ -481,7 +486,7 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
     t = cfg.teacher
     if t.temperature <= 0:
         raise bad("teacher.temperature", "a number above 0", t.temperature)
-    for name in ("logits", "features", "source_ce"):
+    for name in ("logits", "features", "source_ce", "adaptation"):
         if getattr(t, name) < 0:
             raise bad(f"teacher.{name}", "a weight at least 0", getattr(t, name))
     if t.lr is not None and t.lr <= 0:

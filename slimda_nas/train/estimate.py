@@ -124,7 +124,7 @@ def time_training_steps(
                 torch.cuda.synchronize(device)
             per_image = (time.perf_counter() - start) / (2 * n)
             cache_seconds = per_image * (images * VIEWS + 2 * cfg.calibration_images)
-            teacher = TeacherStep(model, cfg.teacher, channels_last, separate)
+            teacher = TeacherStep(model, cfg.teacher, channels_last, separate, method)
             m = cfg.teacher.models_per_step
 
             def teacher_step(it: int) -> None:

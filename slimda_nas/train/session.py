@@ -231,6 +231,7 @@ def prepare(s: Session, start: int) -> None:
             s.cfg.teacher,
             s.cfg.uses_channels_last(s.device.type),
             s.cfg.domain_bn == "separate",
+            s.method,
         )
         if start > s.cfg.adaptation_end:  # resumed inside the stage: the targets it began with
             s.teacher_cache = TeacherCache.load(s.cfg.run_dir / CACHE, s.cfg.training_hash())

@@ -8,7 +8,9 @@ evaluation crop and its mirror), each domain with its own re-estimated batch-nor
 the run folder (``teacher_cache.pt``) so a resumed run reads the very same targets. Students
 learn every head's logits (softened by a temperature), the stage outputs (dense distillation:
 their first channels against the teacher's, average-pooled to at most 7x7) and the source
-labels. No target label is read.
+labels. No target label is read. With ``adaptation`` above 0 the largest model keeps
+adapting (the run's method on it, as in the adaptation phase) while the narrower ones learn
+the cache.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from torch import Tensor, nn
 from slimda_nas._io import atomic_write
 from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError
+from slimda_nas.methods import Method
 from slimda_nas.slim.bn_recal import preserved_bn_stats, recalibrate_bn
 from slimda_nas.slim.elastic import Setting, apply_setting
 from slimda_nas.train.config import RunConfig, TeacherConfig
@@ -192,7 +195,9 @@ def next_views(streams, data, cache: TeacherCache, batch_size: int, device: torc
 
 
 class TeacherStep(nn.Module):
-    """One step of the teacher stage over the sampled widths; returns (loss, detached terms)."""
+    """One step of the teacher stage over the sampled widths; returns (loss, detached terms).
+    The first width is the largest model (the sandwich samples it first): with
+    ``options.adaptation`` it learns ``method``'s loss instead of the cache."""
 
     def __init__(
         self,
@@ -200,12 +205,16 @@ class TeacherStep(nn.Module):
         options: TeacherConfig,
         channels_last: bool = False,
         separate_domains: bool = True,
+        method: Method | None = None,
     ) -> None:
         super().__init__()
+        if options.adaptation and method is None:
+            raise ValueError("teacher.adaptation needs the run's method")
         self.model = model
         self.options = options
         self.channels_last = channels_last
         self.separate_domains = separate_domains
+        self.method = method
 
     def forward(
         self,
@@ -222,10 +231,14 @@ class TeacherStep(nn.Module):
         t_logits = torch.cat([teacher_src[0], teacher_tgt[0]])
         t_hints = [torch.cat(pair) for pair in zip(teacher_src[1], teacher_tgt[1], strict=True)]
         kd = feat = ce = x_src.new_zeros(())
-        for w in widths:
+        adapted: dict[str, Tensor] = {}
+        for i, w in enumerate(widths):
             # a configuration's setting (or its layer widths alone); stage_outputs() then
             # names each stage's last block that runs at the sampled depth
             apply_setting(model, w if isinstance(w, Setting) else Setting(widths=w))
+            if i == 0 and o.adaptation:
+                adapted = self._adaptation_terms(batches, y_src, n_src)
+                continue
             with stage_outputs(model, model.stage_outputs()) as out:
                 feats = torch.cat([model.forward_features(x) for x in batches])
             # separate forwards give every stage output of the source, then of the target
@@ -246,9 +259,19 @@ class TeacherStep(nn.Module):
             "teacher_kd": o.logits * kd,
             "teacher_features": o.features * feat,
             "teacher_ce": o.source_ce * ce,
+            **{f"largest_{k}": o.adaptation * v for k, v in adapted.items()},
         }
         total = sum(terms.values())
         return total, {k: v.detach() for k, v in terms.items()}
+
+    def _adaptation_terms(self, batches: list[Tensor], y_src: Tensor, n_src: int) -> dict:
+        """The method's loss on the model as set (the adaptation phase's step with m = 1, its
+        ramps at their end: adaptation is over)."""
+        feats = torch.cat([self.model.forward_features(x) for x in batches])
+        terms, state = self.method.model_terms(
+            self.model, feats[:n_src], feats[n_src:], y_src, 1.0
+        )
+        return {**terms, **self.method.ensemble_terms(self.model, [state], 1.0)}
 
 
 def _soft_kl(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:

@@ -36,16 +36,34 @@ def test_the_stage_runs_after_adaptation_and_is_logged(tmp_path, tiny_task):
     steps = _steps(cfg)
     assert [x["phase"] for x in steps] == ["adaptation"] * 4 + ["teacher"] * 4
     assert all(x["teacher_kd"] > 0 and x["teacher_features"] > 0 for x in steps[4:])
+    assert not any(k.startswith("largest_") for x in steps for k in x)
     assert all(x["teacher_ce"] > 0 for x in steps[4:])
     cache = torch.load(cfg.run_dir / CACHE, weights_only=True)
     n_views = cache["logits"]["source"].shape[0]
     assert n_views % 2 == 0 and cache["logits"]["source"].shape[1] == 3  # views x heads
 
 
-def test_a_killed_stage_resumes_bit_for_bit(tmp_path, tiny_task):
-    full = tiny_run_config(tmp_path / "a", tiny_task, iterations=4).replace(**STAGED)
+def test_the_largest_keeps_adapting_where_asked(tmp_path, tiny_task):
+    """``teacher.adaptation``: the largest model learns the run's method (SymNet's terms and
+    SEED's), the narrower ones the cache (the stage's run at 0 logs no such terms: the test
+    above). The same config at 0 is another training."""
+    staged = {**STAGED, "teacher": {**STAGED["teacher"], "adaptation": 1.0}}
+    cfg = tiny_run_config(tmp_path / "a", tiny_task, iterations=4, log_every=1).replace(**staged)
+    assert cfg.training_hash() != cfg.replace(teacher={"adaptation": 0.0}).training_hash()
+    train_bank(cfg, show_progress=False)
+    stage = _steps(cfg)[4:]
+    assert len(stage) == 4 and all(x["phase"] == "teacher" for x in stage)
+    adapted = {k for k in stage[0] if k.startswith("largest_")}
+    assert {"largest_cls_ce", "largest_feat_domain", "largest_seed"} <= adapted, sorted(stage[0])
+    assert all(x["largest_cls_ce"] > 0 and x["teacher_kd"] > 0 for x in stage)
+
+
+@pytest.mark.parametrize("adaptation", [0.0, 1.0], ids=["cache", "adapting"])
+def test_a_killed_stage_resumes_bit_for_bit(tmp_path, tiny_task, adaptation):
+    staged = {**STAGED, "teacher": {**STAGED["teacher"], "adaptation": adaptation}}
+    full = tiny_run_config(tmp_path / "a", tiny_task, iterations=4).replace(**staged)
     train_bank(full, show_progress=False)
-    killed = tiny_run_config(tmp_path / "b", tiny_task, iterations=4).replace(**STAGED)
+    killed = tiny_run_config(tmp_path / "b", tiny_task, iterations=4).replace(**staged)
     train_bank(killed, show_progress=False, stop_after=5)  # one step into the stage
     assert load_checkpoint(killed.run_dir / "checkpoint.pt").iteration == 4
     train_bank(killed, show_progress=False, stop_after=3)  # resumes at the stage's start
@@ -96,6 +114,11 @@ def test_ordering_at_the_start_keeps_the_largest_model(tmp_path, tiny_task):
         ("teacher", {"temperature": 0}, "field 'teacher.temperature': expected a number above 0"),
         ("teacher", {"features": -1.0}, "field 'teacher.features': expected a weight at least 0"),
         ("teacher", {"lr": 0}, "field 'teacher.lr': expected a number above 0"),
+        (
+            "teacher",
+            {"adaptation": -0.5},
+            "field 'teacher.adaptation': expected a weight at least 0",
+        ),
         ("teacher", {"views": 3}, "field 'teacher.views': unknown"),
         ("random_models", "flops", "field 'random_models': expected one of units, macs"),
         (
@@ -119,3 +142,5 @@ def test_configs_without_the_stage_keep_their_identity(tmp_path, tiny_task):
     assert same.training_hash() == cfg.training_hash()
     assert cfg.replace(random_models="macs").training_hash() != cfg.training_hash()
     assert cfg.replace(teacher={"iterations": 2}).training_hash() != cfg.training_hash()
+    staged = cfg.replace(teacher={"iterations": 2})
+    assert staged.replace(teacher={"adaptation": 0.0}).training_hash() == staged.training_hash()
