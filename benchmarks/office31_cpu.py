@@ -9,17 +9,19 @@ of random feasible models at 1/4, 1/8 and 1/16, and on the elastic bank at 1/32 
     python -m benchmarks.office31_cpu --task aw --arm source_only --seed 0
     python -m benchmarks.office31_cpu --table        # print what is measured so far
 
-Arms: ``staged`` (the shipped `office31_*_cpu` config: adaptation of the largest model, channel
+Arms: ``staged`` (the `office31_*_cpu` config on the recipe it had until 2026-12-07, 800
+adaptation and 1,200 teacher-stage iterations: adaptation of the largest model, channel
 ordering, the cached-teacher stage with progressive shrinking), ``today`` (the SlimDA sandwich
-of m = 4 for the same number of iterations, no ordering, no teacher), ``source_only`` and
-``symnet`` (full width, m = 1, the same iterations) and the ablations of ``staged``:
+of m = 4 for 2,000 iterations, no ordering, no teacher), ``source_only`` and ``symnet`` (full
+width, m = 1, 2,000 iterations on SymNet's schedule), ``elastic`` (the `office31_*_cpu_elastic`
+config, input resolution and depth as units too, on that first recipe) and ``elastic_macs``
+(it, with the random models of a step drawn by MACs: ``random_models: macs``);
+``elastic_long_adaptation`` (the shipped `office31_*_cpu_elastic` config as it is: 1,000
+adaptation and 1,100 teacher iterations on a slower decay, a better teacher at the same wall
+time), ``elastic_adapting_largest`` (it, with the largest model adapting through the teacher
+stage: ``teacher.adaptation: 1``) and the ablations of the shipped elastic config:
 ``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
-``no_features`` (no dense distillation) and ``no_shrinking``; ``elastic`` (the shipped
-`office31_*_cpu_elastic` config: input resolution and depth as units too) and ``elastic_macs``
-(it, with the random models of a step drawn by MACs: ``random_models: macs``) and
-``elastic_long_adaptation`` (it, with 1,000 adaptation and 1,100 teacher iterations on a slower
-decay: a better teacher at the same wall time), ``elastic_adapting_largest`` (that, and the
-largest model keeps adapting through the teacher stage: ``teacher.adaptation: 1``). Banks go to
+``no_features`` (no dense distillation) and ``no_shrinking``. Banks go to
 runs/office31_cpu/<task>_<arm>_s<seed> and resume after a kill (the curve too: each point is
 kept in the results file as soon as it is measured); results to
 benchmarks/results/office31_cpu.json.
@@ -64,53 +66,52 @@ ARMS = (
 )
 
 
+# The recipe of the shipped CPU configs until 2026-12-07: 800 adaptation iterations on a
+# schedule decaying over them, then 1,200 of the teacher stage (2,000 in all). The arms measured
+# with it keep it, so that their banks keep their training hash and their commands their figures.
+FIRST_RECIPE = {"iterations": 800, "optimizer": {"gamma": 10.0}, "teacher": {"iterations": 1200}}
+FIRST_TOTAL = 2000
+WIDTHS_ONLY = ("staged", "today", "source_only", "symnet")  # the rest: the elastic config
+
+
 def arm_config(
     task: str, arm: str, seed: int, data_root: str | None, tiny: Path | None = None
 ) -> sn.RunConfig:
     """The shipped CPU config of ``task`` changed as the arm says (tiny: on synthetic images,
     at 32 px, a few iterations)."""
     name = f"{task}_{arm}_s{seed}"
-    shipped = f"office31_{task}_cpu" + ("_elastic" if arm.startswith("elastic") else "")
+    shipped = f"office31_{task}_cpu" + ("" if arm in WIDTHS_ONLY else "_elastic")
     runs = RUNS if tiny is None else tiny / "banks"
     cfg = sn.load_run_config(
         shipped, name=name, out=str(runs / name), data_root=data_root, seed=seed
     )
+    first = FIRST_RECIPE
     if tiny is not None:
         cfg = cfg.replace(**_tiny_changes(tiny, cfg.space))
-    total = cfg.total_iterations
+        first = {}  # a tiny run keeps its few iterations
     # the plain arms: every staged option back at its default (off), so the training hash is
-    # that of the same config without those sections
+    # that of the same config without those sections, on SymNet's schedule over all 2,000
     plain = {
+        "optimizer": {"gamma": 10.0},
         "teacher": dataclasses.asdict(bc.TeacherConfig()),
         "ordering": {"criterion": None},
         "shrinking": dataclasses.asdict(bc.ShrinkingConfig()),
-        "iterations": total,
-    }
-    # a better teacher for the same wall time: 200 more adaptation iterations (0.9 s each on
-    # 2 threads) for 100 fewer teacher ones (1.8 s), and the schedule decaying as if spread
-    # over the whole run (gamma 5: the lr falls to 0.26x, not 0.17x, by the end of a phase)
-    long_adaptation = {
-        "iterations": 1000,
-        "optimizer": {"gamma": 5.0},
-        "teacher": {"iterations": 1100},
+        "iterations": cfg.total_iterations if tiny is not None else FIRST_TOTAL,
     }
     changes: dict = {
-        "staged": {},
+        "staged": first,
         "today": {**plain, "models_per_step": 4},
         "source_only": {**plain, "method": "source_only", "models_per_step": 1},
         "symnet": {**plain, "method": "symnet", "models_per_step": 1},
+        "elastic": first,
+        "elastic_macs": {**first, "random_models": "macs"},
+        "elastic_long_adaptation": {},  # the shipped elastic config (the recipe since 2026-12-07)
+        "elastic_adapting_largest": {"teacher": {"adaptation": 1.0}},
+        # the ablations of the shipped elastic config
         "no_ordering": {"ordering": {"criterion": None}},
         "no_kd": {"teacher": {"logits": 0.0, "features": 0.0}},
         "no_features": {"teacher": {"features": 0.0}},
         "no_shrinking": {"shrinking": {"stages": 0}},
-        "elastic": {},
-        "elastic_macs": {"random_models": "macs"},
-        "elastic_long_adaptation": long_adaptation,
-        # and the largest keeps adapting through the teacher stage (teacher.adaptation)
-        "elastic_adapting_largest": {
-            **long_adaptation,
-            "teacher": {**long_adaptation["teacher"], "adaptation": 1.0},
-        },
     }[arm]
     return cfg.replace(**changes)
 
@@ -244,7 +245,7 @@ def add_table(entry: dict, run_dir: Path, args, tiny: Path | None) -> None:
     that the table does not hold yet (a table measured before a budget was added keeps its rows)."""
     full_width = args.arm in ("source_only", "symnet")
     table = entry.get("table")
-    wanted = ELASTIC_BUDGETS if args.arm.startswith("elastic") else TABLE_BUDGETS
+    wanted = TABLE_BUDGETS if args.arm in WIDTHS_ONLY else ELASTIC_BUDGETS
     missing = [b for b in wanted if table is None or b not in table["budgets"]]
     if table is not None and (full_width or not missing):
         return

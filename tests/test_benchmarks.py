@@ -68,3 +68,27 @@ def test_office31_cpu_table_measures_only_the_budgets_it_lacks(monkeypatch, tmp_
     office31.add_table(entry, tmp_path, args, None)  # nothing left to measure
     office31.add_table(entry, tmp_path, argparse.Namespace(arm="symnet", trials=3, random=2), None)
     assert len(asked) == 1
+
+
+# Training hashes of the office31_cpu banks BENCHMARKS.md section 12 reports (their checkpoints
+# hold them): a change to a shipped config or to an arm must leave them, so that their commands
+# resume and re-measure the same banks. The recipe each arm pins is in the script.
+OFFICE31_MEASURED = {
+    ("aw", "staged"): "7dd558e91190e3ee",
+    ("aw", "elastic"): "86ea8b69f2fdc12c",
+    ("aw", "elastic_macs"): "03c4cb9094bdf673",
+    ("aw", "elastic_long_adaptation"): "2a01cb6fc17ab749",
+    ("aw", "elastic_adapting_largest"): "83d8c14361ed682b",
+    ("aw", "source_only"): "9c9a25806b232b0b",
+    ("aw", "symnet"): "248c94b9af7446c6",
+    ("da", "staged"): "7459b1843dbcd7df",
+    ("da", "source_only"): "410128c1c310be70",
+    ("da", "symnet"): "844cbd52b682e516",
+}
+
+
+@pytest.mark.parametrize("task, arm", sorted(OFFICE31_MEASURED))
+def test_office31_cpu_measured_arms_keep_their_banks(task, arm):
+    office31 = importlib.import_module("benchmarks.office31_cpu")
+    cfg = office31.arm_config(task, arm, 0, None)
+    assert cfg.training_hash() == OFFICE31_MEASURED[task, arm]

@@ -22,12 +22,13 @@ SHIPPED_HASHES = {
     "mnist_usps": "6ecd6199117f1370",
     "office31_ad": "1e92439b65bc182a",
     "office31_aw": "62781647b4d88920",
-    "office31_aw_cpu": "01c21c7b6cef5bc4",  # added by issue 34, hashed with main at 7d7077b
-    "office31_aw_cpu_elastic": "8516a38b1df570f1",  # added by issue 35 (elastic space)
+    # the four CPU configs: the longer adaptation of 2026-12-07 (gamma 5, 1,000 + 1,100 iterations)
+    "office31_aw_cpu": "0cac6765a005e37f",  # added by issue 34
+    "office31_aw_cpu_elastic": "2381e6e4764ddf98",  # added by issue 35 (elastic space)
     "office31_aw_resnet50": "805eaacbfc692463",
     "office31_da": "92a14bc97c988e27",
-    "office31_da_cpu": "fb83cd5d82c64141",
-    "office31_da_cpu_elastic": "ea4c3fdd0bd0d220",  # added by issue 35 (elastic space)
+    "office31_da_cpu": "40f9661c03146775",
+    "office31_da_cpu_elastic": "03f23aed5619e5bd",  # added by issue 35 (elastic space)
     "office31_dw": "3b96e30ed3feb4b8",
     "office31_wa": "51c36d008042dce2",
     "office31_wd": "36908960fa377d6f",
@@ -101,7 +102,8 @@ def test_an_old_run_folder_keeps_its_hash(tmp_path):
 def test_apply_defaults_leaves_bad_sections_to_the_check():
     assert apply_defaults({"optimizer": "fast"}, "resnet50")["optimizer"] == "fast"
     assert apply_defaults({"optimizer": None}, "resnet50")["optimizer"] == {
-        "backbone_lr_mult": 0.1
+        "backbone_lr_mult": 0.1,
+        "gamma": 5.0,
     }
     assert backbone_defaults("no_such_net").fields == {}
 
