@@ -359,6 +359,51 @@ def show(results: dict) -> None:
     console.print(table)
 
 
+def plot_curves(results: dict, path: Path) -> None:
+    """The 1/4 and 1/16 uniform models' accuracy against training iterations, one panel per
+    task, one colour per bank; full-width source-only and SymNet as levels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tasks = [t for t in ("aw", "da") if any(k.startswith(f"{t}_") for k in results)]
+    fig = Figure(figsize=(6.5 * max(len(tasks), 1), 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        for key, entry in results.items():
+            arm = key[len(task) + 1 : key.rfind("_s")]
+            if not key.startswith(f"{task}_"):
+                continue
+            if arm in ("source_only", "symnet"):
+                largest = entry.get("table", {}).get("largest")
+                if largest is not None:
+                    y = 100 * largest
+                    ax.axhline(y, ls=":", color="grey")
+                    ax.text(
+                        0.01, y + 0.5, f"{arm}, full width", transform=ax.get_yaxis_transform()
+                    )
+                continue
+            if not entry.get("curve"):
+                continue
+            x = [p["iteration"] for p in entry["curve"]]
+            (line,) = ax.plot(x, [100 * p["1/4"] for p in entry["curve"]], label=f"{key} 1/4")
+            ax.plot(
+                x,
+                [100 * p["1/16"] for p in entry["curve"]],
+                ls="--",
+                color=line.get_color(),
+                label=f"{key} 1/16",
+            )
+        ax.set_xlabel("training iteration (adaptation, then the teacher stage)")
+        ax.set_ylabel("target accuracy, %")
+        ax.set_title(
+            f"Office-31 {task.upper()[0]}->{task.upper()[1]}: uniform models at 1/4, 1/16"
+        )
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = bc.parser(__doc__)
     p.add_argument("--task", choices=("aw", "da"), default="aw")
@@ -396,6 +441,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             add_table(results[key], cfg.run_dir, args, tiny)
         save(out, results, key)
     show(results)
+    plot_curves(bc.read_result(out, {}), out.with_name("office31_cpu_curves.png"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ WRITES = {
     "budget_table": ["results/budgets_tiny.json"],
     "search_comparison": ["results/search_tiny.json", "results/search_tiny.png"],
     "speed": ["results/speed_cpu.json"],
-    "office31_cpu": ["results/office31_cpu.json"],
+    "office31_cpu": ["results/office31_cpu.json", "results/office31_cpu_curves.png"],
     "office31_gpu": ["gpu/step_times.json", "gpu/candidate_speed.json", "gpu/budgets.json"],
     "loader_throughput": [],
     "shared_cores": ["results/shared_cores.json"],
