@@ -19,7 +19,9 @@ config, input resolution and depth as units too, on that first recipe) and ``ela
 ``elastic_long_adaptation`` (the shipped `office31_*_cpu_elastic` config as it is: 1,000
 adaptation and 1,100 teacher iterations on a slower decay, a better teacher at the same wall
 time), ``elastic_adapting_largest`` (it, with the largest model adapting through the teacher
-stage: ``teacher.adaptation: 1``) and the ablations of the shipped elastic config:
+stage: ``teacher.adaptation: 1``), ``elastic_smallest_1_64`` (it, with the sandwich's smallest
+model at 1/64 of the MACs: ``smallest_budget: 1/64``) and the ablations of the shipped elastic
+config:
 ``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
 ``no_features`` (no dense distillation) and ``no_shrinking``. Banks go to
 runs/office31_cpu/<task>_<arm>_s<seed> and resume after a kill (the curve too: each point is
@@ -63,6 +65,7 @@ ARMS = (
     "elastic_macs",
     "elastic_long_adaptation",
     "elastic_adapting_largest",
+    "elastic_smallest_1_64",
 )
 
 
@@ -107,6 +110,7 @@ def arm_config(
         "elastic_macs": {**first, "random_models": "macs"},
         "elastic_long_adaptation": {},  # the shipped elastic config (the recipe since 2026-12-07)
         "elastic_adapting_largest": {"teacher": {"adaptation": 1.0}},
+        "elastic_smallest_1_64": {"smallest_budget": "1/64"},
         # the ablations of the shipped elastic config
         "no_ordering": {"ordering": {"criterion": None}},
         "no_kd": {"teacher": {"logits": 0.0, "features": 0.0}},

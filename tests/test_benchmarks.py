@@ -82,6 +82,7 @@ OFFICE31_MEASURED = {
     ("aw", "source_only"): "9c9a25806b232b0b",
     ("aw", "symnet"): "248c94b9af7446c6",
     ("da", "staged"): "7459b1843dbcd7df",
+    ("da", "elastic_long_adaptation"): "0925c95a35048f52",
     ("da", "source_only"): "410128c1c310be70",
     ("da", "symnet"): "844cbd52b682e516",
 }

@@ -13,7 +13,8 @@ from typing import Any
 from slimda_nas._check import check_fields, typed
 from slimda_nas._shipped import is_bare_name, shipped_configs
 from slimda_nas._yaml import read_yaml
-from slimda_nas.errors import ConfigError, check_int
+from slimda_nas.cost.budget import parse_budget
+from slimda_nas.errors import BudgetError, ConfigError, check_int
 from slimda_nas.methods import HEADS, METHODS
 from slimda_nas.space import load_space, resolve_space_path
 from slimda_nas.train.checkpoint import CHECKPOINT
@@ -140,6 +141,10 @@ class RunConfig:
     # how the random models of a step are drawn: units (each unit's choice uniformly) or macs
     # (a MACs target log-uniform over the range, then a model just under it; train/sandwich.py)
     random_models: str = "units"
+    # the sandwich's smallest model: null, the space's narrowest; a budget ("1/64", "2M"), the
+    # widest uniform model within it, for banks whose smallest device has that budget
+    # (train/sandwich.py)
+    smallest_budget: str | None = None
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -244,6 +249,7 @@ _ADDED_LATER = {
     "shrinking.order": "together",
     "random_models": "units",
     "teacher.adaptation": 0.0,
+    "smallest_budget": None,
 }
 
 _CHOICES = {
@@ -371,6 +377,8 @@ def _build(raw: dict, src: str) -> RunConfig:
             }
             kwargs[key] = nested[key](**sub_kwargs)
         else:
+            if key == "smallest_budget" and isinstance(value, (int, float)):
+                value = str(value)  # YAML reads 0.25 as a number; a budget is text
             kwargs[key] = _coerce(key, value, fields[key].type, src)
     for required in ("name", "task", "space"):
         if required not in kwargs:
@@ -504,6 +512,11 @@ def _check(cfg: RunConfig, src: str) -> RunConfig:
         value = _field(cfg, name)
         if value is not None and value > high:
             raise bad(name, f"a number at most {high:g}", value)
+    if cfg.smallest_budget is not None:
+        try:
+            parse_budget(cfg.smallest_budget)
+        except BudgetError as e:
+            raise ConfigError(f"{src}: field 'smallest_budget': {e}") from None
     if not 0 <= cfg.seed < 2**32:
         raise bad("seed", "an integer from 0 to 2**32 - 1", cfg.seed)
     if not DEVICE_PATTERN.fullmatch(cfg.device):

@@ -16,7 +16,7 @@ from slimda_nas.train.config import RunConfig
 from slimda_nas.train.distributed import resolve_device
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sample_model_batch
-from slimda_nas.train.session import random_model_macs, training_bank
+from slimda_nas.train.session import random_model_macs, smallest_floor, training_bank
 from slimda_nas.train.step import BankStep
 from slimda_nas.train.teacher import VIEWS, TeacherStep, teacher_outputs
 
@@ -79,6 +79,7 @@ def time_training_steps(
         method = build_method(cfg.method, **vars(cfg.distillation))
         bank = training_bank(cfg, space, method, num_classes, device)
         model, macs_of = bank.model.train(), random_model_macs(cfg, bank)
+        floor = smallest_floor(cfg, bank)
         channels_last = cfg.uses_channels_last(device.type)
         optimizer = build_optimizer(model, cfg)
         separate = cfg.domain_bn == "separate"
@@ -96,7 +97,13 @@ def time_training_steps(
 
         def adaptation_step(it: int) -> None:
             configs = sample_model_batch(
-                space, cfg.models_per_step, cfg.seed, it, cfg.sandwich, macs_of=macs_of
+                space,
+                cfg.models_per_step,
+                cfg.seed,
+                it,
+                cfg.sandwich,
+                macs_of=macs_of,
+                floor=floor,
             )
             optimize(adaptation(x_src, y_src, x_tgt, [space.setting(c) for c in configs], 0.5)[0])
 
@@ -128,7 +135,9 @@ def time_training_steps(
             m = cfg.teacher.models_per_step
 
             def teacher_step(it: int) -> None:
-                configs = sample_model_batch(space, m, cfg.seed, it, True, macs_of=macs_of)
+                configs = sample_model_batch(
+                    space, m, cfg.seed, it, True, macs_of=macs_of, floor=floor
+                )
                 widths = [space.setting(c) for c in configs]
                 optimize(teacher(x_src, y_src, teacher_src, x_tgt, teacher_tgt, widths)[0])
 

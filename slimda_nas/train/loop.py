@@ -176,7 +176,7 @@ def _train_step(s: Session, it: int) -> tuple[float, dict[str, torch.Tensor]]:
     warmup = phase == "warmup"
     m = cfg.teacher.models_per_step if phase == "teacher" else cfg.models_per_step
     configs = sample_model_batch(
-        s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_, s.macs_of
+        s.space, m, cfg.seed, it, cfg.sandwich or phase != "adaptation", open_, s.macs_of, s.floor
     )
     widths = [s.space.setting(c) for c in configs]  # widths, depths and resolution
     s.optimizer.zero_grad(set_to_none=True)
@@ -239,7 +239,8 @@ def _log(s: Session, done: int, loss: float, terms: dict, t0: float, t_log: floa
 
 
 def _evaluate(s: Session) -> dict[str, dict[str, float]]:
-    """Target-test accuracy of the largest and smallest model, every trained head."""
+    """Target-test accuracy of the largest and the sandwich's smallest model, every trained
+    head."""
     from slimda_nas.data import eval_batches, fixed_subset
 
     cfg, data = s.cfg, s.data
@@ -255,7 +256,7 @@ def _evaluate(s: Session) -> dict[str, dict[str, float]]:
             eval_batches(data.target_test, 256, test_idx, with_labels=True),
             heads,
         )
-        for name, config in (("largest", s.space.largest()), ("smallest", s.space.smallest()))
+        for name, config in (("largest", s.space.largest()), ("smallest", s.smallest()))
     }
 
 

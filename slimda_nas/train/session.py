@@ -15,6 +15,7 @@ from torch import nn
 
 from slimda_nas._io import write_yaml
 from slimda_nas.bank import ModelBank
+from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import CheckpointError, ConfigError
 from slimda_nas.methods import HEADS, Method, build_method
 from slimda_nas.methods.inplace import InplaceDistillation
@@ -32,6 +33,7 @@ from slimda_nas.train.checkpoint import (
 from slimda_nas.train.config import NOT_TRAINED, RunConfig
 from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.optim import build_optimizer
+from slimda_nas.train.sandwich import sandwich_floor
 from slimda_nas.train.step import BankStep
 from slimda_nas.train.teacher import CACHE, VIEWS, TeacherCache, TeacherStep
 
@@ -58,6 +60,7 @@ class Session:
     teacher_cache: TeacherCache | None = None
     metrics: MetricsLog | None = None
     macs_of: Callable[[list[int]], int] | None = None  # random models drawn by MACs
+    floor: tuple[int, ...] | None = None  # unit indices of the sandwich's smallest model
     average: WeightAverage = field(default_factory=WeightAverage)
 
     @property
@@ -67,6 +70,10 @@ class Session:
     @property
     def ckpt_path(self) -> Path:
         return self.cfg.run_dir / CHECKPOINT
+
+    def smallest(self) -> dict:
+        """The sandwich's smallest model once every choice is open (``smallest_budget``)."""
+        return self.space.smallest() if self.floor is None else self.space.from_indices(self.floor)
 
     @property
     def labelled(self) -> bool:
@@ -99,9 +106,14 @@ def random_model_macs(cfg: RunConfig, bank: ModelBank) -> Callable[[list[int]], 
     """MACs of unit indices where a step's random models are drawn by MACs, else None."""
     if cfg.random_models != "macs":
         return None
-    from slimda_nas.cost.macs import CostModel
-
     return CostModel(bank).macs_of_indices
+
+
+def smallest_floor(cfg: RunConfig, bank: ModelBank) -> tuple[int, ...] | None:
+    """Unit indices of the sandwich's smallest model where ``smallest_budget`` sets it."""
+    if cfg.smallest_budget is None:
+        return None
+    return sandwich_floor(bank.space, CostModel(bank), cfg.smallest_budget)
 
 
 def setup(cfg: RunConfig) -> Session:
@@ -142,6 +154,7 @@ def setup(cfg: RunConfig) -> Session:
         cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt, warmup
     )
     s.macs_of = random_model_macs(cfg, bank)
+    s.floor = smallest_floor(cfg, bank)
     if cfg.teacher.iterations:
         from slimda_nas.data import IndexStream
 

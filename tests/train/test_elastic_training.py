@@ -51,10 +51,20 @@ def test_ofa_order_opens_resolution_then_depth_then_width():
     assert together[kinds.index("resolution")] == 2
 
 
-@pytest.mark.parametrize("random_models", ["units", "macs"])
-def test_resume_after_kill_is_exact_with_depth_and_resolution(tmp_path, tiny_task, random_models):
+@pytest.mark.parametrize(
+    "random_models, smallest_budget", [("units", None), ("macs", None), ("units", "1/16")]
+)
+def test_resume_after_kill_is_exact_with_depth_and_resolution(
+    tmp_path, tiny_task, random_models, smallest_budget
+):
     space = tiny_elastic_space(tmp_path / "space")
-    common = dict(space=str(space), iterations=6, models_per_step=3, random_models=random_models)
+    common = dict(
+        space=str(space),
+        iterations=6,
+        models_per_step=3,
+        random_models=random_models,
+        smallest_budget=smallest_budget,
+    )
     full = tiny_run_config(tmp_path / "a", tiny_task, **common)
     sampled = [
         sample_model_batch(load_space(space), 3, full.seed, it)[2] for it in range(full.iterations)
@@ -112,3 +122,37 @@ def test_teacher_stage_distils_into_reduced_depths_and_resolutions(tmp_path, tin
         for it in range(cfg.total_iterations - 3, cfg.total_iterations)
     ]
     assert any(c["resolution"] < load_space(space).input_size for b in drawn for c in b)
+
+
+def test_a_smallest_budget_trains_and_reports_a_model_of_that_budget(
+    tmp_path, tiny_task, monkeypatch
+):
+    """Every step trains the floor as the sandwich's smallest, and the run's accuracy lines
+    report it; a budget no uniform model fits is a one-line error before anything is written."""
+    from slimda_nas.bank import ModelBank
+    from slimda_nas.cost.macs import CostModel
+    from slimda_nas.errors import ConfigError
+    from slimda_nas.methods import HEADS
+    from slimda_nas.train import loop
+
+    space = tiny_elastic_space(tmp_path / "space")
+    s = load_space(space)
+    cost = CostModel(ModelBank.build(s, 3, heads=HEADS))  # the tiny task's 3 classes
+    floor = s.uniform(cost.widest_uniform_ratio(cost.macs(s.largest()) // 16))
+    assert cost.macs(s.smallest()) < cost.macs(floor)
+    trained, reported = [], []
+    sample, accuracy = loop.sample_model_batch, loop.accuracy
+    monkeypatch.setattr(
+        loop, "sample_model_batch", lambda *a: trained.append(sample(*a)) or trained[-1]
+    )
+    monkeypatch.setattr(
+        loop, "accuracy", lambda b, c, *a: reported.append(c) or accuracy(b, c, *a)
+    )
+    cfg = tiny_run_config(tmp_path, tiny_task, space=str(space), iterations=4, eval_every=4)
+    train_bank(cfg.replace(smallest_budget="1/16", models_per_step=3), show_progress=False)
+    assert len(trained) == 4 and all(batch[1] == floor for batch in trained)
+    assert reported == [s.largest(), floor]
+    unfit = cfg.replace(smallest_budget="1/100000", out=str(tmp_path / "unfit"))
+    with pytest.raises(ConfigError, match=r"^field 'smallest_budget': 1/100000: no uniform"):
+        train_bank(unfit, show_progress=False)
+    assert not unfit.run_dir.exists() or not any(unfit.run_dir.iterdir())

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from slimda_nas.space import load_space
 from slimda_nas.train.sandwich import sample_model_batch
 from tests.conftest import SPACES
@@ -65,3 +67,34 @@ def test_macs_drawn_models_cover_the_low_end_unit_draws_miss():
     batch = sample_model_batch(space, 4, 5, 9, open_=open_, macs_of=macs)
     assert batch[1] == space.from_indices(first)
     assert all(i >= lo for c in batch for i, lo in zip(space.to_indices(c), first))
+
+
+def test_a_floor_raises_the_smallest_and_leaves_the_random_models():
+    """``smallest_budget``: the sandwich's smallest is the floor where every choice is open, the
+    unit-by-unit larger of the floor and the narrowest open choice while shrinking, and the
+    random models are the same draws as without it."""
+    from slimda_nas.bank import ModelBank
+    from slimda_nas.cost.macs import CostModel
+    from slimda_nas.errors import ConfigError
+    from slimda_nas.methods import HEADS
+    from slimda_nas.train.sandwich import open_choices, sandwich_floor
+
+    space = load_space(SPACES / "efficientnet_lite0_elastic.yaml")
+    cost = CostModel(ModelBank.build(space, 10, heads=HEADS))
+    largest = cost.macs(space.largest())
+    floor = sandwich_floor(space, cost, "1/64")
+    floor_macs = cost.macs(space.from_indices(floor))
+    assert cost.macs(space.smallest()) < floor_macs <= largest / 64
+    wider = sandwich_floor(space, cost, "1/16")  # a wider uniform model, unit by unit
+    assert wider != floor and all(map(int.__ge__, wider, floor))
+    for it in range(5):
+        plain = sample_model_batch(space, 4, 0, it)
+        raised = sample_model_batch(space, 4, 0, it, floor=floor)
+        assert raised[1] == space.from_indices(floor) and raised[0] == plain[0]
+        assert raised[2:] == plain[2:]
+    open_ = open_choices(space, 0.1, stages=2, fraction=0.5, order="ofa")
+    first = [len(u.choices) - k for u, k in zip(space.units, open_, strict=True)]
+    smallest = sample_model_batch(space, 3, 0, 1, open_=open_, floor=floor)[1]
+    assert space.to_indices(smallest) == tuple(map(max, first, floor))
+    with pytest.raises(ConfigError, match=r"field 'smallest_budget': 1/1000: no uniform model"):
+        sandwich_floor(space, cost, "1/1000")

@@ -121,6 +121,9 @@ def test_ordering_at_the_start_keeps_the_largest_model(tmp_path, tiny_task):
         ),
         ("teacher", {"views": 3}, "field 'teacher.views': unknown"),
         ("random_models", "flops", "field 'random_models': expected one of units, macs"),
+        ("smallest_budget", "1/0", "field 'smallest_budget': budget '1/0': division by zero"),
+        ("smallest_budget", 2, "field 'smallest_budget': budget '2': a fraction above 1"),
+        ("smallest_budget", "", "field 'smallest_budget': expected a non-empty string"),
         (
             "ordering",
             {"criterion": "random"},
@@ -141,6 +144,9 @@ def test_configs_without_the_stage_keep_their_identity(tmp_path, tiny_task):
     )
     assert same.training_hash() == cfg.training_hash()
     assert cfg.replace(random_models="macs").training_hash() != cfg.training_hash()
+    assert cfg.replace(smallest_budget=None).training_hash() == cfg.training_hash()
+    assert cfg.replace(smallest_budget=0.25).smallest_budget == "0.25"  # as YAML reads it
+    assert cfg.replace(smallest_budget="1/64").training_hash() != cfg.training_hash()
     assert cfg.replace(teacher={"iterations": 2}).training_hash() != cfg.training_hash()
     staged = cfg.replace(teacher={"iterations": 2})
     assert staged.replace(teacher={"adaptation": 0.0}).training_hash() == staged.training_hash()
