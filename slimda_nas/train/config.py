@@ -377,7 +377,7 @@ def _build(raw: dict, src: str) -> RunConfig:
             }
             kwargs[key] = nested[key](**sub_kwargs)
         else:
-            if key == "smallest_budget" and isinstance(value, (int, float)):
+            if key == "smallest_budget" and type(value) in (int, float):
                 value = str(value)  # YAML reads 0.25 as a number; a budget is text
             kwargs[key] = _coerce(key, value, fields[key].type, src)
     for required in ("name", "task", "space"):
