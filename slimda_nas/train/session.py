@@ -19,7 +19,7 @@ from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import CheckpointError, ConfigError
 from slimda_nas.methods import HEADS, Method, build_method
 from slimda_nas.methods.inplace import InplaceDistillation
-from slimda_nas.space import SearchSpace, load_space
+from slimda_nas.space import Config, SearchSpace, load_space
 from slimda_nas.train import distributed as D
 from slimda_nas.train.averaging import WeightAverage
 from slimda_nas.train.checkpoint import (
@@ -71,7 +71,7 @@ class Session:
     def ckpt_path(self) -> Path:
         return self.cfg.run_dir / CHECKPOINT
 
-    def smallest(self) -> dict:
+    def smallest(self) -> Config:
         """The sandwich's smallest model once every choice is open (``smallest_budget``)."""
         return self.space.smallest() if self.floor is None else self.space.from_indices(self.floor)
 
