@@ -16,7 +16,7 @@ from slimda_nas.train.config import RunConfig
 from slimda_nas.train.distributed import resolve_device
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sample_model_batch
-from slimda_nas.train.session import random_model_macs, smallest_floor, training_bank
+from slimda_nas.train.session import sandwich_costs, training_bank
 from slimda_nas.train.step import BankStep
 from slimda_nas.train.teacher import VIEWS, TeacherStep, teacher_outputs
 
@@ -78,8 +78,8 @@ def time_training_steps(
         torch.manual_seed(cfg.seed)
         method = build_method(cfg.method, **vars(cfg.distillation))
         bank = training_bank(cfg, space, method, num_classes, device)
-        model, macs_of = bank.model.train(), random_model_macs(cfg, bank)
-        floor = smallest_floor(cfg, bank)
+        model = bank.model.train()
+        macs_of, floor = sandwich_costs(cfg, bank)
         channels_last = cfg.uses_channels_last(device.type)
         optimizer = build_optimizer(model, cfg)
         separate = cfg.domain_bn == "separate"

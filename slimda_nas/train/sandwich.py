@@ -5,11 +5,14 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from slimda_nas.cost.budget import parse_budget
-from slimda_nas.cost.macs import CostModel
 from slimda_nas.errors import ConfigError
 from slimda_nas.space import Config, SearchSpace
+
+if TYPE_CHECKING:
+    from slimda_nas.cost.macs import CostModel
 
 Open = tuple[int, ...]  # per unit: how many of its widest choices may be sampled
 

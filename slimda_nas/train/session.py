@@ -102,18 +102,20 @@ def training_bank(
     return bank
 
 
-def random_model_macs(cfg: RunConfig, bank: ModelBank) -> Callable[[list[int]], int] | None:
-    """MACs of unit indices where a step's random models are drawn by MACs, else None."""
-    if cfg.random_models != "macs":
-        return None
-    return CostModel(bank).macs_of_indices
-
-
-def smallest_floor(cfg: RunConfig, bank: ModelBank) -> tuple[int, ...] | None:
-    """Unit indices of the sandwich's smallest model where ``smallest_budget`` sets it."""
-    if cfg.smallest_budget is None:
-        return None
-    return sandwich_floor(bank.space, CostModel(bank), cfg.smallest_budget)
+def sandwich_costs(
+    cfg: RunConfig, bank: ModelBank
+) -> tuple[Callable[[list[int]], int] | None, tuple[int, ...] | None]:
+    """What the sandwich reads MACs for, from one cost model: MACs of unit indices where a step's
+    random models are drawn by MACs, and the smallest model's floor where ``smallest_budget``
+    sets one (None for each that is off)."""
+    macs = cfg.random_models == "macs"
+    if not macs and cfg.smallest_budget is None:
+        return None, None
+    cost = CostModel(bank)  # traced forwards: built once, only where something needs it
+    floor = None
+    if cfg.smallest_budget is not None:
+        floor = sandwich_floor(bank.space, cost, cfg.smallest_budget)
+    return (cost.macs_of_indices if macs else None), floor
 
 
 def setup(cfg: RunConfig) -> Session:
@@ -153,8 +155,7 @@ def setup(cfg: RunConfig) -> Session:
     s = Session(
         cfg, device, dist, space, data, method, bank, build_optimizer(model, cfg), src, tgt, warmup
     )
-    s.macs_of = random_model_macs(cfg, bank)
-    s.floor = smallest_floor(cfg, bank)
+    s.macs_of, s.floor = sandwich_costs(cfg, bank)
     if cfg.teacher.iterations:
         from slimda_nas.data import IndexStream
 
