@@ -75,6 +75,7 @@ ARMS = (
 FIRST_RECIPE = {"iterations": 800, "optimizer": {"gamma": 10.0}, "teacher": {"iterations": 1200}}
 FIRST_TOTAL = 2000
 WIDTHS_ONLY = ("staged", "today", "source_only", "symnet")  # the rest: the elastic config
+ABLATIONS = ("no_ordering", "no_kd", "no_features", "no_shrinking")  # tables: the issue's budgets
 
 
 def arm_config(
@@ -178,6 +179,9 @@ def train_with_curve(
         r = sn.train_bank(cfg, show_progress=False, stop_after=every)
         if r.resumed_from >= cfg.total_iterations:  # finished before this call
             break
+        if r.resumed_from == 0 and entry["curve"]:
+            # points of a bank that is no longer on disk (a fresh clone): measure them again
+            entry.update(curve=[], train_seconds=0.0)
         entry["train_seconds"] += time.perf_counter() - t0
         if not entry["curve"] or entry["curve"][-1]["iteration"] < r.iterations:
             probe = probe or CurveProbe(cfg)
@@ -249,7 +253,7 @@ def add_table(entry: dict, run_dir: Path, args, tiny: Path | None) -> None:
     that the table does not hold yet (a table measured before a budget was added keeps its rows)."""
     full_width = args.arm in ("source_only", "symnet")
     table = entry.get("table")
-    wanted = TABLE_BUDGETS if args.arm in WIDTHS_ONLY else ELASTIC_BUDGETS
+    wanted = TABLE_BUDGETS if args.arm in (*WIDTHS_ONLY, *ABLATIONS) else ELASTIC_BUDGETS
     missing = [b for b in wanted if table is None or b not in table["budgets"]]
     if table is not None and (full_width or not missing):
         return
