@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -68,6 +69,39 @@ def test_office31_cpu_table_measures_only_the_budgets_it_lacks(monkeypatch, tmp_
     office31.add_table(entry, tmp_path, args, None)  # nothing left to measure
     office31.add_table(entry, tmp_path, argparse.Namespace(arm="symnet", trials=3, random=2), None)
     assert len(asked) == 1
+
+
+def test_office31_cpu_curve_restarts_with_its_bank(monkeypatch, tmp_path):
+    """Points of a bank no longer on disk (a fresh clone trains it from iteration 0) are measured
+    again; a bank resumed from its checkpoint keeps its points and seconds."""
+    office31 = importlib.import_module("benchmarks.office31_cpu")
+    chunks = []
+
+    def train_bank(cfg, show_progress, stop_after):
+        start, end = chunks.pop(0)
+        return SimpleNamespace(resumed_from=start, iterations=end, bank=None)
+
+    monkeypatch.setattr(office31.sn, "train_bank", train_bank)
+    probe = SimpleNamespace(measure=lambda bank: {"largest": 0.5})
+    monkeypatch.setattr(office31, "CurveProbe", lambda cfg: probe)
+    cfg, out = SimpleNamespace(total_iterations=4), tmp_path / "results.json"
+
+    def stale(i):
+        return {"iteration": i, "train_seconds": 900.0 * i, "largest": 0.1}
+
+    results = {"gone": {"curve": [stale(2), stale(4)], "train_seconds": 3600.0}}
+    chunks[:] = [(0, 2), (2, 4)]
+    office31.train_with_curve(cfg, 2, results, "gone", out)
+    gone = results["gone"]["curve"]
+    assert [(p["iteration"], p["largest"]) for p in gone] == [(2, 0.5), (4, 0.5)]
+    assert results["gone"]["train_seconds"] < 60
+
+    results["kept"] = {"curve": [stale(2)], "train_seconds": 1800.0}
+    chunks[:] = [(2, 4)]
+    office31.train_with_curve(cfg, 2, results, "kept", out)
+    assert [p["largest"] for p in results["kept"]["curve"]] == [0.1, 0.5]
+    assert results["kept"]["train_seconds"] >= 1800.0
+    assert set(json.loads(out.read_text())) == {"gone", "kept"}
 
 
 # Training hashes of the office31_cpu banks BENCHMARKS.md section 12 reports (their checkpoints
