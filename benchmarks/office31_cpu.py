@@ -47,6 +47,7 @@ from rich.table import Table
 
 import slimda_nas as sn
 from benchmarks import _common as bc
+from slimda_nas.train import ADAPTED, CHECKPOINT, load_checkpoint
 
 RESULTS = "office31_cpu.json"
 RUNS = bc.REPO / "runs" / "office31_cpu"
@@ -168,19 +169,49 @@ class CurveProbe:
         }
 
 
+def adaptation_donor(cfg: sn.RunConfig, results: dict) -> str | None:
+    """The results key of a bank of this benchmark whose adaptation is ``cfg``'s (its
+    ``adapted.pt``, docs/method.md), for a bank not started yet: its curve up to there is this
+    bank's too."""
+    want = cfg.adaptation_hash()
+    if want is None or (cfg.run_dir / CHECKPOINT).exists():
+        return None
+    for path in sorted(cfg.run_dir.parent.glob(f"*/{ADAPTED}")):
+        key = path.parent.name
+        curve = results.get(key, {}).get("curve", [])
+        if key != cfg.name and any(p["iteration"] == cfg.adaptation_end for p in curve):
+            if load_checkpoint(path).adaptation_hash == want:
+                return key
+    return None
+
+
 def train_with_curve(
-    cfg: sn.RunConfig, every: int, results: dict, key: str, out: Path, max_seconds: float = 0
+    cfg: sn.RunConfig,
+    every: int,
+    results: dict,
+    key: str,
+    out: Path,
+    max_seconds: float = 0,
+    donor: str | None = None,
 ) -> None:
     """Train ``cfg`` ``every`` iterations at a time, measuring the curve after each chunk;
-    ``results[key]`` keeps the points and the training seconds so far (resumable)."""
+    ``results[key]`` keeps the points and the training seconds so far (resumable). With
+    ``donor`` (``adaptation_donor``) the bank starts from that bank's adaptation, and its curve
+    and seconds up to there are this bank's."""
     entry = results.setdefault(key, {"curve": [], "train_seconds": 0.0})
     probe = None
     while True:
         t0 = time.perf_counter()
-        r = sn.train_bank(cfg, show_progress=False, stop_after=every)
+        adapted = cfg.run_dir.parent / donor / ADAPTED if donor else None
+        r = sn.train_bank(cfg, show_progress=False, stop_after=every, adapted_from=adapted)
         if r.resumed_from >= cfg.total_iterations:  # finished before this call
             break
-        if r.resumed_from == 0 and entry["curve"]:
+        if r.adapted_from is not None:
+            shared = [p for p in results[donor]["curve"] if p["iteration"] <= r.resumed_from]
+            entry.update(
+                curve=shared, train_seconds=shared[-1]["train_seconds"], adapted_from=donor
+            )
+        elif r.resumed_from == 0 and entry["curve"]:
             # points of a bank that is no longer on disk (a fresh clone): measure them again
             entry.update(curve=[], train_seconds=0.0)
         entry["train_seconds"] += time.perf_counter() - t0
@@ -444,7 +475,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not args.table:
         cfg = arm_config(args.task, args.arm, args.seed, args.data_root, tiny)
         key = cfg.name
-        train_with_curve(cfg, args.every, results, key, out, args.max_seconds)
+        donor = adaptation_donor(cfg, results)
+        train_with_curve(cfg, args.every, results, key, out, args.max_seconds, donor)
         results[key]["threads"] = torch.get_num_threads()
         if sn.TrainSummary.read(cfg.run_dir) is not None:  # the bank is finished
             add_table(results[key], cfg.run_dir, args, tiny)

@@ -77,14 +77,16 @@ def test_office31_cpu_curve_restarts_with_its_bank(monkeypatch, tmp_path):
     office31 = importlib.import_module("benchmarks.office31_cpu")
     chunks = []
 
-    def train_bank(cfg, show_progress, stop_after):
+    def train_bank(cfg, show_progress, stop_after, adapted_from):
         start, end = chunks.pop(0)
-        return SimpleNamespace(resumed_from=start, iterations=end, bank=None)
+        adopted = adapted_from if start and adapted_from else None
+        return SimpleNamespace(resumed_from=start, iterations=end, bank=None, adapted_from=adopted)
 
     monkeypatch.setattr(office31.sn, "train_bank", train_bank)
     probe = SimpleNamespace(measure=lambda bank: {"largest": 0.5})
     monkeypatch.setattr(office31, "CurveProbe", lambda cfg: probe)
-    cfg, out = SimpleNamespace(total_iterations=4), tmp_path / "results.json"
+    cfg = SimpleNamespace(total_iterations=4, run_dir=tmp_path / "runs" / "bank")
+    out = tmp_path / "results.json"
 
     def stale(i):
         return {"iteration": i, "train_seconds": 900.0 * i, "largest": 0.1}
@@ -102,6 +104,15 @@ def test_office31_cpu_curve_restarts_with_its_bank(monkeypatch, tmp_path):
     assert [p["largest"] for p in results["kept"]["curve"]] == [0.1, 0.5]
     assert results["kept"]["train_seconds"] >= 1800.0
     assert set(json.loads(out.read_text())) == {"gone", "kept"}
+
+    # started from another bank's adaptation at iteration 2: its points and seconds up to there
+    results["adopted"] = {"curve": [stale(2), stale(4)], "train_seconds": 3600.0}
+    results["donor"] = {"curve": [stale(2), stale(4)], "train_seconds": 3600.0}
+    chunks[:] = [(2, 4)]
+    office31.train_with_curve(cfg, 2, results, "adopted", out, donor="donor")
+    adopted = results["adopted"]
+    assert [p["largest"] for p in adopted["curve"]] == [0.1, 0.5]
+    assert 1800.0 <= adopted["train_seconds"] < 1860 and adopted["adapted_from"] == "donor"
 
 
 # Training hashes of the office31_cpu banks BENCHMARKS.md section 12 reports (their checkpoints

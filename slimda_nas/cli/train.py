@@ -56,6 +56,13 @@ def register(sub) -> None:
         "a measured time estimate; write nothing",
     )
     p.add_argument("--resume", action="store_true", help="require a checkpoint to resume from")
+    p.add_argument(
+        "--adapted-from",
+        metavar="RUN",
+        help="start where RUN's teacher stage began (its adapted.pt), when this config adapts "
+        "as RUN's did and differs only from the stage on: the same bank, without repeating "
+        "the adaptation",
+    )
     p.add_argument("--name", help="run name (output folder runs/NAME)")
     p.add_argument("--out", help="output folder (default runs/NAME)")
     p.add_argument("--method", choices=tuple(METHODS))
@@ -85,11 +92,22 @@ def _run(args: argparse.Namespace) -> int:
     if budgets:
         _warn_unreachable(new, budgets)
     new.write_space()
-    result = train_bank(cfg, resume=True if args.resume else None, show_progress=not args.quiet)
+    result = train_bank(
+        cfg,
+        resume=True if args.resume else None,
+        show_progress=not args.quiet,
+        adapted_from=args.adapted_from,
+    )
+    began = (
+        f", its adaptation taken from {result.adapted_from}"
+        if result.adapted_from
+        else f", resumed from {result.resumed_from}"
+        if result.resumed_from
+        else ""
+    )
     console = Console()
     console.print(
-        f"bank written to {result.checkpoint} ({result.iterations} iterations"
-        + (f", resumed from {result.resumed_from}" if result.resumed_from else "")
+        f"bank written to {result.checkpoint} ({result.iterations} iterations{began}"
         + f"); its config: {cfg.run_dir / 'run.yaml'}"
     )
     for name, heads in result.accuracy.items():

@@ -1,6 +1,12 @@
 """Training a model bank: run configs, the training loop, checkpoints, and loading a finished run."""
 
-from slimda_nas.train.checkpoint import CHECKPOINT, TrainState, load_checkpoint, save_checkpoint
+from slimda_nas.train.checkpoint import (
+    ADAPTED,
+    CHECKPOINT,
+    TrainState,
+    load_checkpoint,
+    save_checkpoint,
+)
 from slimda_nas.train.config import (
     DistillationConfig,
     OptimizerConfig,
@@ -17,6 +23,7 @@ from slimda_nas.train.run import DEFAULT_RUN, TrainedRun, default_run, is_finish
 from slimda_nas.train.summary import TrainResult, TrainSummary
 
 __all__ = [
+    "ADAPTED",
     "BackboneDefaults",
     "CHECKPOINT",
     "DEFAULT_RUN",

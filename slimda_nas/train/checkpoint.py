@@ -19,6 +19,9 @@ from slimda_nas.errors import CheckpointError
 
 CHECKPOINT = "checkpoint.pt"
 """The checkpoint's file name inside a run folder."""
+ADAPTED = "adapted.pt"
+"""A staged run's checkpoint where its teacher stage begins (``RunConfig.adaptation_hash``): a
+run whose config differs only in what acts from there on may start from it."""
 FORMAT = "slimda-nas/checkpoint/1"
 
 
@@ -46,6 +49,7 @@ class TrainState:
     # tail weight averaging while it runs ({"state": ..., "count": ...}); a finished run's
     # ``model`` is the average itself
     average: dict[str, Any] | None = None
+    adaptation_hash: str | None = None  # RunConfig.adaptation_hash of the run that wrote it
 
     _REQUIRED = ("model", "iteration", "config", "space_hash", "backbone", "classes")
 

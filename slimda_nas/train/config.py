@@ -125,6 +125,10 @@ NOT_TRAINED = (
 """Fields that say where files live and how often to log or measure, not what is trained: left
 out of :meth:`RunConfig.training_hash` (a run resumes whatever they are)."""
 
+STAGE_ONLY = ("teacher", "ordering", "shrinking", "smallest_budget", "random_models")
+"""Fields that act only from the teacher stage on when adaptation trains the largest model
+alone: left out of :meth:`RunConfig.adaptation_hash`."""
+
 
 @dataclass(frozen=True, kw_only=True)
 class RunConfig:
@@ -225,6 +229,23 @@ class RunConfig:
             if leaf in holder and holder[leaf] == default:
                 holder.pop(leaf)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+    def adaptation_hash(self) -> str | None:
+        """Identity of a staged run's adaptation, i.e. of its checkpoint where the teacher stage
+        begins: every trained field except those that act only from there on (``STAGE_ONLY``:
+        adaptation trains the largest model alone, so the sandwich's other models, the channel
+        order and the stage do not shape it). Runs with equal hashes hold the same weights,
+        optimizer and data streams at that point. None where adaptation trains narrower
+        models too (then every field shapes it)."""
+        if not self.teacher.iterations or self.ordering_iteration != self.adaptation_end:
+            return None
+        d = self.to_dict()
+        for key in ("name", *NOT_TRAINED, *STAGE_ONLY):  # a run's name trains nothing
+            d.pop(key)
+        if d["channels_last"] is None:  # as in training_hash: the same function trained
+            d["channels_last"] = False
+        blob = json.dumps({"adaptation": d}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
 
     def replace(self, **changes: Any) -> RunConfig:
         """A checked copy with ``changes``; nested sections may be given as partial mappings."""

@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import time
+from pathlib import Path
 
 import torch
 
@@ -25,7 +26,7 @@ from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.optim import phase_at, set_learning_rates
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import open_choices, sample_model_batch
-from slimda_nas.train.session import Session, prepare, restore, save, setup
+from slimda_nas.train.session import Session, adopt, prepare, restore, save, setup
 from slimda_nas.train.summary import TrainResult, TrainSummary
 from slimda_nas.train.teacher import freeze_teacher, next_views
 
@@ -39,6 +40,7 @@ def train_bank(
     resume: bool | None = None,
     show_progress: bool = True,
     stop_after: int | None = None,
+    adapted_from: str | Path | None = None,
 ) -> TrainResult:
     """Train the bank ``cfg`` describes into ``cfg.run_dir``.
 
@@ -47,16 +49,21 @@ def train_bank(
     run is left as it is. ``stop_after`` ends the call after that many iterations (tests use it
     to simulate a kill).
 
+    ``adapted_from`` (another staged run's folder or its ``adapted.pt``) starts a run that has
+    no checkpoint yet where that run's teacher stage began, when the two configs adapt alike
+    (``RunConfig.adaptation_hash``): the bank is the one training from scratch gives, without
+    repeating the adaptation. A run with a checkpoint resumes from it as always.
+
     One training process per run folder: a second one (``train`` beside ``train --resume``)
     is refused at once in one line, before it reads anything.
     """
     check_output_path(cfg.run_dir, "run folder", folder=True)  # never a link or a device
     if os.environ.get("RANK", "0") != "0":  # torchrun's other ranks follow rank 0's lock
-        return _train(cfg, resume, show_progress, stop_after)
+        return _train(cfg, resume, show_progress, stop_after, adapted_from)
     made = not cfg.run_dir.exists()
     try:
         with exclusive_lock(cfg.run_dir / LOCK, "training"):
-            return _train(cfg, resume, show_progress, stop_after)
+            return _train(cfg, resume, show_progress, stop_after, adapted_from)
     finally:
         if made and cfg.run_dir.is_dir() and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
             # failed before writing anything: leave no folder behind
@@ -65,14 +72,24 @@ def train_bank(
 
 
 def _train(
-    cfg: RunConfig, resume: bool | None, show_progress: bool, stop_after: int | None
+    cfg: RunConfig,
+    resume: bool | None,
+    show_progress: bool,
+    stop_after: int | None,
+    adapted_from: str | Path | None,
 ) -> TrainResult:
     s = setup(cfg)
     start = restore(s, resume)
+    adopted = start == 0 and adapted_from is not None
+    if adopted:
+        start = adopt(s, Path(adapted_from))
     total = cfg.total_iterations
     if start >= total:
         return _finished(s, start)
     prepare(s, start)
+    if adopted and s.metrics:
+        s.metrics.write({"iteration": start, "adapted_from": str(adapted_from)})
+    adapted_at = cfg.adaptation_end if cfg.adaptation_hash() else None  # adapted.pt written
     end = total if stop_after is None else min(total, start + stop_after)
     result = TrainResult(
         run_dir=cfg.run_dir,
@@ -80,6 +97,7 @@ def _train(
         iterations=start,
         seconds=0.0,
         resumed_from=start,
+        adapted_from=Path(adapted_from) if adopted else None,
         bank=s.bank,
     )
     progress = TrainProgress(
@@ -106,7 +124,7 @@ def _train(
                         progress.note(_acc_text(done, result.accuracy, s.bank.deploy_head))
                         s.model.train()
                     D.barrier(s.dist)
-                if _due(done, cfg.checkpoint_every, total):
+                if _due(done, cfg.checkpoint_every, total) or done == adapted_at:
                     save(s, done)
                 result.iterations = done
     except RuntimeError as e:

@@ -23,6 +23,7 @@ from slimda_nas.space import Config, SearchSpace, load_space
 from slimda_nas.train import distributed as D
 from slimda_nas.train.averaging import WeightAverage
 from slimda_nas.train.checkpoint import (
+    ADAPTED,
     CHECKPOINT,
     TrainState,
     capture_rng,
@@ -30,7 +31,7 @@ from slimda_nas.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from slimda_nas.train.config import NOT_TRAINED, RunConfig
+from slimda_nas.train.config import NOT_TRAINED, STAGE_ONLY, RunConfig
 from slimda_nas.train.metrics import MetricsLog
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sandwich_floor
@@ -177,6 +178,42 @@ def restore(s: Session, resume: bool | None) -> int:
         raise CheckpointError(
             f"{cfg.run_dir}: already holds a trained run; choose another name or resume it"
         )
+    state = _resumable(path, s)
+    if state.config_hash != cfg.training_hash() and not _same_but_space_path(s, state):
+        raise CheckpointError(
+            f"{path}: was trained with a different config ({_diff(state.config, cfg.to_dict())}); "
+            "use another run name"
+        )
+    return _load(s, state, path)
+
+
+def adopt(s: Session, source: Path) -> int:
+    """Start a new run from another run's adapted checkpoint (``source``: its run folder or its
+    ``adapted.pt``), as if this run had trained the adaptation itself: the iteration to continue
+    from. Refused unless the two configs adapt alike (``RunConfig.adaptation_hash``)."""
+    cfg, path = s.cfg, source / ADAPTED if source.is_dir() else source
+    mine = cfg.adaptation_hash()
+    if mine is None:
+        raise CheckpointError(
+            f"{cfg.name}: adapts more than the largest model (or has no teacher stage), so "
+            "no other run's adaptation is its own; train it without --adapted-from"
+        )
+    if not path.is_file():
+        raise CheckpointError(
+            f"{source}: no {ADAPTED} there (a staged run writes it where its teacher stage "
+            "begins); give that run's folder or its adapted.pt"
+        )
+    state = _resumable(path, s)
+    if state.adaptation_hash != mine or state.iteration != cfg.adaptation_end:
+        differs = _diff(state.config, cfg.to_dict(), skip=STAGE_ONLY)
+        raise CheckpointError(
+            f"{path}: not the adaptation this config trains ({differs}; iteration "
+            f"{state.iteration}, expected {cfg.adaptation_end}); train it without --adapted-from"
+        )
+    return _load(s, state, path)
+
+
+def _resumable(path: Path, s: Session) -> TrainState:
     state = load_checkpoint(path, space_hash=s.space.hash, backbone=s.space.backbone)
     missing = state.resumable
     if missing:
@@ -184,11 +221,11 @@ def restore(s: Session, resume: bool | None) -> int:
             f"{path}: holds no training state to resume ({', '.join(missing)} missing; "
             "an older or exported checkpoint); use another run name to train afresh"
         )
-    if state.config_hash != cfg.training_hash() and not _same_but_space_path(s, state):
-        raise CheckpointError(
-            f"{path}: was trained with a different config ({_diff(state.config, cfg.to_dict())}); "
-            "use another run name"
-        )
+    return state
+
+
+def _load(s: Session, state: TrainState, path: Path) -> int:
+    """Weights, optimizer, data streams and RNG of ``state`` into the session."""
     try:
         s.model.load_state_dict(state.model)
         s.optimizer.load_state_dict(state.optimizer)
@@ -295,14 +332,17 @@ def save(s: Session, iteration: int) -> None:
                 if s.average.count and iteration < cfg.adaptation_end
                 else None
             ),
+            adaptation_hash=cfg.adaptation_hash(),
         )
         save_checkpoint(s.ckpt_path, state)
+        if iteration == cfg.adaptation_end and state.adaptation_hash:
+            save_checkpoint(cfg.run_dir / ADAPTED, state)
     D.barrier(s.dist)
 
 
-def _diff(old: dict, new: dict) -> str:
+def _diff(old: dict, new: dict, skip: tuple[str, ...] = ()) -> str:
     for key in new:
-        if key in NOT_TRAINED:
+        if key in NOT_TRAINED or key in skip:
             continue
         if old.get(key) != new.get(key):
             return f"field {key!r}: {old.get(key)!r} there, {new.get(key)!r} now"

@@ -25,6 +25,7 @@ class TrainResult:
     iterations: int
     seconds: float
     resumed_from: int = 0
+    adapted_from: Path | None = None  # the run whose adaptation this call started from
     accuracy: Accuracy = field(default_factory=dict)
     bank: ModelBank | None = None
 
