@@ -21,11 +21,12 @@ from slimda_nas.data.imageset import ImageSet
 from slimda_nas.data.root import cache_home
 from slimda_nas.data.tasks import DomainSpec, Task, parse_task
 from slimda_nas.data.transforms import CropTransform, DigitsTransform, resize_size
-from slimda_nas.errors import DataError
+from slimda_nas.errors import DataError, Notice
 
 
-class UnreadableImagesWarning(UserWarning):
-    """Some image files could not be decoded and were left out."""
+class UnreadableImagesWarning(Notice):
+    """Some image files could not be decoded and were left out (the command line prints it as
+    one note line)."""
 
 
 @dataclass

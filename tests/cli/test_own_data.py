@@ -272,3 +272,17 @@ def test_an_unlabelled_target_folder(folders, tmp_path, capsys):
     assert main(["train", "--source", src, "--target", str(flat), *TINY, "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert "(unlabelled)" in out and "class lists differ" not in out
+
+
+def test_unreadable_images_are_one_note_line(folders, tmp_path, capsys):
+    """Training leaves undecodable files out and says so in one line, not as a Python warning."""
+    (folders / "A" / "class0" / "broken.png").write_bytes(b"\x89PNG not really")
+    args = ["train", "--source", str(folders / "A"), "--target", str(folders / "B"), *TINY]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if "unreadable" in line]
+    assert notes == [
+        f"slimda-nas train: note: skipped 1 unreadable images under {folders / 'A'} "
+        f"(first: {folders / 'A' / 'class0' / 'broken.png'})"
+    ], err
+    assert "UnreadableImagesWarning" not in err and ".py:" not in err
