@@ -75,8 +75,15 @@ class ExportedModel:
     def _load(self) -> tuple[str, Runner]:
         for name in _RUNNABLE:
             fmt = FORMATS[name]
-            if (self.folder / fmt.file).is_file():
-                return name, fmt.load(self.folder / fmt.file)
+            path = self.folder / fmt.file
+            if path.is_file():
+                try:
+                    return name, fmt.load(path)
+                except Exception as e:  # each runtime raises its own types for a damaged file
+                    raise ExportError(
+                        f"{path}: damaged or unreadable {name} model ({type(e).__name__}); "
+                        "export the model again"
+                    ) from None
         raise ExportError(
             f"{self.folder}: no model file predict can run (expected one of "
             f"{', '.join(FORMATS[n].file for n in _RUNNABLE)}; a state_dict alone needs its "

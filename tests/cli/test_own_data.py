@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -227,6 +228,13 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
         assert main(["predict", "--model", str(broken), str(odd["plain"])]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
+    # a damaged model file: one line naming it, exit 2 (not an internal error)
+    damaged = tmp_path / "damaged"
+    shutil.copytree(export, damaged)
+    (damaged / "model.ts").write_bytes((export / "model.ts").read_bytes()[:1000])
+    assert main(["predict", "--model", str(damaged), str(odd["plain"])]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{damaged / 'model.ts'}: damaged or unreadable" in err, err
 
 
 def test_list_files_work_as_folders_do(folders, tmp_path):
