@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import time
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -21,7 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from slimda_nas._io import write_json, write_yaml
 from slimda_nas.cost.budget import ResolvedBudget
-from slimda_nas.errors import RunError
+from slimda_nas.errors import Notice, RunError
 from slimda_nas.evaluate.scores import LEGACY_METRIC, tiebreak_key
 from slimda_nas.evaluate.scoring_record import ScoringRecord
 from slimda_nas.space import SearchSpace
@@ -442,7 +445,20 @@ class ResultsFile:
         """Write these results into ``run_dir``'s file (and ``.yaml``), keeping the entries of
         other studies that are there; atomically."""
         path = Path(run_dir) / RESULTS_FILE
-        old = ResultsFile.read(run_dir) if path.is_file() else None
+        try:
+            old = ResultsFile.read(run_dir) if path.is_file() else None
+        except StoredRecordError:  # derived from the journals: keep it aside, write a new one
+            backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.damaged")
+            os.replace(path, backup)
+            warnings.warn(
+                Notice(
+                    f"{path}: damaged; kept as {backup.name} and written anew with this "
+                    "search's studies (search the other budgets again to add theirs: their "
+                    "finished trials are reused)"
+                ),
+                stacklevel=2,
+            )
+            old = None
         merged = replace(self, studies={**(old.studies if old else {}), **self.studies})
         if not self.front and old is not None:
             merged.front = old.front

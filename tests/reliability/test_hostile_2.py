@@ -207,3 +207,21 @@ def test_a_second_training_of_a_run_is_refused(tmp_path, tiny_task):
     finally:
         first.kill()
         first.wait()
+
+
+@pytest.mark.parametrize("body", ['{"broken', "[]", "{}"])
+def test_a_damaged_results_file_is_kept_aside_and_written_anew(R, capsys, body):
+    """results.json is derived from the journals: a damaged one no longer blocks every later
+    search (it failed after scoring every trial, and again on each re-run)."""
+    from slimda_nas.search.record import RESULTS_FILE, ResultsFile
+
+    path = R / RESULTS_FILE
+    path.write_text(body)
+    args = ["--budget", "1/4", "--trials", "3", "--sampler", "random"]
+    code, err = _run(search_args(R, *args), capsys)
+    assert code == 0, err
+    notes = [line for line in err.splitlines() if "damaged" in line]
+    assert len(notes) == 1 and "note:" in notes[0] and "written anew" in notes[0], err
+    (backup,) = path.parent.glob("results.json.*.damaged")
+    assert backup.read_text() == body  # the user's file is kept as it was
+    assert ResultsFile.read(R).studies  # the new file reads back, with this search's study
