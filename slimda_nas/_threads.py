@@ -47,13 +47,28 @@ def choose_threads(option: int | None = None) -> tuple[int, str]:
     if option is not None:
         if option < 1:
             raise UserError(f"--threads: expected a positive integer, got {option}")
-        return option, "--threads"
+        return _at_most_per_core("--threads", option), "--threads"
     env = os.environ.get(ENV_THREADS, "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             raise UserError(f"${ENV_THREADS}: expected a positive integer, got {env!r}")
-        return int(env), f"${ENV_THREADS}"
+        return _at_most_per_core(f"${ENV_THREADS}", int(env)), f"${ENV_THREADS}"
     return free_cores(), f"free cores of {usable_cores()} (load average)"
+
+
+THREADS_PER_CORE = 4
+"""The most threads per usable core a user may ask for: more than one per core only adds
+contention, and thousands stall torch's thread pool for minutes (``--threads 10000``)."""
+
+
+def _at_most_per_core(name: str, threads: int) -> int:
+    limit = THREADS_PER_CORE * usable_cores()
+    if threads > limit:
+        raise UserError(
+            f"{name}: expected at most {limit} ({THREADS_PER_CORE} per core this process may "
+            f"use), got {threads}"
+        )
+    return threads
 
 
 def apply_thread_policy(option: int | None = None) -> int:

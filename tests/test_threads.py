@@ -28,6 +28,12 @@ def test_threads_option_then_environment_then_free_cores(monkeypatch):
         monkeypatch.setenv(_threads.ENV_THREADS, bad)
         with pytest.raises(UserError, match="SLIMDA_NAS_THREADS: expected a positive integer"):
             _threads.choose_threads(None)
+    monkeypatch.setenv(_threads.ENV_THREADS, "17")  # 4 per core at most
+    with pytest.raises(UserError, match=r"SLIMDA_NAS_THREADS: expected at most 16 \(4 per core"):
+        _threads.choose_threads(None)
+    assert _threads.choose_threads(16)[0] == 16
+    with pytest.raises(UserError, match="--threads: expected at most 16"):
+        _threads.choose_threads(10_000)
 
 
 def test_cli_sets_threads_and_gives_them_back(monkeypatch, capsys):
