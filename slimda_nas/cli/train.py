@@ -91,13 +91,19 @@ def _run(args: argparse.Namespace) -> int:
         return dry_run(new, budgets, args.data_root)
     if budgets:
         _warn_unreachable(new, budgets)
+    fresh = not cfg.run_dir.exists()
     new.write_space()
-    result = train_bank(
-        cfg,
-        resume=True if args.resume else None,
-        show_progress=not args.quiet,
-        adapted_from=args.adapted_from,
-    )
+    try:
+        result = train_bank(
+            cfg,
+            resume=True if args.resume else None,
+            show_progress=not args.quiet,
+            adapted_from=args.adapted_from,
+        )
+    except UserError:
+        if fresh:
+            _remove_unused(cfg.run_dir, Path(cfg.space))
+        raise
     began = (
         f", its adaptation taken from {result.adapted_from}"
         if result.adapted_from
@@ -166,3 +172,14 @@ def _warn_unreachable(new, budgets: list) -> None:
     _, _, unreachable = space_reach(new, budgets)
     if unreachable:
         warnings.warn(Notice(f"--budgets: {'; '.join(unreachable)}"), stacklevel=2)
+
+
+def _remove_unused(run_dir: Path, space: Path) -> None:
+    """A run folder this command made that holds only the space it wrote (training failed
+    before writing anything else, e.g. on a missing weights file): leave nothing behind."""
+    from slimda_nas.train.loop import LOCK
+
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {space.name, LOCK}:
+        for p in run_dir.iterdir():
+            p.unlink()
+        run_dir.rmdir()

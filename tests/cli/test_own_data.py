@@ -294,3 +294,15 @@ def test_unreadable_images_are_one_note_line(folders, tmp_path, capsys):
         f"(first: {folders / 'A' / 'class0' / 'broken.png'})"
     ], err
     assert "UnreadableImagesWarning" not in err and ".py:" not in err
+
+
+def test_a_failed_start_leaves_no_run_folder(folders, tmp_path, capsys):
+    """The generated space is written before training starts; a run that fails before writing
+    anything else (a missing weights file) takes it away again."""
+    args = ["train", "--source", str(folders / "A"), "--target", str(folders / "B"), *TINY]
+    missing = tmp_path / "no_such_weights.pt"
+    lite0 = ["--backbone", "efficientnet_lite0", "--size", "32"]  # weights read at training
+    assert main([*args, *lite0, "--weights", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(missing) in err, err
+    assert not (tmp_path / "runs" / "A_B").exists()
