@@ -6,6 +6,8 @@ and a measured time estimate. Reads data and builds models in memory; writes not
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import yaml
 from rich.console import Console
 from rich.table import Table
@@ -86,7 +88,19 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     console.print("dry run: nothing was written")
     if data.problems:
         raise DataError(f"training would stop: {data.problems[0]}")
+    _check_outputs_and_weights(cfg)
     return 0
+
+
+def _check_outputs_and_weights(cfg) -> None:
+    """What the real run refuses at its start: a run folder it may not write, a weights file
+    that is not there."""
+    from slimda_nas._io import check_output_path
+    from slimda_nas.errors import CheckpointError
+
+    check_output_path(cfg.run_dir, "run folder", folder=True)
+    if cfg.weights not in (None, "imagenet") and not Path(cfg.weights).expanduser().is_file():
+        raise CheckpointError(f"training would stop: --weights {cfg.weights}: file not found")
 
 
 def _data_table(data) -> Table:

@@ -31,6 +31,16 @@ class DomainSummary:
     def images(self) -> int:
         return sum(self.counts.values()) + self.unlabelled
 
+    @property
+    def emptied(self) -> str | None:
+        """Why training would stop on this domain once its unreadable files are left out."""
+        if self.error is not None or not self.unreadable:
+            return None
+        empty = [c for c, n in self.counts.items() if n == 0]
+        if empty:
+            return f"{self.where}: class {empty[0]!r} has no readable images"
+        return None if self.counts or self.unlabelled else f"{self.where}: no readable images"
+
 
 @dataclass(frozen=True)
 class DataSummary:
@@ -56,6 +66,7 @@ class DataSummary:
     def problems(self) -> list[str]:
         """What would stop training (the loader refuses these), one line each."""
         out = [f"{d.name}: {d.error}" for d in (self.source, self.target) if d.error]
+        out += [d.emptied for d in (self.source, self.target) if d.emptied]
         if not out and (self.only_source or self.only_target):
             out.append(
                 f"class lists differ: only in source {self.only_source[:5]}, only in target "
@@ -84,12 +95,13 @@ def _summarize(
         listing = list_domain(spec, data_root, unlabelled_ok=unlabelled_ok)
     except DataError as e:
         return DomainSummary(spec.name, str(spec), error=str(e))
-    per_class = Counter(listing.labels)
-    counts = {c: per_class.get(i, 0) for i, c in enumerate(listing.classes)}
     with ThreadPoolExecutor(default_workers()) as pool:
         ok = list(pool.map(_readable, listing.files))
     bad = tuple(str(f) for f, good in zip(listing.files, ok, strict=True) if not good)
-    unlabelled = 0 if listing.classes else len(listing.files)
+    # what training keeps: the readable images (the loader leaves the others out)
+    per_class = Counter(label for label, good in zip(listing.labels, ok) if good)
+    counts = {c: per_class.get(i, 0) for i, c in enumerate(listing.classes)}
+    unlabelled = 0 if listing.classes else sum(ok)
     return DomainSummary(spec.name, str(listing.where), counts, bad, unlabelled=unlabelled)
 
 

@@ -306,3 +306,27 @@ def test_a_failed_start_leaves_no_run_folder(folders, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(missing) in err, err
     assert not (tmp_path / "runs" / "A_B").exists()
+
+
+@pytest.mark.parametrize("problem", ["class_unreadable", "weights", "out_is_a_file"])
+def test_the_dry_run_refuses_what_training_would(folders, tmp_path, capsys, problem):
+    """Exit 2 and one line where the real run would stop at once; the table counts only the
+    images training keeps."""
+    args = ["train", "--source", str(folders / "A"), "--target", str(folders / "B"), *TINY]
+    if problem == "class_unreadable":
+        for f in (folders / "A" / "class1").iterdir():
+            f.write_bytes(b"not an image")
+        expected = f"{folders / 'A'}: class 'class1' has no readable images"
+    elif problem == "weights":
+        args += ["--backbone", "efficientnet_lite0", "--size", "32", "--weights", "nope.pt"]
+        expected = "--weights nope.pt: file not found"
+    else:
+        (tmp_path / "afile").write_text("mine")
+        args += ["--out", "afile"]
+        expected = "run folder afile: is a file"
+    assert main([*args, "--dry-run"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and expected in captured.err, captured.err
+    if problem == "class_unreadable":
+        row = next(line for line in captured.out.splitlines() if "class1" in line)
+        assert [c.strip() for c in row.split("│") if c.strip()] == ["class1", "0", "6"], row
