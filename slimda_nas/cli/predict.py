@@ -32,7 +32,9 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size: expected a positive integer, got {args.batch_size}")
     images = list_images(args.images)
     model = ExportedModel(args.model)
-    predictions = model.predict(images, batch_size=args.batch_size)
+    named = {Path(p) for p in args.images}  # a file named must be readable; one found may not
+    found = [p for p in images if p not in named]
+    predictions = model.predict(images, batch_size=args.batch_size, skippable=found)
     if args.json:
         print(json.dumps([p.to_dict() for p in predictions], indent=2))
         return 0

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import warnings
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import torch
 from torch import Tensor
 
 from slimda_nas.data.folders import IMAGE_EXTENSIONS
-from slimda_nas.errors import DataError
+from slimda_nas.errors import DataError, Notice
 from slimda_nas.export.formats import FORMATS, ExportError, Runner
 from slimda_nas.export.model_record import MODEL_FILE, ExportRecord
 from slimda_nas.slim.elastic import resize_input
@@ -115,9 +116,32 @@ class ExportedModel:
         return resize_input(x, int(shrink["size"][0]))[0] if shrink else x[0]
 
     @torch.no_grad()
-    def predict(self, images: Sequence[str | Path], batch_size: int = 32) -> list[Prediction]:
-        """Class and confidence of each image, in order (every file is read before any runs)."""
-        inputs = [self.preprocess(p) for p in images]
+    def predict(
+        self,
+        images: Sequence[str | Path],
+        batch_size: int = 32,
+        skippable: Collection[Path] = (),
+    ) -> list[Prediction]:
+        """Class and confidence of each image, in order (every file is read before any runs).
+        An unreadable image is an error, unless it is in ``skippable`` (files found in a
+        folder, as training leaves them out): then it is left out with one note."""
+        inputs, kept, skipped = [], [], []
+        for path in images:
+            try:
+                inputs.append(self.preprocess(path))
+                kept.append(path)
+            except DataError:
+                if Path(path) not in skippable:
+                    raise
+                skipped.append(path)
+        if skipped:
+            if not kept:
+                raise DataError(f"no readable images: all {len(skipped)} were unreadable")
+            warnings.warn(
+                Notice(f"skipped {len(skipped)} unreadable images (first: {skipped[0]})"),
+                stacklevel=2,
+            )
+        images = kept
         out: list[Prediction] = []
         for start in range(0, len(inputs), batch_size):
             logits = self._run(torch.stack(inputs[start : start + batch_size]))

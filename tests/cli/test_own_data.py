@@ -228,6 +228,19 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
         assert main(["predict", "--model", str(broken), str(odd["plain"])]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and says in err, err
+    # in a folder, an unreadable image is left out with one note (named, it is an error: above)
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(odd["plain"], mixed / "good.jpg")
+    (mixed / "bad.jpg").write_bytes(b"not an image")
+    assert main(["predict", "--model", str(export), str(mixed), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert [Path(r["image"]).name for r in json.loads(captured.out)] == ["good.jpg"]
+    note = f"slimda-nas predict: note: skipped 1 unreadable images (first: {mixed / 'bad.jpg'})"
+    assert captured.err.strip() == note
+    (mixed / "good.jpg").unlink()
+    assert main(["predict", "--model", str(export), str(mixed)]) == 2
+    assert "no readable images" in capsys.readouterr().err
     # a damaged model file: one line naming it, exit 2 (not an internal error)
     damaged = tmp_path / "damaged"
     shutil.copytree(export, damaged)
