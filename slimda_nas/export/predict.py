@@ -70,6 +70,7 @@ class ExportedModel:
                 "by an older slimda-nas); export the model again"
             )
         self.mean, self.std = norm["mean"], norm["std"]
+        _check_input(record_path, inp)
         self.classes = list(self.record.classes or [])
         self.format, self._run = self._load()
 
@@ -151,6 +152,39 @@ class ExportedModel:
                 label = self.classes[i] if i < len(self.classes) else str(i)
                 out.append(Prediction(str(images[start + k]), label, i, c))
         return out
+
+
+def _check_input(record_path: Path, inp: dict) -> None:
+    """The record's preprocessing numbers, each named in one line where it cannot work (a
+    zero std divides by zero, a size below 1 crops nothing)."""
+
+    def bad(field: str, expected: str, got: object) -> ExportError:
+        return ExportError(
+            f"{record_path}: field 'input.{field}': expected {expected}, got {got!r}; export "
+            "the model again"
+        )
+
+    def positive(value: object) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+    norm, resize = inp["normalization"], inp["resize"]
+    for name in ("mean", "std"):
+        values = norm[name]
+        numbers = isinstance(values, list) and len(values) in (1, 3)
+        if not numbers or not all(isinstance(v, (int, float)) for v in values):
+            raise bad(f"normalization.{name}", "1 or 3 numbers", values)
+    if not all(positive(v) for v in norm["std"]):
+        raise bad("normalization.std", "numbers above 0", norm["std"])
+    sizes = {k: resize[k] for k in ("shorter_side", "crop") if k in resize}
+    sizes.update({f"size[{i}]": v for i, v in enumerate(resize.get("size") or [])})
+    shrink = resize.get("shrink_to")
+    if isinstance(shrink, dict):
+        sizes.update({f"shrink_to.size[{i}]": v for i, v in enumerate(shrink.get("size") or [])})
+    for key, value in sizes.items():
+        if not positive(value) or value != int(value):
+            raise bad(f"resize.{key}", "a positive whole number of pixels", value)
+    if "size" in inp and not (positive(inp["size"]) and inp["size"] == int(inp["size"])):
+        raise bad("size", "a positive whole number of pixels", inp["size"])
 
 
 def list_images(paths: Sequence[str | Path]) -> list[Path]:

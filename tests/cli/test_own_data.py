@@ -241,6 +241,25 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     (mixed / "good.jpg").unlink()
     assert main(["predict", "--model", str(export), str(mixed)]) == 2
     assert "no readable images" in capsys.readouterr().err
+    # preprocessing numbers that cannot work: one line naming the field
+    for field, value in (
+        ("normalization.std", [0, 0, 0]),
+        ("size", 0),
+        ("resize.shorter_side", -5),
+        ("normalization.mean", "grey"),
+    ):
+        edited = tmp_path / f"edited_{field}"
+        shutil.copytree(export, edited)
+        record = json.loads((edited / "model.json").read_text())
+        *parents, leaf = field.split(".")
+        holder = record["input"]
+        for key in parents:
+            holder = holder[key]
+        holder[leaf] = value
+        (edited / "model.json").write_text(json.dumps(record))
+        assert main(["predict", "--model", str(edited), str(odd["plain"])]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"field 'input.{field}': expected" in err, err
     # a damaged model file: one line naming it, exit 2 (not an internal error)
     damaged = tmp_path / "damaged"
     shutil.copytree(export, damaged)
