@@ -46,8 +46,14 @@ def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.st
     _check_not_a_broken_url(spec)
     if spec is None or "://" not in spec:
         path = Path(spec) if spec else run_dir / JOURNAL
+        if spec:
+            _check_folder(spec, path.parent)
         return _journal(path)
     scheme = spec.split("://", 1)[0].lower()
+    if scheme.startswith("sqlite") and spec.split("://", 1)[1].startswith("/"):
+        database = spec.split("://", 1)[1][1:].split("?", 1)[0]  # sqlite:///rel, ////abs
+        if database and database != ":memory:":
+            _check_folder(spec, Path(database).parent)
     if scheme.startswith("sqlite") and workers > 1:
         raise StorageError(
             f"--storage {spec}: SQLite breaks with several worker processes (locked database, "
@@ -107,6 +113,15 @@ def _check_not_a_broken_url(spec: str | None) -> None:
         raise StorageError(
             f"--storage {_redact(spec)}: not a URL (expected {scheme}:///path/to/file.db for "
             f"a file, {scheme}://user@host/db for a server) nor a journal file path"
+        )
+
+
+def _check_folder(spec: str, folder: Path) -> None:
+    """A mistyped --storage path would otherwise scatter study files into new folders."""
+    if not folder.is_dir():
+        raise StorageError(
+            f"--storage {_redact(spec)}: folder {folder} does not exist (create it, or give a "
+            "path in an existing folder)"
         )
 
 

@@ -367,6 +367,14 @@ CASES = {
         ),
         "unknown operation 99",
     ),
+    "search: journal in a missing folder": (
+        lambda w: _search(w, "--storage", str(w.root / "no_such_dir" / "j.journal")),
+        "no_such_dir does not exist",
+    ),
+    "search: sqlite file in a missing folder": (
+        lambda w: _search(w, "--storage", f"sqlite:///{w.root / 'no_such_dir' / 's.db'}"),
+        "no_such_dir does not exist",
+    ),
     "search: storage /dev/null": (
         lambda w: _search(w, "--storage", "/dev/null"),
         "/dev/null: not a regular file",
