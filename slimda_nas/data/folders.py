@@ -80,8 +80,10 @@ def list_folder(path: Path, *, unlabelled_ok: bool = False) -> FileList:
         raise DataError(f"{class_root}: no class folders (expected {class_root}/<class>/*.jpg)")
     files: list[Path] = []
     labels: list[int] = []
+    # each real folder is read once, for the first class that reaches it (its own, if a class)
+    seen = {os.path.realpath(class_root), *(os.path.realpath(class_root / c) for c in classes)}
     for label, name in enumerate(classes):
-        found = _images_under(class_root / name)
+        found = _images_under(class_root / name, seen)
         if not found:
             raise DataError(
                 f"{class_root / name}: class folder has no images "
@@ -157,11 +159,21 @@ def _subdirs(path: Path) -> list[str]:
         return []
 
 
-def _images_under(folder: Path) -> list[Path]:
-    """Recursive and sorted by (folder, name) like ``ImageFolder``; hidden entries skipped."""
+def _images_under(folder: Path, seen: set[str] | None = None) -> list[Path]:
+    """Recursive and sorted by (folder, name) like ``ImageFolder``; hidden entries skipped.
+    ``seen`` holds the real paths of folders already read (and is updated)."""
     found: list[tuple[str, str]] = []
+    seen = {os.path.realpath(folder)} if seen is None else seen
     for parent, dirs, names in os.walk(folder, followlinks=True):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        # Linked folders are followed (data kept elsewhere), each real folder once: a link
+        # back up the tree would loop, and a second way to one folder would count it twice.
+        keep = []
+        for d in dirs:
+            real = os.path.realpath(os.path.join(parent, d))
+            if not d.startswith(".") and real not in seen:
+                seen.add(real)
+                keep.append(d)
+        dirs[:] = keep
         found += [
             (parent, n)
             for n in names

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -230,3 +231,16 @@ def test_decode_cache(
     os.utime(changed, ns=(0, 10**18))  # a new mtime is a new key: decode again
     with pytest.raises(AssertionError, match="decoded although cached"):
         load_task(task, None, 28, decode_cache=True)
+
+
+def test_linked_folders_are_followed_once(make_folder: Callable[..., Path], tmp_path) -> None:
+    """A class folder linked from elsewhere is read; a link back up the tree (a loop) or a
+    second link to one folder adds nothing (it counted one file 121 times, in the wrong class)."""
+    root = make_folder(per_class=2)
+    elsewhere = make_folder("elsewhere", classes=("bird",), per_class=2) / "images" / "bird"
+    (root / "images" / "bird").symlink_to(elsewhere, target_is_directory=True)
+    (root / "images" / "cat" / "back").symlink_to(root / "images", target_is_directory=True)
+    (root / "images" / "dog" / "again").symlink_to(elsewhere, target_is_directory=True)
+    listing = list_folder(root)
+    assert listing.classes == ["bird", "cat", "dog"]
+    assert Counter(listing.labels) == {0: 2, 1: 2, 2: 2}
