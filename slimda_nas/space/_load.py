@@ -160,6 +160,8 @@ class _Validator:
                 backbone, json.dumps(args, sort_keys=True), in_channels, input_size
             )
         except (TypeError, ValueError) as e:
+            if "input_size" in str(e):  # the backbone's rule for its input, not an argument
+                raise self.fail(f"field 'input.size': {backbone} refused it: {e}") from None
             raise self.fail(f"field 'backbone_args': {backbone} refused them: {e}") from None
         units_raw = raw.get("units")
         if not isinstance(units_raw, dict) or not units_raw:

@@ -15,7 +15,7 @@ import yaml
 from slimda_nas._io import write_text
 from slimda_nas._shipped import shipped_spaces
 from slimda_nas.data import parse_task
-from slimda_nas.errors import ConfigError
+from slimda_nas.errors import ConfigError, SpaceError
 from slimda_nas.space import SearchSpace, load_space, resolve_space_path, space_from_dict
 from slimda_nas.train.config import RunConfig, resolve_run_config
 
@@ -106,7 +106,13 @@ def new_run_config(
     text = default_space_yaml(backbone, input_size=input_size)
     run_dir = Path(given["out"]) if given.get("out") else Path("runs") / name
     path = (run_dir / SPACE_FILE).resolve()
-    generated = space_from_dict(yaml.safe_load(text), source=str(path))
+    try:
+        generated = space_from_dict(yaml.safe_load(text), source=str(path))
+    except SpaceError as e:  # the space is generated from --size: name the option, not a file
+        if input_size is None:
+            raise
+        reason = str(e).removeprefix(f"{path}: ")
+        raise ConfigError(f"--size {input_size}: {reason}") from None
     cfg = resolve_run_config({**given, "space": str(path)}, "<command line>", backbone=backbone)
     return NewRun(cfg, generated, text)
 

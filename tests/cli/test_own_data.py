@@ -362,3 +362,13 @@ def test_the_dry_run_refuses_what_training_would(folders, tmp_path, capsys, prob
     if problem == "class_unreadable":
         row = next(line for line in captured.out.splitlines() if "class1" in line)
         assert [c.strip() for c in row.split("│") if c.strip()] == ["class1", "0", "6"], row
+
+
+def test_a_size_the_backbone_refuses_names_the_option(folders, tmp_path, capsys):
+    """The space is generated from --size: its error names --size and the rule, not a file that
+    was never written nor its 'backbone_args'."""
+    args = ["train", "--source", str(folders / "A"), "--target", str(folders / "B"), *TINY]
+    assert main([*args, "--size", "33", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--size 33: field 'input.size'" in err, err
+    assert "multiple of 8" in err and "space.yaml" not in err and "backbone_args" not in err
