@@ -106,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
     space = run.space
     if args.ranking is not None:
         return _ranking(args, run, evaluator, console)
+    if args.budget is not None:
+        raise ConfigError("--budget: only with --ranking N (N configurations of each budget)")
     if args.config_file:
         config, label = load_config(args.config_file, space), str(args.config_file)
     elif args.uniform is not None:

@@ -129,6 +129,8 @@ def _resolve(args: argparse.Namespace):
     from slimda_nas.space import load_space
     from slimda_nas.train import NewRun, domain_text, load_run_config, new_run_config
 
+    if args.name is not None and not args.name.strip():
+        raise UserError("--name: expected a run name, got an empty one")
     fields = {
         k: getattr(args, k)
         for k in ("out", "method", "iterations", "seed", "device", "weights", "data_root")

@@ -375,6 +375,14 @@ CASES = {
         lambda w: _search(w, "--storage", f"sqlite:///{w.root / 'no_such_dir' / 's.db'}"),
         "no_such_dir does not exist",
     ),
+    "eval: --budget without --ranking": (
+        lambda w: _eval_on(str(w.run), "--budget", "1/4"),
+        "--budget: only with --ranking N",
+    ),
+    "train: empty --name": (
+        lambda w: [*_train(w), "--name", ""],
+        "--name: expected a run name, got an empty one",
+    ),
     "search: storage /dev/null": (
         lambda w: _search(w, "--storage", "/dev/null"),
         "/dev/null: not a regular file",
