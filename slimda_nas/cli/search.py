@@ -176,13 +176,15 @@ class _SearchProgress:
         self.best = float("inf")
 
     def __enter__(self) -> _SearchProgress:
-        self.progress.__enter__()
-        return self
+        return self  # the display starts with the first study: an error before prints no line
 
     def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
+        if self.task is not None:
+            self.progress.__exit__(*exc)
 
     def on_study(self, spec, done: int) -> None:
+        if self.task is None:
+            self.progress.__enter__()
         label = (
             f"{spec.sampler} @ {spec.budget}" if spec.budget else f"{spec.sampler} Pareto front"
         )

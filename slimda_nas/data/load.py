@@ -169,18 +169,18 @@ def _drop_unreadable(listing: FileList, arrays: list, labelled: bool = True) -> 
     bad = [f for f, a in zip(listing.files, arrays, strict=True) if a is None]
     if not bad:
         return listing
+    keep = [i for i, a in enumerate(arrays) if a is not None]
+    labels = [listing.labels[i] for i in keep]
+    if labelled:  # an error first: then it is the one line printed
+        check_classes_nonempty(listing.where, listing.classes, labels)
+    elif not keep:
+        raise DataError(f"{listing.where}: no readable images")
     warnings.warn(
         UnreadableImagesWarning(
             f"skipped {len(bad)} unreadable images under {listing.where} (first: {bad[0]})"
         ),
         stacklevel=4,
     )
-    keep = [i for i, a in enumerate(arrays) if a is not None]
-    labels = [listing.labels[i] for i in keep]
-    if labelled:
-        check_classes_nonempty(listing.where, listing.classes, labels)
-    elif not keep:
-        raise DataError(f"{listing.where}: no readable images")
     return FileList(listing.where, [listing.files[i] for i in keep], labels, listing.classes)
 
 
