@@ -45,6 +45,11 @@ class ExportedModel:
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
         record_path = self.folder / MODEL_FILE
+        if self.folder.is_file():
+            raise ExportError(
+                f"{self.folder}: is a file, expected an export folder (written by "
+                "`slimda-nas export`)"
+            )
         try:
             raw = json.loads(record_path.read_text(encoding="utf-8"))
             if not isinstance(raw, dict):

@@ -308,6 +308,8 @@ def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
     the defaults of the space's backbone (:mod:`slimda_nas.train.defaults`)."""
     path = resolve_config_path(path)
     raw = read_yaml(path, ConfigError)
+    if raw is None:
+        raise ConfigError(f"{path}: file is empty (expected a run config mapping)")
     if not isinstance(raw, dict):
         raise ConfigError(
             f"{path}: expected a mapping of fields at the top level, got {type(raw).__name__}"

@@ -83,11 +83,17 @@ def load_run(
     if isinstance(run_dir, TrainedRun):
         return run_dir
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(
+            f"{run_dir}: is a file, expected a run folder (written by `slimda-nas train`)"
+        )
     if not run_dir.is_dir():
         raise RunError(
             f"{run_dir}: no such run folder (train one with `slimda-nas train --config ...`)"
         )
     ckpt = run_dir / CHECKPOINT
+    if ckpt.exists() and not ckpt.is_file():
+        raise RunError(f"{ckpt}: is a folder, expected the bank's checkpoint file")
     if not ckpt.is_file():
         raise RunError(f"{run_dir}: no {CHECKPOINT} (training has not written one yet)")
     state = load_checkpoint(ckpt)

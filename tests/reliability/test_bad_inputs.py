@@ -383,6 +383,18 @@ CASES = {
         lambda w: [*_train(w), "--name", ""],
         "--name: expected a run name, got an empty one",
     ),
+    "train: empty config file": (
+        lambda w: ["train", "--config", w.write("empty.yaml", ""), "--dry-run"],
+        "empty.yaml: file is empty (expected a run config mapping)",
+    ),
+    "eval: --run is a file": (
+        lambda w: _eval_on(w.write("afile", "mine")),
+        "afile: is a file, expected a run folder",
+    ),
+    "predict: --model is a file": (
+        lambda w: ["predict", "--model", w.write("amodel", "mine"), w.write("x.png", "")],
+        "amodel: is a file, expected an export folder",
+    ),
     "search: storage /dev/null": (
         lambda w: _search(w, "--storage", "/dev/null"),
         "/dev/null: not a regular file",
