@@ -99,8 +99,8 @@ def _check_outputs_and_weights(cfg) -> None:
     from slimda_nas.errors import CheckpointError
 
     check_output_path(cfg.run_dir, "run folder", folder=True)
-    if cfg.weights not in (None, "imagenet") and not Path(cfg.weights).expanduser().is_file():
-        raise CheckpointError(f"training would stop: --weights {cfg.weights}: file not found")
+    if cfg.weights not in (None, "imagenet") and not Path(cfg.weights).is_file():
+        raise CheckpointError(f"training would stop: weights {cfg.weights}: file not found")
 
 
 def _data_table(data) -> Table:

@@ -9,6 +9,7 @@ happen and writes nothing.
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 
@@ -59,9 +60,9 @@ def register(sub) -> None:
     p.add_argument(
         "--adapted-from",
         metavar="RUN",
-        help="start where RUN's teacher stage began (its adapted.pt), when this config adapts "
-        "as RUN's did and differs only from the stage on: the same bank, without repeating "
-        "the adaptation",
+        help="start where RUN's teacher stage began (its adapted.pt) when this config differs "
+        "from RUN's only in the teacher stage's options (the stage, ordering, shrinking, "
+        "smallest_budget): the same bank, without repeating the adaptation",
     )
     p.add_argument("--name", help="run name (output folder runs/NAME)")
     p.add_argument("--out", help="output folder (default runs/NAME)")
@@ -101,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
             adapted_from=args.adapted_from,
         )
     except UserError:
-        if fresh:
+        if fresh and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 owns the folder
             _remove_unused(cfg.run_dir, Path(cfg.space))
         raise
     began = (

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -170,7 +171,8 @@ def _check_input(record_path: Path, inp: dict) -> None:
         )
 
     def positive(value: object) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return number and math.isfinite(value) and value > 0  # JSON allows Infinity
 
     norm, resize = inp["normalization"], inp["resize"]
     for name in ("mean", "std"):
@@ -181,10 +183,12 @@ def _check_input(record_path: Path, inp: dict) -> None:
     if not all(positive(v) for v in norm["std"]):
         raise bad("normalization.std", "numbers above 0", norm["std"])
     sizes = {k: resize[k] for k in ("shorter_side", "crop") if k in resize}
-    sizes.update({f"size[{i}]": v for i, v in enumerate(resize.get("size") or [])})
     shrink = resize.get("shrink_to")
-    if isinstance(shrink, dict):
-        sizes.update({f"shrink_to.size[{i}]": v for i, v in enumerate(shrink.get("size") or [])})
+    for key, holder in (("size", resize), ("shrink_to.size", shrink)):
+        given = holder.get("size") if isinstance(holder, dict) else None
+        if given is not None and not isinstance(given, list):
+            raise bad(f"resize.{key}", "a list of pixels", given)
+        sizes.update({f"{key}[{i}]": v for i, v in enumerate(given or [])})
     for key, value in sizes.items():
         if not positive(value) or value != int(value):
             raise bad(f"resize.{key}", "a positive whole number of pixels", value)

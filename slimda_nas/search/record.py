@@ -8,6 +8,7 @@ attributes by name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -448,8 +449,10 @@ class ResultsFile:
         try:
             old = ResultsFile.read(run_dir) if path.is_file() else None
         except StoredRecordError:  # derived from the journals: keep it aside, write a new one
-            backup = path.with_name(f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}.damaged")
-            os.replace(path, backup)
+            stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            backup = path.with_name(f"{path.name}.{stamp}.damaged")
+            with contextlib.suppress(FileNotFoundError):  # another search moved it first
+                os.replace(path, backup)
             warnings.warn(
                 Notice(
                     f"{path}: damaged; kept as {backup.name} and written anew with this "

@@ -237,13 +237,14 @@ class RunConfig:
         order and the stage do not shape it). Runs with equal hashes hold the same weights,
         optimizer and data streams at that point. None where adaptation trains narrower
         models too (then every field shapes it)."""
-        if not self.teacher.iterations or self.ordering_iteration != self.adaptation_end:
-            return None
+        largest_only = self.ordering_iteration == self.adaptation_end and self.sandwich
+        if not self.teacher.iterations or not largest_only:  # without the sandwich, m = 1 is
+            return None  # a random model, which shrinking and random_models choose
         d = self.to_dict()
-        for key in ("name", *NOT_TRAINED, *STAGE_ONLY):  # a run's name trains nothing
+        # a run's name trains nothing; the space is compared by content where a run adopts
+        # (the checkpoint's space hash), not by the path naming it (own data: RUN/space.yaml)
+        for key in ("name", "space", *NOT_TRAINED, *STAGE_ONLY):
             d.pop(key)
-        if d["channels_last"] is None:  # as in training_hash: the same function trained
-            d["channels_last"] = False
         blob = json.dumps({"adaptation": d}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -86,6 +86,8 @@ def _train(
     total = cfg.total_iterations
     if start >= total:
         return _finished(s, start)
+    if adopted:  # lines of an earlier start killed before its first checkpoint
+        (cfg.run_dir / "metrics.jsonl").unlink(missing_ok=True)
     prepare(s, start)
     if adopted and s.metrics:
         s.metrics.write({"iteration": start, "adapted_from": str(adapted_from)})

@@ -203,9 +203,11 @@ def adopt(s: Session, source: Path) -> int:
             f"{source}: no {ADAPTED} there (a staged run writes it where its teacher stage "
             "begins); give that run's folder or its adapted.pt"
         )
-    state = _resumable(path, s)
+    state = _resumable(path, s)  # also refuses another search space (by its content)
+    if state.adaptation_hash is None:
+        raise CheckpointError(f"{path}: holds no adaptation hash; not an adapted.pt")
     if state.adaptation_hash != mine or state.iteration != cfg.adaptation_end:
-        differs = _diff(state.config, cfg.to_dict(), skip=STAGE_ONLY)
+        differs = _diff(state.config, cfg.to_dict(), skip=("name", "space", *STAGE_ONLY))
         raise CheckpointError(
             f"{path}: not the adaptation this config trains ({differs}; iteration "
             f"{state.iteration}, expected {cfg.adaptation_end}); train it without --adapted-from"
@@ -334,9 +336,10 @@ def save(s: Session, iteration: int) -> None:
             ),
             adaptation_hash=cfg.adaptation_hash(),
         )
-        save_checkpoint(s.ckpt_path, state)
         if iteration == cfg.adaptation_end and state.adaptation_hash:
+            # first: a kill before the checkpoint redoes the last steps and writes it again
             save_checkpoint(cfg.run_dir / ADAPTED, state)
+        save_checkpoint(s.ckpt_path, state)
     D.barrier(s.dist)
 
 

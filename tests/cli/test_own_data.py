@@ -351,7 +351,7 @@ def test_the_dry_run_refuses_what_training_would(folders, tmp_path, capsys, prob
         expected = f"{folders / 'A'}: class 'class1' has no readable images"
     elif problem == "weights":
         args += ["--backbone", "efficientnet_lite0", "--size", "32", "--weights", "nope.pt"]
-        expected = "--weights nope.pt: file not found"
+        expected = "weights nope.pt: file not found"
     else:
         (tmp_path / "afile").write_text("mine")
         args += ["--out", "afile"]

@@ -5,6 +5,7 @@ whose adaptation differs is refused in one line before anything is written."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -51,8 +52,13 @@ def test_the_adaptation_hash_ignores_only_what_acts_from_the_stage_on(tmp_path, 
     )
     for changes in ({"seed": 1}, {"iterations": 5}, {"optimizer": {"lr": 0.02}}):
         assert base.replace(**changes).adaptation_hash() != base.adaptation_hash(), changes
-    # adaptation that trains narrower models too, or no stage at all: no shared adaptation
+    copy = tmp_path / "space_copy.yaml"  # the same space named by another path (own data)
+    copy.write_text(Path(base.space).read_text())
+    assert base.replace(space=str(copy)).adaptation_hash() == base.adaptation_hash()
+    # adaptation that trains narrower models too (m > 1, or m = 1 without the sandwich: a
+    # random model), or no stage at all: no shared adaptation
     assert base.replace(models_per_step=3).adaptation_hash() is None
+    assert base.replace(sandwich=False).adaptation_hash() is None
     assert base.replace(teacher={"iterations": 0}).adaptation_hash() is None
 
 
@@ -95,7 +101,7 @@ def test_another_adaptation_is_refused_in_one_line(tmp_path, tiny_task, changes,
     donor = _staged(tmp_path / "donor", tiny_task, teacher={"iterations": 1})
     train_bank(donor, show_progress=False, stop_after=4)  # the adaptation only
     assert (donor.run_dir / ADAPTED).is_file()
-    cfg = _staged(tmp_path / "new", tiny_task, **changes)
+    cfg = _staged(tmp_path / "new", tiny_task, name="other", **changes)
     with pytest.raises(CheckpointError, match=message.replace("(", r"\(")):
         train_bank(cfg, show_progress=False, adapted_from=donor.run_dir)
     assert not cfg.run_dir.exists()  # refused before anything was written
