@@ -24,10 +24,12 @@ model at 1/64 of the MACs: ``smallest_budget: 1/64``) and the ablations of the s
 config:
 ``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
 ``no_features`` (no dense distillation) and ``no_shrinking``; their tables hold 1/4, 1/8 and
-1/16 only (8 minutes instead of 15). Banks go to runs/office31_cpu/<task>_<arm>_s<seed> and
-resume after a kill (the curve too: each point is kept in the results file as soon as it is
-measured); a bank no longer on disk (a fresh clone) is trained and measured again from
-iteration 0. Results to benchmarks/results/office31_cpu.json.
+1/16 only (9 minutes instead of 15 on one core). Banks go to
+runs/office31_cpu/<task>_<arm>_s<seed> and resume after a kill (the curve too: each point is
+kept in the results file as soon as it is measured); a bank no longer on disk (a fresh clone)
+is trained and measured again from iteration 0, or from the adapted.pt of another arm that
+adapts alike (``adaptation_donor``: its curve and seconds up to there are the new bank's).
+Results to benchmarks/results/office31_cpu.json.
 """
 
 from __future__ import annotations
