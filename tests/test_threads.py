@@ -13,11 +13,11 @@ from slimda_nas.errors import UserError
 
 
 def test_threads_option_then_environment_then_free_cores(monkeypatch):
+    monkeypatch.setattr(_threads, "usable_cores", lambda: 4)  # whatever this machine has
     monkeypatch.setenv(_threads.ENV_THREADS, "3")
     assert _threads.choose_threads(5) == (5, "--threads")
     assert _threads.choose_threads(None)[0] == 3
     monkeypatch.delenv(_threads.ENV_THREADS)
-    monkeypatch.setattr(_threads, "usable_cores", lambda: 4)
     monkeypatch.setattr(os, "getloadavg", lambda: (1.2, 0.0, 0.0))
     assert _threads.choose_threads(None)[0] == 3  # one core busy
     monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 0.0, 0.0))
