@@ -202,9 +202,9 @@ def train_with_curve(
     and seconds up to there are this bank's."""
     entry = results.setdefault(key, {"curve": [], "train_seconds": 0.0})
     probe = None
+    adapted = cfg.run_dir.parent / donor / ADAPTED if donor else None
     while True:
         t0 = time.perf_counter()
-        adapted = cfg.run_dir.parent / donor / ADAPTED if donor else None
         r = sn.train_bank(cfg, show_progress=False, stop_after=every, adapted_from=adapted)
         if r.resumed_from >= cfg.total_iterations:  # finished before this call
             break

@@ -82,6 +82,7 @@ def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from slimda_nas.train import train_bank
+    from slimda_nas.train.loop import discard_unused
 
     new = _resolve(args)
     cfg = new.config
@@ -103,7 +104,7 @@ def _run(args: argparse.Namespace) -> int:
         )
     except UserError:
         if fresh and os.environ.get("RANK", "0") == "0":  # torchrun: rank 0 owns the folder
-            _remove_unused(cfg.run_dir, Path(cfg.space))
+            discard_unused(cfg.run_dir, written=(Path(cfg.space).name,))
         raise
     began = (
         f", its adaptation taken from {result.adapted_from}"
@@ -175,14 +176,3 @@ def _warn_unreachable(new, budgets: list) -> None:
     _, _, unreachable = space_reach(new, budgets)
     if unreachable:
         warnings.warn(Notice(f"--budgets: {'; '.join(unreachable)}"), stacklevel=2)
-
-
-def _remove_unused(run_dir: Path, space: Path) -> None:
-    """A run folder this command made that holds only the space it wrote (training failed
-    before writing anything else, e.g. on a missing weights file): leave nothing behind."""
-    from slimda_nas.train.loop import LOCK
-
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {space.name, LOCK}:
-        for p in run_dir.iterdir():
-            p.unlink()
-        run_dir.rmdir()

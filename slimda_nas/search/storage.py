@@ -49,9 +49,10 @@ def open_storage(spec: str | None, run_dir: Path, workers: int = 1) -> optuna.st
         if spec:
             _check_folder(spec, path.parent)
         return _journal(path)
-    scheme = spec.split("://", 1)[0].lower()
-    if scheme.startswith("sqlite") and spec.split("://", 1)[1].startswith("/"):
-        database = spec.split("://", 1)[1][1:].split("?", 1)[0]  # sqlite:///rel, ////abs
+    scheme, rest = spec.split("://", 1)
+    scheme = scheme.lower()
+    if scheme.startswith("sqlite") and rest.startswith("/"):
+        database = rest[1:].split("?", 1)[0]  # sqlite:///rel, ////abs
         if database and database != ":memory:":
             _check_folder(spec, Path(database).parent)
     if scheme.startswith("sqlite") and workers > 1:

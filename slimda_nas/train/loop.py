@@ -65,10 +65,17 @@ def train_bank(
         with exclusive_lock(cfg.run_dir / LOCK, "training"):
             return _train(cfg, resume, show_progress, stop_after, adapted_from)
     finally:
-        if made and cfg.run_dir.is_dir() and {p.name for p in cfg.run_dir.iterdir()} <= {LOCK}:
-            # failed before writing anything: leave no folder behind
-            (cfg.run_dir / LOCK).unlink(missing_ok=True)
-            cfg.run_dir.rmdir()
+        if made:  # failed before writing anything: leave no folder behind
+            discard_unused(cfg.run_dir)
+
+
+def discard_unused(run_dir: Path, written: tuple[str, ...] = ()) -> None:
+    """Remove ``run_dir`` when it holds nothing but its training lock and ``written`` (files
+    the caller put there before training, e.g. a generated space): a start that failed."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK, *written}:
+        for p in run_dir.iterdir():
+            p.unlink()
+        run_dir.rmdir()
 
 
 def _train(
@@ -83,11 +90,11 @@ def _train(
     adopted = start == 0 and adapted_from is not None
     if adopted:
         start = adopt(s, Path(adapted_from))
+        # lines of an earlier start killed before its first checkpoint
+        (cfg.run_dir / "metrics.jsonl").unlink(missing_ok=True)
     total = cfg.total_iterations
     if start >= total:
         return _finished(s, start)
-    if adopted:  # lines of an earlier start killed before its first checkpoint
-        (cfg.run_dir / "metrics.jsonl").unlink(missing_ok=True)
     prepare(s, start)
     if adopted and s.metrics:
         s.metrics.write({"iteration": start, "adapted_from": str(adapted_from)})
