@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module with ``register(subparsers)``. User mistakes
 (:class:`~slimda_nas.errors.UserError`, bad arguments) print one line and exit with code 2;
-``--debug`` shows the traceback instead.
+``--debug`` prints the traceback before that line; the exit code stays the same.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import importlib
 import os
 import signal
 import sys
+import traceback
 import warnings
 
 from slimda_nas._threads import ENV_THREADS, apply_thread_policy, passive_waiting
@@ -92,24 +93,21 @@ def main(argv: list[str] | None = None) -> int:
             warnings.showwarning = _show_notice(command, warnings.showwarning)
             return int(args.handler(args) or 0)
     except UserError as e:
-        if debug:
-            raise
+        _traceback_if(debug)
         print(f"{command}: error: {e}", file=sys.stderr)
         return e.exit_code
     except OSError as e:  # the file system said no: a read-only folder, a full disk...
-        if debug:
-            raise
+        _traceback_if(debug)
         print(f"{command}: error: {_os_error(e, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         print(f"{command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 143 if isinstance(e, _Terminated) else 130
     except Exception as e:  # a bug, not bad input: say so in one line unless debugging
-        if debug:
-            raise
+        _traceback_if(debug)
         print(
-            f"{command}: internal error: {type(e).__name__}: {e} "
-            "(re-run with --debug for the traceback)",
+            f"{command}: internal error: {type(e).__name__}: {e}"
+            + ("" if debug else " (re-run with --debug for the traceback)"),
             file=sys.stderr,
         )
         return 1
@@ -135,6 +133,12 @@ def _show_notice(command: str, default):
             default(message, category, filename, lineno, file, line)
 
     return show
+
+
+def _traceback_if(debug: bool) -> None:
+    """With --debug: the exception being handled, in full, on stderr."""
+    if debug:
+        traceback.print_exc()
 
 
 def _os_error(e: OSError, args: argparse.Namespace) -> str:

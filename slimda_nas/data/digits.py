@@ -50,6 +50,8 @@ def read_digits(name: str, root: Path, *, download: bool = True) -> dict[str, Sp
 
 
 def _read_npz(path: Path) -> dict[str, Split]:
+    if not zipfile.is_zipfile(path):  # else numpy's message is about pickles
+        raise DataError(f"{path}: not an npz archive (expected numpy.savez's zip of arrays)")
     try:
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in _NPZ_KEYS if k not in z.files]

@@ -58,6 +58,7 @@ class EvalSettings:
             ("calibration_images", two, 10**6),
             ("scoring_images", 1, 10**6),
             ("batch_size", two, 16_384),
+            ("subset_seed", 0, 2**32 - 1),  # numpy's seeds
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
@@ -121,7 +122,7 @@ class Evaluator:
         self.head = s.head or self.bank.deploy_head
         if self.head not in self.bank.model.head_names:
             raise ConfigError(
-                f"head: expected one of {', '.join(self.bank.model.head_names)}, got {self.head!r}"
+                f"--head: expected one of {', '.join(self.bank.model.head_names)}, got {self.head!r}"
             )
         self.anchor_config = self.run.space.check_config(
             s.anchor or self.run.space.largest(), origin="anchor"

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimda_nas.data import ImageSet, eval_batches, load_labelled, parse_task
+from slimda_nas.errors import DataError
 from slimda_nas.evaluate.evaluator import Evaluator
 from slimda_nas.train import TrainedRun
 
@@ -26,7 +27,10 @@ class LabelledTarget:
 def load_labelled_target(folder: str | Path, run: TrainedRun) -> LabelledTarget:
     """The folder's images in the bank's classes, prepared as the run's target images are."""
     digits = parse_task(run.task).source.is_digits
-    images = load_labelled(folder, run.space.input_size, list(run.bank.classes), digits=digits)
+    try:
+        images = load_labelled(folder, run.space.input_size, list(run.bank.classes), digits=digits)
+    except DataError as e:
+        raise DataError(f"--target-labelled: {e}") from e
     return LabelledTarget(str(folder), images)
 
 

@@ -168,9 +168,8 @@ FORMATS: dict[str, Format] = {
 
 def parse_formats(text: str) -> list[str]:
     """``torchscript``, or several separated by commas (``torchscript,pt2``)."""
-    names = [n.strip().lower() for n in str(text).split(",") if n.strip()]
-    bad = [n for n in names if n not in FORMATS]
-    if bad or not names:
+    names = [n.strip().lower() for n in str(text).split(",")]
+    if any(n not in FORMATS for n in names):  # an empty name too: "onnx,,pt2" is a typo
         raise ExportError(
             f"--format: expected one or more of {', '.join(FORMATS)} separated by commas, "
             f"got {text!r}"

@@ -68,11 +68,19 @@ def _read_with_extends(path: Path, seen: tuple[Path, ...]) -> dict:
     if not isinstance(base_name, str):
         raise SpaceError(f"{path}: field 'extends': expected a file name, got {base_name!r}")
     base_path = (path.parent / base_name).resolve()
-    if base_path in seen or base_path == path.resolve():
-        raise SpaceError(f"{path}: field 'extends': {base_name!r} extends itself (cycle)")
+    chain = (*seen, path.resolve())
+    if base_path in chain:
+        loop = " -> ".join(p.name for p in (*chain[chain.index(base_path) :], base_path))
+        raise SpaceError(f"{path}: field 'extends': {base_name!r} makes a cycle: {loop}")
+    if base_path.is_dir():
+        raise SpaceError(
+            f"{path}: field 'extends': {base_name!r} is a folder, expected a search-space file"
+        )
     if not base_path.is_file():
-        raise SpaceError(f"{path}: field 'extends': {base_name!r} not found next to this file")
-    base = _read_with_extends(base_path, seen + (path.resolve(),))
+        raise SpaceError(
+            f"{path}: field 'extends': {base_name!r} not found (looked for {base_path})"
+        )
+    base = _read_with_extends(base_path, chain)
     return _merge(base, {k: v for k, v in raw.items() if k != "extends"})
 
 

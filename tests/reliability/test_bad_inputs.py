@@ -438,7 +438,52 @@ CASES = {
         lambda w: ["report", "--run", str(w.run), "--reference", str(w.root / "ghost")],
         "no such run folder",
     ),
+    "export: an empty format between commas": (
+        lambda w: ["export", "--run", str(w.run), "--budget", "1/4", "--format", "onnx,,pt2"],
+        "--format: expected one or more of",
+    ),
+    "eval: negative --subset-seed": (
+        lambda w: _eval(w, "--subset-seed", "-1"),
+        "--subset-seed: expected an integer of at least 0",
+    ),
+    "eval: unknown --head": (
+        lambda w: _eval(w, "--head", "zz"),
+        "--head: expected one of",
+    ),
+    "export: --target-labelled missing": (
+        lambda w: [
+            "export",
+            "--run",
+            str(w.run),
+            "--largest",
+            "--target-labelled",
+            str(w.root / "ghost"),
+        ],
+        "--target-labelled:",
+    ),
+    "space: extends a folder": (
+        lambda w: ["space", "validate", w.write("x.yaml", f"extends: {w.root}\n")],
+        "is a folder, expected a search-space file",
+    ),
+    "space: extends a cycle of two files": (
+        lambda w: [
+            "space",
+            "validate",
+            (w.write("b.yaml", "extends: a.yaml\n"), w.write("a.yaml", "extends: b.yaml\n"))[1],
+        ],
+        "a cycle: a.yaml -> b.yaml -> a.yaml",
+    ),
+    "data: an npz that is a text file": (
+        lambda w: _train(w, task="mnist->usps", data_root=_text_npz(w)),
+        "not an npz archive",
+    ),
 }
+
+
+def _text_npz(w: World) -> str:
+    """A data root whose mnist.npz is a text file."""
+    w.write("textnpz/digits/mnist.npz", "x_train,y_train\n1,2\n")
+    return str(w.root / "textnpz")
 
 
 def _eval(w: World, *extra: str) -> list[str]:
@@ -529,3 +574,14 @@ def test_bad_input(name, world, capsys, monkeypatch):
     after = tree_hashes(world.root)
     changed = [p for p, h in before.items() if after.get(p) != h]
     assert not changed, f"files changed or removed: {changed}"
+
+
+def test_debug_keeps_the_exit_code(world, capsys):
+    """--debug adds the traceback; the exit code and the last line are those without it."""
+    argv = ["space", "validate", str(world.root / "nope.yaml")]
+    assert main(argv) == 2
+    plain = capsys.readouterr().err.strip()
+    assert main(["--debug", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("Traceback") and "SpaceError" in err
+    assert err.splitlines()[-1] == plain
