@@ -219,15 +219,7 @@ class RunConfig:
         # them for when it is switched on, or inherit them from the backbone's defaults)
         if not self.teacher.iterations:
             d["teacher"] = dataclasses.asdict(TeacherConfig())
-        # fields added later are left out at their defaults (off), so that configs written
-        # before they existed keep their identity (and their runs can be resumed)
-        for key, default in _ADDED_LATER.items():
-            *parents, leaf = key.split(".")
-            holder = d
-            for parent in parents:
-                holder = holder.get(parent, {})  # a section already left out whole
-            if leaf in holder and holder[leaf] == default:
-                holder.pop(leaf)
+        _drop_later_defaults(d)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
     def adaptation_hash(self) -> str | None:
@@ -245,6 +237,7 @@ class RunConfig:
         # (the checkpoint's space hash), not by the path naming it (own data: RUN/space.yaml)
         for key in ("name", "space", *NOT_TRAINED, *STAGE_ONLY):
             d.pop(key)
+        _drop_later_defaults(d)
         blob = json.dumps({"adaptation": d}, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -260,6 +253,7 @@ class RunConfig:
         return _build(raw, "<overrides>")
 
 
+# A field added to RunConfig goes here with its default (off): see _drop_later_defaults.
 _ADDED_LATER = {
     "warmup": dataclasses.asdict(WarmupConfig()),
     "shrinking": dataclasses.asdict(ShrinkingConfig()),
@@ -273,6 +267,19 @@ _ADDED_LATER = {
     "teacher.adaptation": 0.0,
     "smallest_budget": None,
 }
+
+
+def _drop_later_defaults(d: dict) -> None:
+    """Leave out the fields added later where they hold their defaults (off), so that configs
+    written before they existed keep their identity (and their runs can be resumed)."""
+    for key, default in _ADDED_LATER.items():
+        *parents, leaf = key.split(".")
+        holder = d
+        for parent in parents:
+            holder = holder.get(parent, {})  # a section already left out whole
+        if leaf in holder and holder[leaf] == default:
+            holder.pop(leaf)
+
 
 _CHOICES = {
     "method": tuple(METHODS),

@@ -22,6 +22,7 @@ from slimda_nas.methods.losses import confusion_lambda
 from slimda_nas.train import distributed as D
 from slimda_nas.train.averaging import joins_average
 from slimda_nas.train.config import RunConfig
+from slimda_nas.train.metrics import METRICS, adaptation_source
 from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.optim import phase_at, set_learning_rates
 from slimda_nas.train.progress import TrainProgress
@@ -91,7 +92,7 @@ def _train(
     if adopted:
         start = adopt(s, Path(adapted_from))
         # lines of an earlier start killed before its first checkpoint
-        (cfg.run_dir / "metrics.jsonl").unlink(missing_ok=True)
+        (cfg.run_dir / METRICS).unlink(missing_ok=True)
     total = cfg.total_iterations
     if start >= total:
         return _finished(s, start)
@@ -147,7 +148,8 @@ def _train(
         ) from None
     result.seconds = time.time() - t0
     if s.dist.is_main and result.iterations == total:
-        TrainSummary.of(result, s.bank.deploy_head, s.average.count).write(cfg.run_dir)
+        source = adaptation_source(cfg.run_dir / METRICS)  # this call's, or a killed one's
+        TrainSummary.of(result, s.bank.deploy_head, s.average.count, source).write(cfg.run_dir)
     return result
 
 

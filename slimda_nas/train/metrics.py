@@ -8,6 +8,8 @@ from typing import Any
 
 from slimda_nas._io import write_text
 
+METRICS = "metrics.jsonl"
+
 
 class MetricsLog:
     """Appends one JSON object per line to ``path``."""
@@ -49,3 +51,10 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue  # a line cut by a kill
     return out
+
+
+def adaptation_source(path: str | Path) -> str | None:
+    """The adapted.pt a run started from: its log's first record names it (a resume keeps it)."""
+    records = read_metrics(path)
+    source = records[0].get("adapted_from") if records else None
+    return source if isinstance(source, str) else None

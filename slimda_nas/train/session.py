@@ -32,7 +32,7 @@ from slimda_nas.train.checkpoint import (
     save_checkpoint,
 )
 from slimda_nas.train.config import NOT_TRAINED, STAGE_ONLY, RunConfig
-from slimda_nas.train.metrics import MetricsLog
+from slimda_nas.train.metrics import METRICS, MetricsLog
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sandwich_floor
 from slimda_nas.train.step import BankStep
@@ -290,7 +290,7 @@ def prepare(s: Session, start: int) -> None:
             s.teacher_cache = TeacherCache.load(s.cfg.run_dir / CACHE, s.cfg.training_hash())
     s.cfg.run_dir.mkdir(parents=True, exist_ok=True)
     if s.dist.is_main:
-        s.metrics = MetricsLog(s.cfg.run_dir / "metrics.jsonl", resume_iteration=start)
+        s.metrics = MetricsLog(s.cfg.run_dir / METRICS, resume_iteration=start)
         write_yaml(s.cfg.run_dir / "run.yaml", s.cfg.to_dict())
 
 

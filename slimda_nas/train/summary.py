@@ -40,12 +40,19 @@ class TrainSummary:
     accuracy_on_target_test: Accuracy
     deploy_head: str
     averaged_weights: int
+    adapted_from: str | None = None  # the adapted.pt it started from (train --adapted-from)
     note: str = (
         "accuracy after BN re-estimation on target train images; labels used for this log only"
     )
 
     @classmethod
-    def of(cls, result: TrainResult, deploy_head: str, averaged_weights: int) -> TrainSummary:
+    def of(
+        cls,
+        result: TrainResult,
+        deploy_head: str,
+        averaged_weights: int,
+        adapted_from: str | None = None,
+    ) -> TrainSummary:
         return cls(
             iterations=result.iterations,
             seconds_this_session=round(result.seconds, 1),
@@ -53,6 +60,7 @@ class TrainSummary:
             accuracy_on_target_test=result.accuracy,
             deploy_head=deploy_head,
             averaged_weights=averaged_weights,
+            adapted_from=adapted_from,
         )
 
     def write(self, run_dir: Path) -> None:
@@ -68,6 +76,9 @@ class TrainSummary:
             accuracy_on_target_test=accuracy if isinstance(accuracy, dict) else {},
             deploy_head=str(raw.get("deploy_head", "")),
             averaged_weights=int(raw.get("averaged_weights", 0)),
+            adapted_from=raw.get("adapted_from")
+            if isinstance(raw.get("adapted_from"), str)
+            else None,
         )
 
     @classmethod

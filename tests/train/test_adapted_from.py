@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from slimda_nas.errors import CheckpointError
-from slimda_nas.train import train_bank
+from slimda_nas.train import TrainSummary, train_bank
 from slimda_nas.train.checkpoint import ADAPTED, load_checkpoint
 from tests.conftest import tiny_run_config
 from tests.reliability.conftest import in_process, one_line_error
@@ -62,6 +62,24 @@ def test_the_adaptation_hash_ignores_only_what_acts_from_the_stage_on(tmp_path, 
     assert base.replace(teacher={"iterations": 0}).adaptation_hash() is None
 
 
+def test_a_field_added_later_at_its_default_keeps_the_adaptation_hashes(
+    tmp_path, tiny_task, monkeypatch
+):
+    """A run config field added in a later version, at its default (off), must leave the
+    hashes of existing runs, and with them the adapted.pt files they can adopt, unchanged."""
+    from slimda_nas.train import config as config_module
+
+    base = _staged(tmp_path, tiny_task)
+    before = base.training_hash(), base.adaptation_hash()
+    plain_to_dict = config_module.RunConfig.to_dict
+    monkeypatch.setattr(
+        config_module.RunConfig, "to_dict", lambda self: {**plain_to_dict(self), "later": 0}
+    )
+    assert base.adaptation_hash() != before[1]  # the new field counts...
+    monkeypatch.setitem(config_module._ADDED_LATER, "later", 0)
+    assert (base.training_hash(), base.adaptation_hash()) == before  # ...unless at its default
+
+
 def test_a_run_from_anothers_adaptation_is_the_bank_from_scratch(tmp_path, tiny_task):
     donor = _staged(tmp_path / "donor", tiny_task)
     train_bank(donor, show_progress=False)
@@ -82,6 +100,9 @@ def test_a_run_from_anothers_adaptation_is_the_bank_from_scratch(tmp_path, tiny_
     _same_weights(scratch.run_dir, started.run_dir)
     lines = (started.run_dir / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {"iteration": 4, "adapted_from": str(donor.run_dir)}
+    # the summary names the source, though the call that finished it had resumed
+    assert TrainSummary.read(started.run_dir).adapted_from == str(donor.run_dir)
+    assert TrainSummary.read(scratch.run_dir).adapted_from is None
 
     # the donor's own config, started from its adapted.pt, is the donor
     again = _staged(tmp_path / "again", tiny_task)
