@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,10 +81,13 @@ def list_folder(path: Path, *, unlabelled_ok: bool = False) -> FileList:
         raise DataError(f"{class_root}: no class folders (expected {class_root}/<class>/*.jpg)")
     files: list[Path] = []
     labels: list[int] = []
-    # each real folder is read once, for the first class that reaches it (its own, if a class)
-    seen = {os.path.realpath(class_root), *(os.path.realpath(class_root / c) for c in classes)}
+    # each real folder is read once; one inside another class's folder is refused (its images
+    # would take the label of whichever class is read first)
+    reals = {c: os.path.realpath(class_root / c) for c in classes}
+    seen = {os.path.realpath(class_root), *reals.values()}
     for label, name in enumerate(classes):
-        found = _images_under(class_root / name, seen)
+        others = [r for c, r in reals.items() if c != name]
+        found = _images_under(class_root / name, seen, others)
         if not found:
             raise DataError(
                 f"{class_root / name}: class folder has no images "
@@ -159,9 +163,12 @@ def _subdirs(path: Path) -> list[str]:
         return []
 
 
-def _images_under(folder: Path, seen: set[str] | None = None) -> list[Path]:
+def _images_under(
+    folder: Path, seen: set[str] | None = None, others: Sequence[str] = ()
+) -> list[Path]:
     """Recursive and sorted by (folder, name) like ``ImageFolder``; hidden entries skipped.
-    ``seen`` holds the real paths of folders already read (and is updated)."""
+    ``seen`` holds the real paths of folders already read (and is updated); a linked folder
+    inside one of ``others`` (the real paths of the other classes' folders) is an error."""
     found: list[tuple[str, str]] = []
     seen = {os.path.realpath(folder)} if seen is None else seen
     for parent, dirs, names in os.walk(folder, followlinks=True):
@@ -170,6 +177,12 @@ def _images_under(folder: Path, seen: set[str] | None = None) -> list[Path]:
         keep = []
         for d in dirs:
             real = os.path.realpath(os.path.join(parent, d))
+            inside = [o for o in others if os.path.commonpath((o, real)) == o]
+            if inside and not d.startswith("."):
+                raise DataError(
+                    f"{Path(parent) / d}: links into another class's folder ({inside[0]}); "
+                    "an image must be in one class"
+                )
             if not d.startswith(".") and real not in seen:
                 seen.add(real)
                 keep.append(d)

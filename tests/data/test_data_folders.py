@@ -235,12 +235,18 @@ def test_decode_cache(
 
 def test_linked_folders_are_followed_once(make_folder: Callable[..., Path], tmp_path) -> None:
     """A class folder linked from elsewhere is read; a link back up the tree (a loop) or a
-    second link to one folder adds nothing (it counted one file 121 times, in the wrong class)."""
+    second link to one folder adds nothing (it counted one file 121 times, in the wrong class);
+    a link into another class's folder is refused (its images took the first class's label)."""
     root = make_folder(per_class=2)
     elsewhere = make_folder("elsewhere", classes=("bird",), per_class=2) / "images" / "bird"
     (root / "images" / "bird").symlink_to(elsewhere, target_is_directory=True)
     (root / "images" / "cat" / "back").symlink_to(root / "images", target_is_directory=True)
-    (root / "images" / "dog" / "again").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "more").mkdir()
+    (elsewhere / "000.png").rename(elsewhere / "more" / "000.png")
+    (elsewhere / "again").symlink_to(elsewhere / "more", target_is_directory=True)
     listing = list_folder(root)
     assert listing.classes == ["bird", "cat", "dog"]
     assert Counter(listing.labels) == {0: 2, 1: 2, 2: 2}
+    (root / "images" / "dog" / "birds").symlink_to(elsewhere / "more", target_is_directory=True)
+    with pytest.raises(DataError, match=r"dog/birds: links into another class's folder"):
+        list_folder(root)
