@@ -11,7 +11,6 @@ from rich.table import Table
 from slimda_nas.cli.eval import add_eval_options
 from slimda_nas.cli.search import add_target_labelled, labelled_table
 from slimda_nas.deploy.latency import LatencyRecord, format_ms, one_thread_text
-from slimda_nas.export.model_record import ExportRecord
 
 #: Scoring options left unset on the command line take the values the search recorded.
 _FROM_SEARCH = (
@@ -106,8 +105,8 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     for r in results:
         console.print(_table(r))
-        if "target_labelled" in r.record:
-            console.print(labelled_table(r.record["target_labelled"]))
+        if r.record.target_labelled is not None:
+            console.print(labelled_table(r.record.target_labelled))
     return 0
 
 
@@ -125,7 +124,7 @@ def _scoring(args: argparse.Namespace) -> dict:
 
 
 def _table(result) -> Table:
-    rec = ExportRecord.from_dict(result.record)
+    rec = result.record
     acc = "-" if rec.accuracy is None else f"{rec.accuracy:.2%}"
     t = Table(
         title=f"{result.label} -> {result.out}\n{rec.macs:,} MACs (thop; equals the search's: "

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from slimda_nas._check import typed
-from slimda_nas._io import write_json, write_yaml
+from slimda_nas._io import write_yaml
 from slimda_nas._versions import versions
 from slimda_nas.deploy.latency import LatencyRecord, latency_record
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
@@ -28,7 +28,7 @@ from slimda_nas.evaluate.labelled import (
 )
 from slimda_nas.export import select
 from slimda_nas.export.formats import FORMATS, ExportError, parse_formats, state_dict_loader
-from slimda_nas.export.model_record import MODEL_FILE
+from slimda_nas.export.model_record import ExportRecord
 from slimda_nas.export.staging import check_target, staging
 from slimda_nas.export.verify import (
     accuracy_check,
@@ -52,7 +52,7 @@ class ExportResult:
     out: Path
     label: str
     files: dict[str, Path]
-    record: dict
+    record: ExportRecord  # model.json
     seconds: dict[str, float] = field(default_factory=dict)  # per format: write + verify
 
 
@@ -276,13 +276,12 @@ def write_export(
             formats,
         )
         if latency:
-            record["latency"] = subject.latency().to_dict()
+            record = dataclasses.replace(record, latency=subject.latency().to_dict())
         if labelled is not None:
-            record["target_labelled"] = labelled_accuracy(
-                evaluator, labelled, {chosen.label: config}
-            )
+            accuracy = labelled_accuracy(evaluator, labelled, {chosen.label: config})
+            record = dataclasses.replace(record, target_labelled=accuracy)
         write_yaml(tmp / "config.yaml", dict(config))
-        write_json(tmp / MODEL_FILE, record)
+        record.write(tmp)
         if problems:
             raise ExportError(f"export {chosen.label}: verification failed: {'; '.join(problems)}")
     return ExportResult(
@@ -391,16 +390,16 @@ def _record(
     anchor_macs: int,
     verification: dict,
     formats: list[str],
-) -> dict:
+) -> ExportRecord:
     run, space = evaluator.run, evaluator.run.space
     data = run.data()
     macs = verification["macs"]["thop"]
     searched = chosen.point.upem if chosen.point is not None else {}
-    return {
-        "label": chosen.label,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "files": {FORMATS[f].file: f for f in formats},
-        "input": {
+    return ExportRecord(
+        label=chosen.label,
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        files={FORMATS[f].file: f for f in formats},
+        input={
             "shape": [1, *space.input_shape_at(config)],
             "size": space.resolution(config),
             "batch": "dynamic (any size >= 1)",
@@ -414,22 +413,22 @@ def _record(
             "preprocess": _preprocess(data, space.resolution(config)),
             "resize": _resize_rule(data, space.resolution(config)),
         },
-        "output": {"logits": len(run.bank.classes), "head": evaluator.head},
-        "classes": list(run.bank.classes),
-        "config": dict(config),
-        "channels": space.unit_channels(config),
-        "macs": macs,
-        "params": verification["macs"]["params"],
-        "anchor_macs": anchor_macs,
-        "fraction_of_anchor": macs / anchor_macs,
-        "budget": chosen.budget.text if chosen.budget else None,
-        "budget_macs": chosen.budget.macs if chosen.budget else None,
-        "upem": upem,
-        "upem_search": searched or None,
-        "metric": evaluator.settings.metric,
-        "accuracy": accuracy,
-        "origin": chosen.origin,
-        "run": {
+        output={"logits": len(run.bank.classes), "head": evaluator.head},
+        classes=list(run.bank.classes),
+        config=dict(config),
+        channels=space.unit_channels(config),
+        macs=macs,
+        params=verification["macs"]["params"],
+        anchor_macs=anchor_macs,
+        fraction_of_anchor=macs / anchor_macs,
+        budget=chosen.budget.text if chosen.budget else None,
+        budget_macs=chosen.budget.macs if chosen.budget else None,
+        upem=upem,
+        upem_search=searched or None,
+        metric=evaluator.settings.metric,
+        accuracy=accuracy,
+        origin=chosen.origin,
+        run={
             "run": str(run.run_dir),
             "task": run.task,
             "method": run.method,
@@ -437,10 +436,10 @@ def _record(
             "space": {"name": space.name, "hash": space.hash},
             "backbone": space.backbone,
         },
-        "settings": evaluator.record(),
-        "verification": verification,
-        "versions": versions(),
-    }
+        settings=evaluator.record(),
+        verification=verification,
+        versions=versions(),
+    )
 
 
 def _resize_rule(data, size: int) -> dict:

@@ -3,11 +3,15 @@ record (written by ``export_model``, read back by the CLI and by anyone deployin
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from slimda_nas._io import write_json
 from slimda_nas.deploy.latency import LatencyRecord
+from slimda_nas.export.formats import ExportError
 from slimda_nas.export.verify import FileCheck, file_checks, macs_passed
 
 MODEL_FILE = "model.json"
@@ -73,3 +77,28 @@ class ExportRecord:
     def from_dict(cls, raw: Mapping[str, Any]) -> ExportRecord:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def write(self, folder: str | Path) -> None:
+        write_json(Path(folder) / MODEL_FILE, self.to_dict())
+
+    @classmethod
+    def read(cls, folder: str | Path) -> ExportRecord:
+        """``folder``'s record; one line naming the file where it is missing, unreadable or
+        incomplete."""
+        path = Path(folder) / MODEL_FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(raw, dict):
+                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+        except FileNotFoundError:
+            raise ExportError(
+                f"{path}: not found (expected a folder written by `slimda-nas export`)"
+            ) from None
+        except (OSError, ValueError) as e:
+            raise ExportError(f"{path}: unreadable ({e})") from None
+        try:
+            return cls.from_dict(raw)
+        except TypeError as e:  # required fields missing
+            raise ExportError(
+                f"{path}: not a complete export record ({e}); export the model again"
+            ) from None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import warnings
 from collections.abc import Collection, Sequence
@@ -51,22 +50,7 @@ class ExportedModel:
                 f"{self.folder}: is a file, expected an export folder (written by "
                 "`slimda-nas export`)"
             )
-        try:
-            raw = json.loads(record_path.read_text(encoding="utf-8"))
-            if not isinstance(raw, dict):
-                raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
-        except FileNotFoundError:
-            raise ExportError(
-                f"{record_path}: not found (expected a folder written by `slimda-nas export`)"
-            ) from None
-        except (OSError, ValueError) as e:
-            raise ExportError(f"{record_path}: unreadable ({e})") from None
-        try:
-            self.record = ExportRecord.from_dict(raw)
-        except TypeError as e:  # required fields missing
-            raise ExportError(
-                f"{record_path}: not a complete export record ({e}); export the model again"
-            ) from None
+        self.record = ExportRecord.read(self.folder)
         inp = self.record.input if isinstance(self.record.input, dict) else {}
         norm = inp.get("normalization") or {}
         self.resize = inp.get("resize")

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from slimda_nas._folders import check_replaceable, staged_folder
 from slimda_nas.export.formats import ExportError
-
-MARKER = "model.json"
+from slimda_nas.export.model_record import MODEL_FILE
 
 
 def check_target(out: Path) -> None:
     """Refuse to replace a folder that is not an earlier export (``--out ~`` must not wipe it)."""
-    check_replaceable(Path(out), lambda p: (p / MARKER).is_file(), "export", ExportError)
+    check_replaceable(Path(out), lambda p: (p / MODEL_FILE).is_file(), "export", ExportError)
 
 
 def staging(out: Path):

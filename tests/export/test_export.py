@@ -158,17 +158,17 @@ def test_onnx_export_verifies_with_onnx_runtime(evaluator, tmp_path):
     require_module("onnxscript", "needs the ONNX exporter (pip install slimda-nas[onnx])")
     ort = require_module("onnxruntime", "needs ONNX Runtime (pip install onnxruntime)")
     result = export_model(evaluator, largest=True, formats="onnx", out=tmp_path / "onnx")
-    f = result.record["verification"]["files"]["model.onnx"]
+    f = result.record.verification["files"]["model.onnx"]
     assert f["runtime"] == f"onnxruntime {ort.__version__}"  # what users deploy with
     assert f["logits"]["passed"] and f["accuracy"]["passed"]
     assert f["accuracy"]["images"] == 18  # every test image: the runtime is fast enough
-    assert result.record["origin"] == {"kind": "largest"} and result.record["budget"] is None
-    lat = result.record["latency"]
+    assert result.record.origin == {"kind": "largest"} and result.record.budget is None
+    lat = result.record.latency
     assert lat["model"]["onnxruntime"]["median_ms"] > 0 and lat["machine"]["onnxruntime"]
 
 
 def test_export_records_its_latency_beside_the_full_width(exported):
-    lat = exported.record["latency"]
+    lat = exported.record.latency
     for name in ("model", "full_width"):
         t = lat[name]["pytorch"]
         assert 0 < t["p10_ms"] <= t["median_ms"] <= t["p90_ms"] and t["runs"] >= 20
@@ -244,9 +244,8 @@ def test_pareto_exports_every_front_configuration(searched, evaluator, tmp_path)
     studies = read_studies(open_run_storage(None, searched), evaluator.run.space, "journal")
     front = pareto_front(p for s in studies for p in s.points)
     results = export_pareto(evaluator, formats="state_dict", out=tmp_path)
-    assert [r.record["config"] for r in results] == [p.config for p in front]
+    assert [r.record.config for r in results] == [p.config for p in front]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(r.label for r in results)
     assert all(
-        r.record["origin"]["kind"] == "pareto" and r.record["verification"]["passed"]
-        for r in results
+        r.record.origin["kind"] == "pareto" and r.record.verification["passed"] for r in results
     )
