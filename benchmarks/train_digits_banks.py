@@ -46,7 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for col in ("run", "method", "iterations", "wall s", "largest", "smallest"):
         t.add_column(col)
     for name, r in results.items():
-        head = "ct" if r["method"] == "symnet" else "ca"
+        head = bc.build_method(r["method"]).default_deploy_head
         acc = r["accuracy"]
         t.add_row(
             name,

@@ -194,7 +194,9 @@ class _SearchProgress:
         self.best = float("inf")
 
     def on_trial(self, trial) -> None:
-        if trial.user_attrs.get("evaluated"):
+        from slimda_nas.search.record import is_evaluated
+
+        if is_evaluated(trial):
             self.progress.advance(self.task)
         value = trial.values[-1] if trial.values else float("inf")
         feasible = all(v <= 0 for v in trial.constraints.values())

@@ -81,7 +81,7 @@ def register(sub) -> None:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from slimda_nas.train import train_bank
+    from slimda_nas.train import RUN_CONFIG, train_bank
     from slimda_nas.train.loop import discard_unused
 
     new = _resolve(args)
@@ -116,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     console = Console()
     console.print(
         f"bank written to {result.checkpoint} ({result.iterations} iterations{began}"
-        + f"); its config: {cfg.run_dir / 'run.yaml'}"
+        + f"); its config: {cfg.run_dir / RUN_CONFIG}"
     )
     for name, heads in result.accuracy.items():
         text = ", ".join(f"{h} {v:.2%}" for h, v in heads.items())

@@ -209,8 +209,31 @@ class TrialRecord:
             trial.set_user_attr(k, v)
 
 
+@dataclass(frozen=True)
+class QueueMark:
+    """What a trial the search queues itself carries from the start: the proposal it replaces
+    (``repaired_from``, kept on its :class:`TrialRecord` too) or the name of the reference
+    model it is."""
+
+    repaired_from: dict | None = None
+    reference: str | None = None
+
+    def to_attrs(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name)}
+
+    @classmethod
+    def of(cls, t: FrozenTrial | optuna.Trial) -> QueueMark:
+        attrs = t.user_attrs
+        return cls(repaired_from=attrs.get("repaired_from"), reference=attrs.get("reference"))
+
+
 def trial_record(t: FrozenTrial) -> TrialRecord | None:
     return TrialRecord.from_attrs(t.user_attrs)
+
+
+def trial_key(t: FrozenTrial) -> str | None:
+    """A trial's configuration key, read without building a record (see is_evaluated)."""
+    return t.user_attrs.get("key")
 
 
 def objective(t: FrozenTrial) -> float:

@@ -37,9 +37,11 @@ from slimda_nas.search._optuna import (
     waiting_params,
 )
 from slimda_nas.search.record import (
+    QueueMark,
     TrialRecord,
     config_key,
     is_evaluated,
+    trial_key,
 )
 from slimda_nas.search.samplers import REFERENCES, make_sampler, proposer
 from slimda_nas.search.score_cache import ScoreCache
@@ -123,10 +125,7 @@ def fail_dead_trials(study: optuna.Study) -> int:
         )
         if dead and fail_running_trial(study, t):
             failed += 1
-            queued = waiting_params(t)
-            kept = {
-                k: t.user_attrs[k] for k in ("repaired_from", "reference") if k in t.user_attrs
-            }
+            queued, kept = waiting_params(t), QueueMark.of(t).to_attrs()
             if kept and queued:
                 # a queued trial (a replacement, a reference model) lost to a kill: queue it
                 # again, so the resumed search goes on exactly as an uninterrupted one (its
@@ -160,7 +159,7 @@ class _Ledger:
             self.seen.add(t.number)
             if is_evaluated(t):
                 self.evaluated += 1
-                self.keys.add(t.user_attrs.get("key"))
+                self.keys.add(trial_key(t))
         while self._final < len(trials) and trials[self._final].state.is_finished():
             t = trials[self._final]
             self._final_evaluated += _evaluated(t)
@@ -253,10 +252,11 @@ class StudyWorker:
         # one record per network: widths of blocks the depths skip are normalized away
         network = self.space.normalize_indices(indices)
         config, key = self.space.from_indices(network), config_key(network)
-        repaired_from = trial.user_attrs.get("repaired_from")
+        mark = QueueMark.of(trial)
+        repaired_from = mark.repaired_from
         if repaired_from:
             proposer = "repair"
-        elif trial.user_attrs.get("reference"):
+        elif mark.reference:
             proposer = "reference"  # one of the bank's trained reference models
         record = TrialRecord(
             config=config,
@@ -302,7 +302,7 @@ class StudyWorker:
             return  # resumed: its references, if any, were queued when it began
         for name, config in reference_configs(self.space, self.cost, spec.budget.macs).items():
             params = dict(zip(self.units, self.space.to_indices(config), strict=True))
-            self.study.enqueue_trial(params, user_attrs={"reference": name})
+            self.study.enqueue_trial(params, user_attrs=QueueMark(reference=name).to_attrs())
 
     def _repair(self, number: int, record: TrialRecord, indices, trials: list, why: str) -> None:
         """Queue, as the study's next trial, the configuration closest to a proposal that is
@@ -331,7 +331,9 @@ class StudyWorker:
             return
         self.study.enqueue_trial(
             dict(zip(self.units, fixed, strict=True)),
-            user_attrs={"repaired_from": {"trial": number, "key": record.key, "why": why}},
+            user_attrs=QueueMark(
+                repaired_from={"trial": number, "key": record.key, "why": why}
+            ).to_attrs(),
         )
 
     def _key(self, indices) -> str:

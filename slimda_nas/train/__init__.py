@@ -8,6 +8,7 @@ from slimda_nas.train.checkpoint import (
     save_checkpoint,
 )
 from slimda_nas.train.config import (
+    RUN_CONFIG,
     DistillationConfig,
     OptimizerConfig,
     RunConfig,
@@ -30,6 +31,7 @@ __all__ = [
     "DistillationConfig",
     "NewRun",
     "OptimizerConfig",
+    "RUN_CONFIG",
     "RunConfig",
     "StepTiming",
     "TrainResult",

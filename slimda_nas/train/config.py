@@ -112,6 +112,8 @@ class AveragingConfig:
     every: int = 10
 
 
+RUN_CONFIG = "run.yaml"  # a run folder's config, complete: `train --config RUN/run.yaml` resumes
+
 NOT_TRAINED = (
     "out",
     "data_root",
@@ -365,7 +367,7 @@ def _written_by_training(path: Path) -> bool:
     """A run folder's ``run.yaml`` (beside its checkpoint) lists every field the run was
     trained with; a field it lacks was added to RunConfig later and takes its off value, never a
     backbone default, so that the run keeps its training hash."""
-    return path.name == "run.yaml" and (path.parent / CHECKPOINT).is_file()
+    return path.name == RUN_CONFIG and (path.parent / CHECKPOINT).is_file()
 
 
 def config_from_dict(raw: dict, source: str = "<run config>") -> RunConfig:

@@ -14,7 +14,7 @@ from slimda_nas.bank import ModelBank
 from slimda_nas.errors import CheckpointError, RunError
 from slimda_nas.space import SearchSpace, space_from_dict
 from slimda_nas.train.checkpoint import CHECKPOINT, file_hash, load_checkpoint
-from slimda_nas.train.config import RunConfig, config_from_dict, load_run_config
+from slimda_nas.train.config import RUN_CONFIG, RunConfig, config_from_dict, load_run_config
 from slimda_nas.train.distributed import resolve_device
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def load_run(
         raise RunError(
             f"{ckpt}: training stopped at iteration {state.iteration} of "
             f"{config.total_iterations}; "
-            f"finish it with `slimda-nas train --config {run_dir / 'run.yaml'}`"
+            f"finish it with `slimda-nas train --config {run_dir / RUN_CONFIG}`"
         )
     # as trained, even if the file changed since
     space = space_from_dict(state.space, source=f"{ckpt} (its stored search space)")

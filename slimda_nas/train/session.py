@@ -31,7 +31,7 @@ from slimda_nas.train.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from slimda_nas.train.config import NOT_TRAINED, STAGE_ONLY, RunConfig
+from slimda_nas.train.config import NOT_TRAINED, RUN_CONFIG, STAGE_ONLY, RunConfig
 from slimda_nas.train.metrics import METRICS, MetricsLog
 from slimda_nas.train.optim import build_optimizer
 from slimda_nas.train.sandwich import sandwich_floor
@@ -291,7 +291,7 @@ def prepare(s: Session, start: int) -> None:
     s.cfg.run_dir.mkdir(parents=True, exist_ok=True)
     if s.dist.is_main:
         s.metrics = MetricsLog(s.cfg.run_dir / METRICS, resume_iteration=start)
-        write_yaml(s.cfg.run_dir / "run.yaml", s.cfg.to_dict())
+        write_yaml(s.cfg.run_dir / RUN_CONFIG, s.cfg.to_dict())
 
 
 # -- saving ---------------------------------------------------------------------------------------
