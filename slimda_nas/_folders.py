@@ -197,7 +197,7 @@ def _check_no_clash(out: Path, tmp: Path, owned: set[str], option: str) -> None:
 def _remove_stale_staging(out: Path) -> None:
     for p in out.parent.glob(f".{glob.escape(out.name)}.*"):
         parts = p.name[len(out.name) + 2 :].split(".")
-        if p.suffix in (".tmp", ".old") and parts[0].isdigit() and not pid_alive(int(parts[0])):
+        if p.suffix in (".tmp", ".old") and parts[0].isdecimal() and not pid_alive(int(parts[0])):
             if p.suffix == ".tmp":  # a build never moves a user's file into its staging
                 shutil.rmtree(p, ignore_errors=True)
             else:

@@ -141,7 +141,7 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             pid = os.pread(fd, 20, 0).decode("ascii", "replace").strip()
-            holder = f"pid {pid}" if pid.isdigit() else "another process"
+            holder = f"pid {pid}" if pid.isdecimal() else "another process"
             raise UserError(
                 f"{path.parent}: {what} is already running here ({holder}); wait for it "
                 "to finish or stop it first"

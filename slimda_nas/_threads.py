@@ -50,7 +50,7 @@ def choose_threads(option: int | None = None) -> tuple[int, str]:
         return _at_most_per_core("--threads", option), "--threads"
     env = os.environ.get(ENV_THREADS, "").strip()
     if env:
-        if not env.isdigit() or int(env) < 1:
+        if not env.isdecimal() or int(env) < 1:
             raise UserError(f"${ENV_THREADS}: expected a positive integer, got {env!r}")
         return _at_most_per_core(f"${ENV_THREADS}", int(env)), f"${ENV_THREADS}"
     return free_cores(), f"free cores of {usable_cores()} (load average)"

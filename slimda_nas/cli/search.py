@@ -249,7 +249,7 @@ def _worker_rank() -> int:
     from slimda_nas.errors import UserError
 
     value = os.environ.get("SLIMDA_NAS_WORKER_RANK", "0")
-    if not value.isdigit():
+    if not value.isdecimal():
         raise UserError(f"SLIMDA_NAS_WORKER_RANK: expected a non-negative integer, got {value!r}")
     return int(value)
 

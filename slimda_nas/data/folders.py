@@ -9,6 +9,7 @@ lines, relative paths resolved against the list file's folder, class names from 
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,7 +115,7 @@ def list_file(path: Path) -> FileList:
         if not text or text.startswith("#"):
             continue
         parts = text.rsplit(None, 1)
-        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+        if len(parts) != 2 or not re.fullmatch(r"-?[0-9]+", parts[1]):
             raise DataError(
                 f"{path}:{number}: expected '<image path> <integer label>', got {text!r}"
             )
@@ -146,9 +147,11 @@ def check_classes_nonempty(where: Path, classes: list[str], labels: list[int]) -
 def _read_classes(path: Path) -> list[str] | None:
     if not path.is_file():
         return None
-    names = [
-        line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-    ]
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: unreadable class list ({exc}; expected UTF-8 text)") from exc
+    names = [line.strip() for line in text.splitlines() if line.strip()]
     if not names or len(set(names)) != len(names):
         raise DataError(f"{path}: expected one unique class name per line")
     return names

@@ -230,5 +230,9 @@ def _journal_problem(data: bytes) -> tuple[int, str] | None:
         if rec["op_code"] not in JOURNAL_OP_CODES:
             return i, f"unknown operation {rec['op_code']!r}"
     if lines[-1].strip():
-        return len(lines), "partial"
+        # a record cut off: after complete ones, or the first one begun (Optuna writes
+        # '{"op_code":' first); a text file of one line is no journal to repair
+        if len(lines) > 1 or lines[-1].startswith(b'{"op_code"'):
+            return len(lines), "partial"
+        return 1, "not an Optuna journal record"
     return None

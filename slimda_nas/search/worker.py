@@ -120,7 +120,7 @@ def fail_dead_trials(study: optuna.Study) -> int:
         # live worker, which then meets UpdateFinishedTrialError before scoring and asks again.
         # Failing it at once is cheap either way; a dead one left RUNNING would hold a slot.
         dead = not owner or (
-            (h == host and pid.isdigit() and not pid_alive(int(pid)))
+            (h == host and pid.isdecimal() and not pid_alive(int(pid)))
             or (h != host and age > STALE_SECONDS)
         )
         if dead and fail_running_trial(study, t):

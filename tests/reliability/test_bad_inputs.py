@@ -450,6 +450,42 @@ CASES = {
         lambda w: _eval(w, "--head", "zz"),
         "--head: expected one of",
     ),
+    "export: --out a TF.js model (another model.json)": (
+        lambda w: [
+            "export",
+            "--run",
+            str(w.run),
+            "--largest",
+            "--no-latency",
+            "--out",
+            str(Path(w.write("tfjs/model.json", '{"format": "layers-model"}')).parent),
+        ],
+        "the folder exists and is not an earlier export",
+    ),
+    "search: --storage a one-line text file": (
+        lambda w: _search(w, "--storage", w.write("notes.txt", "my notes, no newline")),
+        "not an Optuna journal record",
+    ),
+    "search: a superscript worker rank": (
+        lambda w: (_search(w, "--budget", "1/4"), {"SLIMDA_NAS_WORKER_RANK": "\u00b2"}),
+        "SLIMDA_NAS_WORKER_RANK: expected a non-negative integer",
+    ),
+    "space: a superscript thread count": (
+        lambda w: (["space", "validate", "digits_cnn"], {"SLIMDA_NAS_THREADS": "\u00b2"}),
+        "$SLIMDA_NAS_THREADS: expected a positive integer",
+    ),
+    "data: a list label --1": (
+        lambda w: _train(w, task=_list_task(w, "--1")),
+        "expected '<image path> <integer label>'",
+    ),
+    "data: a superscript list label": (
+        lambda w: _train(w, task=_list_task(w, "\u00b2")),
+        "expected '<image path> <integer label>'",
+    ),
+    "data: a Latin-1 classes.txt": (
+        lambda w: _train(w, task=_list_task(w, "0", classes=b"caf\xe9\n")),
+        "classes.txt: unreadable class list",
+    ),
     "export: --target-labelled missing": (
         lambda w: [
             "export",
@@ -478,6 +514,17 @@ CASES = {
         "not an npz archive",
     ),
 }
+
+
+def _list_task(w: World, label: str, classes: bytes | None = None) -> str:
+    """From a list file of one image of domain A with ``label`` (and a classes.txt beside it)
+    to domain B."""
+    image = next((w.data / "A").rglob("*.png"))
+    if classes is not None:
+        (w.root / "lists").mkdir(exist_ok=True)
+        (w.root / "lists" / "classes.txt").write_bytes(classes)
+    listing = w.write("lists/src.txt", f"{image} {label}" + "\n")
+    return f"list:{listing}->folder:{w.data / 'B'}"
 
 
 def _text_npz(w: World) -> str:
