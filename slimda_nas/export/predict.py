@@ -52,16 +52,26 @@ class ExportedModel:
             )
         self.record = ExportRecord.read(self.folder)
         inp = self.record.input if isinstance(self.record.input, dict) else {}
-        norm = inp.get("normalization") or {}
+        norm = inp.get("normalization")
         self.resize = inp.get("resize")
-        if not isinstance(self.resize, dict) or "mean" not in norm or "std" not in norm:
+        if (
+            not isinstance(self.resize, dict)
+            or not isinstance(norm, dict)
+            or not {"mean", "std"} <= set(norm)
+        ):
             raise ExportError(
                 f"{record_path}: field 'input.resize' or 'input.normalization' missing (exported "
                 "by an older slimda-nas); export the model again"
             )
         self.mean, self.std = norm["mean"], norm["std"]
         _check_input(record_path, inp)
-        self.classes = list(self.record.classes or [])
+        classes = self.record.classes
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise ExportError(
+                f"{record_path}: field 'classes': expected a list of class names, got "
+                f"{classes!r}; export the model again"
+            )
+        self.classes = classes
         self.format, self._run = self._load()
 
     def _load(self) -> tuple[str, Runner]:
@@ -84,6 +94,8 @@ class ExportedModel:
 
     def preprocess(self, path: str | Path) -> Tensor:
         """(3, S, S) float input of one image file; a file PIL cannot read is a DataError."""
+        from PIL import Image
+
         from slimda_nas.data._decode import read_resized
         from slimda_nas.data.digits import to_3x32
         from slimda_nas.data.transforms import center_crop, normalise
@@ -99,7 +111,7 @@ class ExportedModel:
                 img = to_3x32(read_resized(path, None).transpose(1, 2, 0)[None])[0]
             else:
                 raise ExportError(f"{self.folder / MODEL_FILE}: unknown input.resize {rule!r}")
-        except (OSError, ValueError, SyntaxError) as e:  # PIL's errors for a bad file
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:  # PIL's
             reason = " ".join(str(e).split()) or type(e).__name__
             raise DataError(f"{path}: cannot read the image ({reason})") from None
         x = normalise(img.unsqueeze(0), self.mean, self.std)
@@ -159,6 +171,13 @@ def _check_input(record_path: Path, inp: dict) -> None:
         return number and math.isfinite(value) and value > 0  # JSON allows Infinity
 
     norm, resize = inp["normalization"], inp["resize"]
+    shrink = resize.get("shrink_to")
+    if shrink is not None and not (
+        isinstance(shrink, dict) and isinstance(shrink.get("size"), list)
+    ):
+        raise bad("resize.shrink_to", "a mapping with 'size': [pixels, pixels]", shrink)
+    if shrink is not None and len(shrink["size"]) != 2:
+        raise bad("resize.shrink_to.size", "2 numbers of pixels", shrink["size"])
     for name in ("mean", "std"):
         values = norm[name]
         numbers = isinstance(values, list) and len(values) in (1, 3)
@@ -167,7 +186,6 @@ def _check_input(record_path: Path, inp: dict) -> None:
     if not all(positive(v) for v in norm["std"]):
         raise bad("normalization.std", "numbers above 0", norm["std"])
     sizes = {k: resize[k] for k in ("shorter_side", "crop") if k in resize}
-    shrink = resize.get("shrink_to")
     for key, holder in (("size", resize), ("shrink_to.size", shrink)):
         given = holder.get("size") if isinstance(holder, dict) else None
         if given is not None and not isinstance(given, list):
@@ -178,6 +196,13 @@ def _check_input(record_path: Path, inp: dict) -> None:
             raise bad(f"resize.{key}", "a positive whole number of pixels", value)
     if "size" in inp and not (positive(inp["size"]) and inp["size"] == int(inp["size"])):
         raise bad("size", "a positive whole number of pixels", inp["size"])
+    if "crop" in sizes and "shorter_side" in sizes and sizes["crop"] > sizes["shorter_side"]:
+        raise bad("resize.crop", f"at most shorter_side ({sizes['shorter_side']})", sizes["crop"])
+    # what the rule makes must be what the model takes
+    shape = inp.get("shape")
+    made = shrink["size"][0] if shrink else sizes.get("crop", sizes.get("size[0]"))
+    if isinstance(shape, list) and len(shape) == 4 and made is not None and made != shape[-1]:
+        raise bad("resize", f"a rule giving {shape[-1]} pixels (input.shape)", made)
 
 
 def list_images(paths: Sequence[str | Path]) -> list[Path]:

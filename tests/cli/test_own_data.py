@@ -247,6 +247,9 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
         ("size", 0),
         ("resize.shorter_side", -5),
         ("normalization.mean", "grey"),
+        ("resize.crop", 10_000),  # above the shorter side: TorchScript's error, exit 1
+        ("resize.shrink_to", {"px": 16}),  # a KeyError, exit 1
+        ("resize", {"rule": "resize", "size": [32, 32], "shrink_to": {"size": [7, 7]}}),
     ):
         edited = tmp_path / f"edited_{field}"
         shutil.copytree(export, edited)
@@ -260,6 +263,21 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
         assert main(["predict", "--model", str(edited), str(odd["plain"])]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"field 'input.{field}': expected" in err, err
+    for field, value in (("classes", 5), ("classes", [1, 2, 3])):  # TypeError, rich's error
+        edited = tmp_path / f"edited_{field}_{len(str(value))}"
+        shutil.copytree(export, edited)
+        record = json.loads((edited / "model.json").read_text())
+        record[field] = value
+        (edited / "model.json").write_text(json.dumps(record))
+        assert main(["predict", "--model", str(edited), str(odd["plain"])]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"field '{field}': expected" in err, err
+    # a decompression bomb (a header claiming 200 megapixels) is an unreadable image
+    bomb = tmp_path / "bomb.png"
+    _png_header_claiming(bomb, 20_000, 10_000)
+    assert main(["predict", "--model", str(export), str(bomb)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bomb}: cannot read the image" in err, err
     # a damaged model file: one line naming it, exit 2 (not an internal error)
     damaged = tmp_path / "damaged"
     shutil.copytree(export, damaged)
@@ -267,6 +285,24 @@ def test_the_walk_from_two_folders_to_predict(folders, tmp_path, capsys):
     assert main(["predict", "--model", str(damaged), str(odd["plain"])]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{damaged / 'model.ts'}: damaged or unreadable" in err, err
+
+
+def _png_header_claiming(path: Path, width: int, height: int) -> None:
+    """A PNG whose header claims ``width`` x ``height`` pixels (and holds almost none)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0"))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_list_files_work_as_folders_do(folders, tmp_path):
