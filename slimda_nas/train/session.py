@@ -16,7 +16,7 @@ from torch import nn
 from slimda_nas._io import write_yaml
 from slimda_nas.bank import ModelBank
 from slimda_nas.cost.macs import CostModel
-from slimda_nas.errors import CheckpointError, ConfigError
+from slimda_nas.errors import CheckpointError, ConfigError, UserError
 from slimda_nas.methods import HEADS, Method, build_method
 from slimda_nas.methods.inplace import InplaceDistillation
 from slimda_nas.space import Config, SearchSpace, load_space
@@ -236,12 +236,27 @@ def _load(s: Session, state: TrainState, path: Path) -> int:
             f"{path}: its weights do not fit this bank ({str(e).strip().splitlines()[0][:160]}); "
             "restore the file or use another run name"
         ) from None
-    if len(state.ranks) != s.dist.world_size:
+    if not isinstance(state.ranks, list) or len(state.ranks) != s.dist.world_size:
+        written = len(state.ranks) if isinstance(state.ranks, list) else "?"
         raise CheckpointError(
-            f"{path}: written by {len(state.ranks)} process(es); resume with the same number "
+            f"{path}: written by {written} process(es); resume with the same number "
             f"(now {s.dist.world_size}) so every data stream continues where it stopped"
         )
-    mine = state.ranks[s.dist.rank]
+    try:
+        _load_streams(s, state, state.ranks[s.dist.rank])
+    except UserError as e:  # a stream's own check: name the file it came from
+        raise CheckpointError(f"{path}: {e}") from None
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        reason = (str(e).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(
+            f"{path}: damaged training state ({type(e).__name__}: {reason}); restore the file "
+            "or use another run name"
+        ) from None
+    return state.iteration
+
+
+def _load_streams(s: Session, state: TrainState, mine: dict) -> None:
+    """This process's data streams and RNG, and the weight average, from ``state``."""
     s.src.load_state_dict(mine["loaders"]["source"])
     if s.tgt is not None:
         s.tgt.load_state_dict(mine["loaders"]["target"])
@@ -251,7 +266,6 @@ def _load(s: Session, state: TrainState, path: Path) -> int:
     restore_rng(mine["rng"])
     if state.average is not None:
         s.average = WeightAverage.from_state_dict(state.average, s.device)
-    return state.iteration
 
 
 def _same_but_space_path(s: Session, state: TrainState) -> bool:

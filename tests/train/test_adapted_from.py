@@ -5,6 +5,7 @@ whose adaptation differs is refused in one line before anything is written."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,27 @@ def test_the_command_line_names_the_missing_adaptation(tmp_path, tiny_task, caps
         )
         one_line_error(code, err, f"{missing}: no adapted.pt there")
         assert not cfg.run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda s: s.__setitem__("ranks", [{}]), "damaged training state (KeyError"),
+        (lambda s: s.__setitem__("ranks", "x"), "written by ? process(es)"),
+        (lambda s: s["ranks"][0]["rng"].__setitem__("torch", torch.zeros(3)), "damaged"),
+    ],
+)
+def test_a_damaged_training_state_is_one_line_naming_the_file(
+    tmp_path, tiny_task, damage, message
+):
+    """An adapted.pt (or checkpoint.pt: the same loading) whose data streams or RNG states are
+    damaged: a CheckpointError naming the file, not an internal error."""
+    donor = _staged(tmp_path / "donor", tiny_task, teacher={"iterations": 1})
+    train_bank(donor, show_progress=False, stop_after=4)
+    state = torch.load(donor.run_dir / ADAPTED, weights_only=True)
+    damage(state)
+    torch.save(state, donor.run_dir / ADAPTED)
+    cfg = _staged(tmp_path / "new", tiny_task, name="other", teacher={"iterations": 1})
+    with pytest.raises(CheckpointError, match=re.escape(message)) as e:
+        train_bank(cfg, show_progress=False, adapted_from=donor.run_dir)
+    assert str(e.value).startswith(str(donor.run_dir / ADAPTED))
