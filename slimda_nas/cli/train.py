@@ -113,10 +113,14 @@ def _run(args: argparse.Namespace) -> int:
         if result.resumed_from
         else ""
     )
+    if result.resumed_from == result.iterations:  # finished before this call
+        what, began = "already trained, left as it is:", ""
+    else:
+        what = "bank written to"
     console = Console()
     console.print(
-        f"bank written to {result.checkpoint} ({result.iterations} iterations{began}"
-        + f"); its config: {cfg.run_dir / RUN_CONFIG}"
+        f"{what} {result.checkpoint} ({result.iterations} iterations{began}); "
+        f"its config: {cfg.run_dir / RUN_CONFIG}"
     )
     for name, heads in result.accuracy.items():
         text = ", ".join(f"{h} {v:.2%}" for h, v in heads.items())

@@ -73,7 +73,7 @@ class TrainSummary:
             iterations=int(raw.get("iterations", 0)),
             seconds_this_session=float(raw.get("seconds_this_session", 0.0)),
             resumed_from=int(raw.get("resumed_from", 0)),
-            accuracy_on_target_test=accuracy if isinstance(accuracy, dict) else {},
+            accuracy_on_target_test=accuracy if _is_accuracy(accuracy) else {},
             deploy_head=str(raw.get("deploy_head", "")),
             averaged_weights=int(raw.get("averaged_weights", 0)),
             adapted_from=raw.get("adapted_from")
@@ -88,5 +88,14 @@ class TrainSummary:
         try:
             raw = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
             return cls.from_dict(raw) if isinstance(raw, dict) else None
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, OverflowError):  # "iterations": Infinity
             return None
+
+
+def _is_accuracy(value: object) -> bool:
+    """model -> head -> a number (an edited or damaged file may hold anything)."""
+    return isinstance(value, dict) and all(
+        isinstance(heads, dict)
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in heads.values())
+        for heads in value.values()
+    )

@@ -225,3 +225,31 @@ def test_a_damaged_results_file_is_kept_aside_and_written_anew(R, capsys, body):
     (backup,) = path.parent.glob("results.json.*.damaged")
     assert backup.read_text() == body  # the user's file is kept as it was
     assert ResultsFile.read(R).studies  # the new file reads back, with this search's study
+
+
+# -- a damaged train_summary.json (it is a log: the checkpoint is what a run is) ------------------
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.replace('"iterations": 2', '"iterations": Infinity'),
+        lambda s: json.dumps({**json.loads(s), "accuracy_on_target_test": {"largest": "96%"}}),
+        lambda s: json.dumps(
+            {**json.loads(s), "accuracy_on_target_test": {"largest": {"ca": "96%"}}}
+        ),
+    ],
+)
+def test_a_finished_run_with_a_damaged_summary_is_left_as_it_is(
+    tmp_path, tiny_task, capsys, damage
+):
+    cfg = tiny_run_config(tmp_path, tiny_task, iterations=2, eval_every=0)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    assert _run(["train", "--config", str(path), "--quiet"], capsys)[0] == 0
+    summary = cfg.run_dir / "train_summary.json"
+    summary.write_text(damage(summary.read_text()))
+    before = tree_hashes(cfg.run_dir)
+    code = main(["train", "--config", str(path), "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err  # it was an OverflowError or a ValueError, exit 1
+    assert "already trained, left as it is" in out
+    assert tree_hashes(cfg.run_dir) == before
