@@ -257,11 +257,7 @@ def band_ranking(
 def write_rankings(run_dir: Path, rankings: list[BandRanking], settings: dict) -> Path:
     """Merge these budgets' rankings into ``RUN/ranking_within.json`` (the report reads it)."""
     path = Path(run_dir) / FILE
-    try:
-        old = json.loads(path.read_text()) if path.is_file() else {}
-        entries = old.get("budgets", {}) if isinstance(old, dict) else {}
-    except (OSError, ValueError):
-        entries = {}
+    entries = read_rankings(run_dir)  # {} where missing or damaged ({"budgets": []}: a list)
     for r in rankings:
         entries[r.budget.text] = r.to_dict()
     return write_json(path, {"settings": settings, "scores": list(SCORES), "budgets": entries})

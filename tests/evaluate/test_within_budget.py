@@ -73,6 +73,8 @@ def test_band_ranking_reports_every_score_pick_and_regret(run_dir):
 
 
 def test_the_cli_saves_budgets_beside_the_run_and_the_report_draws_them(run_dir, capsys):
+    # a damaged file from before (budgets a list: a TypeError, exit 1) is replaced
+    (run_dir / "ranking_within.json").write_text('{"budgets": []}')
     args = ["eval", "--run", str(run_dir), "--ranking", "5", "--budget", "1/4,1/16"]
     args += ["--device", "cpu", "--calibration-images", "8", "--scoring-images", "8"]
     assert main(args) == 0
