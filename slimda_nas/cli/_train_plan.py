@@ -6,6 +6,7 @@ and a measured time estimate. Reads data and builds models in memory; writes not
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -24,13 +25,17 @@ def space_reach(new, budgets: list, num_classes: int = 10):
     return summary, lines, unreachable
 
 
-def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
+def dry_run(
+    new, budgets: list, data_root: str | None, steps: int = 2, adapted_from: Path | None = None
+) -> int:
     from slimda_nas.cost.space_summary import lower_reach_advice, reach_text
     from slimda_nas.data import resolve_data_root, summarize_data
     from slimda_nas.train import backbone_defaults, time_training_steps
+    from slimda_nas.train.session import check_adapted_from
     from slimda_nas.train.teacher import VIEWS
 
     cfg, space = new.config, new.space
+    adapted = None if adapted_from is None else check_adapted_from(cfg, Path(adapted_from))
     console = Console(highlight=False, soft_wrap=True)
     row = backbone_defaults(space.backbone)
     console.rule(f"run config (RUN/run.yaml; run folder {cfg.run_dir})")
@@ -67,11 +72,17 @@ def dry_run(new, budgets: list, data_root: str | None, steps: int = 2) -> int:
     console.rule("time on this machine")
     images = data.source.images + data.target.images
     t = time_training_steps(cfg, space, num_classes, steps=steps, images=images)
+    if adapted is not None:  # its adaptation is not trained again
+        phases = [replace(p, iterations=0) if p.phase == "adaptation" else p for p in t.phases]
+        t = replace(t, phases=tuple(phases))
     console.print(
         f"measured {t.steps} training steps of each phase here ({t.device}, {t.threads} "
         f"thread(s), random inputs of batch {cfg.batch_size} per domain):"
     )
     for p in t.phases:
+        if adapted is not None and p.phase == "adaptation":
+            console.print(f"  adaptation: taken from {adapted}, not trained again")
+            continue
         console.print(
             f"  {p.phase}: {p.models_per_step} model(s) per step, {p.seconds_per_iteration:.2f} "
             f"s/iteration x {p.iterations:,} iterations = {_duration(p.seconds_per_iteration * p.iterations)}"

@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         from slimda_nas.cli._train_plan import dry_run
 
-        return dry_run(new, budgets, args.data_root)
+        return dry_run(new, budgets, args.data_root, adapted_from=args.adapted_from)
     if budgets:
         _warn_unreachable(new, budgets)
     fresh = not cfg.run_dir.exists()

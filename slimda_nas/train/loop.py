@@ -9,25 +9,35 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import time
 from pathlib import Path
 
 import torch
 
 from slimda_nas._check import typed
-from slimda_nas._io import check_output_path, exclusive_lock
+from slimda_nas._io import atomic_write, check_output_path, exclusive_lock
 from slimda_nas.errors import RunError, TrainingDiverged
 from slimda_nas.methods import HEADS
 from slimda_nas.methods.losses import confusion_lambda
 from slimda_nas.train import distributed as D
 from slimda_nas.train.averaging import joins_average
+from slimda_nas.train.checkpoint import ADAPTED
 from slimda_nas.train.config import RunConfig
 from slimda_nas.train.metrics import METRICS, adaptation_source
 from slimda_nas.train.monitor import accuracy
 from slimda_nas.train.optim import phase_at, set_learning_rates
 from slimda_nas.train.progress import TrainProgress
 from slimda_nas.train.sandwich import open_choices, sample_model_batch
-from slimda_nas.train.session import Session, adopt, prepare, restore, save, setup
+from slimda_nas.train.session import (
+    Session,
+    adopt,
+    check_adapted_from,
+    prepare,
+    restore,
+    save,
+    setup,
+)
 from slimda_nas.train.summary import TrainResult, TrainSummary
 from slimda_nas.train.teacher import freeze_teacher, next_views
 
@@ -90,7 +100,8 @@ def _train(
     start = restore(s, resume)
     adopted = start == 0 and adapted_from is not None
     if adopted:
-        start = adopt(s, Path(adapted_from))
+        adapted_from = Path(adapted_from).absolute()  # the logs name it wherever one stands
+        start = adopt(s, adapted_from)
         # lines of an earlier start killed before its first checkpoint
         (cfg.run_dir / METRICS).unlink(missing_ok=True)
     total = cfg.total_iterations
@@ -99,6 +110,10 @@ def _train(
     prepare(s, start)
     if adopted and s.metrics:
         s.metrics.write({"iteration": start, "adapted_from": str(adapted_from)})
+    if adopted and s.dist.is_main:  # its own copy: this run can be the source of another
+        source = check_adapted_from(cfg, adapted_from)
+        with open(source, "rb") as f:
+            atomic_write(cfg.run_dir / ADAPTED, lambda out: shutil.copyfileobj(f, out))
     adapted_at = cfg.adaptation_end if cfg.adaptation_hash() else None  # adapted.pt written
     end = total if stop_after is None else min(total, start + stop_after)
     result = TrainResult(

@@ -191,18 +191,8 @@ def adopt(s: Session, source: Path) -> int:
     """Start a new run from another run's adapted checkpoint (``source``: its run folder or its
     ``adapted.pt``), as if this run had trained the adaptation itself: the iteration to continue
     from. Refused unless the two configs adapt alike (``RunConfig.adaptation_hash``)."""
-    cfg, path = s.cfg, source / ADAPTED if source.is_dir() else source
+    cfg, path = s.cfg, check_adapted_from(s.cfg, source)
     mine = cfg.adaptation_hash()
-    if mine is None:
-        raise CheckpointError(
-            f"{cfg.name}: adapts more than the largest model (or has no teacher stage), so "
-            "no other run's adaptation is its own; train it without --adapted-from"
-        )
-    if not path.is_file():
-        raise CheckpointError(
-            f"{source}: no {ADAPTED} there (a staged run writes it where its teacher stage "
-            "begins); give that run's folder or its adapted.pt"
-        )
     state = _resumable(path, s)  # also refuses another search space (by its content)
     if state.adaptation_hash is None:
         raise CheckpointError(f"{path}: holds no adaptation hash; not an adapted.pt")
@@ -213,6 +203,23 @@ def adopt(s: Session, source: Path) -> int:
             f"{state.iteration}, expected {cfg.adaptation_end}); train it without --adapted-from"
         )
     return _load(s, state, path)
+
+
+def check_adapted_from(cfg: RunConfig, source: Path) -> Path:
+    """The adapted.pt that ``--adapted-from SOURCE`` names for ``cfg``, checked as far as it
+    can be without loading it (a dry run asks this too)."""
+    if cfg.adaptation_hash() is None:
+        raise CheckpointError(
+            f"{cfg.name}: adapts more than the largest model (or has no teacher stage), so "
+            "no other run's adaptation is its own; train it without --adapted-from"
+        )
+    path = source / ADAPTED if source.is_dir() else source
+    if not path.is_file():
+        raise CheckpointError(
+            f"{source}: no {ADAPTED} there (a staged run writes it where its teacher stage "
+            "begins); give that run's folder or its adapted.pt"
+        )
+    return path
 
 
 def _resumable(path: Path, s: Session) -> TrainState:

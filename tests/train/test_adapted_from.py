@@ -101,6 +101,8 @@ def test_a_run_from_anothers_adaptation_is_the_bank_from_scratch(tmp_path, tiny_
     _same_weights(scratch.run_dir, started.run_dir)
     lines = (started.run_dir / "metrics.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {"iteration": 4, "adapted_from": str(donor.run_dir)}
+    # its own copy of the adaptation: it can be the source of another run in turn
+    assert (started.run_dir / ADAPTED).read_bytes() == (donor.run_dir / ADAPTED).read_bytes()
     # the summary names the source, though the call that finished it had resumed
     assert TrainSummary.read(started.run_dir).adapted_from == str(donor.run_dir)
     assert TrainSummary.read(scratch.run_dir).adapted_from is None
@@ -139,6 +141,23 @@ def test_the_command_line_names_the_missing_adaptation(tmp_path, tiny_task, caps
         )
         one_line_error(code, err, f"{missing}: no adapted.pt there")
         assert not cfg.run_dir.exists()
+        dry = ["train", "--config", str(path), "--dry-run", "--adapted-from", str(missing)]
+        one_line_error(*in_process(dry, capsys), f"{missing}: no adapted.pt there")
+
+
+def test_the_dry_run_leaves_the_adopted_adaptation_out_of_its_time(tmp_path, tiny_task, capsys):
+    donor = _staged(tmp_path / "donor", tiny_task)
+    train_bank(donor, show_progress=False, stop_after=4)
+    cfg = _staged(tmp_path / "new", tiny_task, name="other", **OTHER_STAGE)
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg.to_dict()))
+    argv = ["train", "--config", str(path), "--dry-run", "--adapted-from", str(donor.run_dir)]
+    from slimda_nas.cli import main
+
+    assert main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"adaptation: taken from {donor.run_dir / ADAPTED}, not trained again" in out
+    assert "adaptation: 1 model(s) per step" not in out
 
 
 @pytest.mark.parametrize(
