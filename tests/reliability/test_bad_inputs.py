@@ -486,6 +486,28 @@ CASES = {
         lambda w: _train(w, task=_list_task(w, "0", classes=b"caf\xe9\n")),
         "classes.txt: unreadable class list",
     ),
+    "train: --source a folder named with '->'": (
+        lambda w: [
+            "train",
+            "--source",
+            _copied(w, "src->x"),
+            "--target",
+            str(w.data / "B"),
+            "--dry-run",
+        ],
+        "--source",
+    ),
+    "train: --target a folder ending in a space": (
+        lambda w: [
+            "train",
+            "--source",
+            str(w.data / "A"),
+            "--target",
+            _copied(w, "tgt "),
+            "--dry-run",
+        ],
+        "--target",
+    ),
     "export: --target-labelled missing": (
         lambda w: [
             "export",
@@ -525,6 +547,13 @@ def _list_task(w: World, label: str, classes: bytes | None = None) -> str:
         (w.root / "lists" / "classes.txt").write_bytes(classes)
     listing = w.write("lists/src.txt", f"{image} {label}" + "\n")
     return f"list:{listing}->folder:{w.data / 'B'}"
+
+
+def _copied(w: World, name: str) -> str:
+    """A copy of domain A named ``name``."""
+    import shutil
+
+    return str(shutil.copytree(w.data / "A", w.root / name))
 
 
 def _text_npz(w: World) -> str:
