@@ -19,6 +19,7 @@ from slimda_nas._check import typed
 from slimda_nas._io import write_yaml
 from slimda_nas._versions import versions
 from slimda_nas.deploy.latency import LatencyRecord, latency_record
+from slimda_nas.errors import RunError, UserError
 from slimda_nas.evaluate.evaluator import EvalSettings, Evaluator
 from slimda_nas.evaluate.ground_truth import ground_truth, has_labels
 from slimda_nas.evaluate.labelled import (
@@ -40,7 +41,7 @@ from slimda_nas.export.verify import (
     macs_check,
     upem_check,
 )
-from slimda_nas.search.record import ResultsFile
+from slimda_nas.search.record import RESULTS_FILE, ResultsFile
 from slimda_nas.search.storage import describe, open_run_storage
 from slimda_nas.train.run import TrainedRun, load_run
 
@@ -223,7 +224,11 @@ def _settings(
     if record is None:
         results = ResultsFile.read(run_dir)
         record = results.settings if results is not None else {}
-    return dataclasses.replace(EvalSettings.from_record(record or {}), **dict(scoring or {}))
+    try:
+        recorded = EvalSettings.from_record(record or {})
+    except UserError as e:  # an edited or damaged record: name the file it came from
+        raise RunError(f"{Path(run_dir) / RESULTS_FILE}: the search's settings: {e}") from None
+    return dataclasses.replace(recorded, **dict(scoring or {}))
 
 
 @torch.no_grad()

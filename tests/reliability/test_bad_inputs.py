@@ -409,6 +409,17 @@ CASES = {
         ],
         "not a results file of this version",
     ),
+    "export: a search's settings with a number as head": (
+        lambda w: [
+            "export",
+            "--run",
+            _results_edit(w, _head_seven),
+            "--budget",
+            "1/4",
+            "--no-latency",
+        ],
+        "search/results.json: the search's settings: EvalSettings: argument 'head'",
+    ),
     "space: complex key": (
         lambda w: ["space", "validate", w.write("k.yaml", "? [a, b]\n: 1\n")],
         "expected a plain key",
@@ -554,6 +565,12 @@ def _copied(w: World, name: str) -> str:
     import shutil
 
     return str(shutil.copytree(w.data / "A", w.root / name))
+
+
+def _head_seven(results: dict) -> None:
+    for record in (results, *results["studies"].values()):
+        if isinstance(record.get("settings"), dict):
+            record["settings"]["head"] = 7
 
 
 def _text_npz(w: World) -> str:
