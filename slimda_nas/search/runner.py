@@ -32,7 +32,7 @@ from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.search.searchers import SEARCHERS, SearchContext
 from slimda_nas.search.storage import StorageError, describe, open_storage
 from slimda_nas.search.studies import StudyRecord, pareto_front
-from slimda_nas.search.worker import StudySpec, fail_dead_trials
+from slimda_nas.search.worker import StudySpec, fail_dead_trials, sandwich_smallest
 from slimda_nas.train.run import TrainedRun, load_run
 
 SAMPLERS = tuple(SEARCHERS)
@@ -217,6 +217,7 @@ def _search_one(study, spec: StudySpec, run: TrainedRun, evaluator, cache, rank,
         cache=cache,
         rank=rank,
         on_trial=on_trial,
+        smallest=sandwich_smallest(run, evaluator.cost),
     )
     SEARCHERS[spec.sampler].search(ctx)
 

@@ -46,6 +46,8 @@ from slimda_nas.search.record import (
 from slimda_nas.search.samplers import REFERENCES, make_sampler, proposer
 from slimda_nas.search.score_cache import ScoreCache
 from slimda_nas.space import SearchSpace
+from slimda_nas.train.run import TrainedRun
+from slimda_nas.train.sandwich import sandwich_floor
 
 STALE_SECONDS = 600  # a RUNNING trial of another machine older than this is a dead worker's
 LISTED_BAND = 20_000  # a band this short is listed once when a repair finds nothing near
@@ -83,6 +85,7 @@ class SearchContext:
     cache: ScoreCache
     rank: int = 0
     on_trial: Callable | None = None
+    smallest: dict | None = None  # the sandwich's smallest (default: the space's narrowest)
 
 
 def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
@@ -90,17 +93,32 @@ def distributions(space: SearchSpace) -> dict[str, IntDistribution]:
     return {u.name: IntDistribution(0, len(u.choices) - 1) for u in space.units}
 
 
-def reference_configs(space: SearchSpace, cost: CostModel, budget_macs: int) -> dict[str, dict]:
+def reference_configs(
+    space: SearchSpace, cost: CostModel, budget_macs: int, smallest: dict | None = None
+) -> dict[str, dict]:
     """The bank's trained reference models within ``budget_macs``, by name: the widest uniform
-    model and the smallest (every sandwich step trains the smallest; uniform widths are what
-    a progressive shrinking stage opens)."""
+    model and the sandwich's smallest (every sandwich step trains it; uniform widths are what a
+    progressive shrinking stage opens). ``smallest``: the run's, where its ``smallest_budget``
+    puts it above the space's narrowest (``sandwich_smallest``)."""
     out = {}
     ratio = cost.widest_uniform_ratio(budget_macs)
     if ratio is not None:
         out["uniform"] = space.uniform(ratio)
-    if cost.macs(space.smallest()) <= budget_macs:
-        out["smallest"] = space.smallest()
+    smallest = smallest or space.smallest()
+    if cost.macs(smallest) <= budget_macs and smallest != out.get("uniform"):
+        out["smallest"] = smallest
     return out
+
+
+def sandwich_smallest(run: TrainedRun, cost: CostModel) -> dict:
+    """The model every sandwich step of ``run`` trained as its smallest: the space's narrowest,
+    or with ``smallest_budget`` the widest uniform model within it. On the Office-31 A->W bank
+    with ``smallest_budget: 1/64`` that model scored 63.9% where the uniform model at 1/32
+    scored 56.1%, so a search at 1/32 must see it (BENCHMARKS.md section 12)."""
+    budget = run.config.smallest_budget
+    if budget is None:
+        return run.space.smallest()
+    return run.space.from_indices(sandwich_floor(run.space, cost, budget))
 
 
 def worker_id() -> str:
@@ -196,9 +214,11 @@ class StudyWorker:
         cache: ScoreCache,
         rank: int = 0,
         on_trial: Callable[[optuna.trial.FrozenTrial | None], None] | None = None,
+        smallest: dict | None = None,
     ) -> None:
         self.study, self.spec, self.space, self.cost = study, spec, space, cost
         self.score, self.cache, self.rank, self.on_trial = score, cache, rank, on_trial
+        self.smallest = smallest
         self.dists = distributions(space)
         self.units = space.unit_names
         self.band = BandSampler(space, cost)
@@ -207,7 +227,15 @@ class StudyWorker:
     @classmethod
     def of(cls, ctx: SearchContext) -> StudyWorker:
         return cls(
-            ctx.study, ctx.spec, ctx.space, ctx.cost, ctx.score, ctx.cache, ctx.rank, ctx.on_trial
+            ctx.study,
+            ctx.spec,
+            ctx.space,
+            ctx.cost,
+            ctx.score,
+            ctx.cache,
+            ctx.rank,
+            ctx.on_trial,
+            ctx.smallest,
         )
 
     def run(self, max_proposals: int | None = None) -> None:
@@ -300,7 +328,8 @@ class StudyWorker:
             return
         if self.study.get_trials(deepcopy=False):
             return  # resumed: its references, if any, were queued when it began
-        for name, config in reference_configs(self.space, self.cost, spec.budget.macs).items():
+        refs = reference_configs(self.space, self.cost, spec.budget.macs, self.smallest)
+        for name, config in refs.items():
             params = dict(zip(self.units, self.space.to_indices(config), strict=True))
             self.study.enqueue_trial(params, user_attrs=QueueMark(reference=name).to_attrs())
 

@@ -263,6 +263,40 @@ def test_a_trial_finished_while_judged_dead_is_left_finished(monkeypatch):
     assert study._storage.get_trial(trial._trial_id).state.name == "COMPLETE"
 
 
+def test_a_floored_sandwich_smallest_is_the_reference_model(run_dir):
+    """With ``smallest_budget`` the sandwich trains the widest uniform model within it at every
+    step, not the space's narrowest: that model is the "smallest" reference at every budget it
+    fits (on Office-31 A->W at 1/64 it scored 63.9% where the uniform model at 1/32, the 1/32
+    pick without it, scored 56.1%), and at its own budget it is the uniform one, listed once."""
+    import dataclasses
+
+    from slimda_nas.search.record import trial_record
+    from slimda_nas.search.worker import reference_configs, sandwich_smallest
+
+    ev = _evaluator(run_dir)
+    space, cost = ev.run.space, ev.cost
+    assert sandwich_smallest(ev.run, cost) == space.smallest()
+    floored_run = dataclasses.replace(ev.run, config=ev.run.config.replace(smallest_budget="1/16"))
+    floor = sandwich_smallest(floored_run, cost)
+    largest = cost.macs(space.largest())
+    assert floor == space.uniform(cost.widest_uniform_ratio(largest // 16))
+    assert floor != space.smallest()
+    at_quarter = reference_configs(space, cost, largest // 4, floor)
+    assert at_quarter["smallest"] == floor and at_quarter["uniform"] != floor
+    assert list(reference_configs(space, cost, largest // 16, floor)) == ["uniform"]
+    # the search queues it
+    floored = CountingEvaluator(floored_run, SMALL)
+    floored.calls = []
+    budget = parse_budget("1/4")
+    opts = SearchOptions(budgets=[budget], sampler="tpe", evaluations=3, settings=SMALL)
+    study = run_search(floored, opts).studies[0]
+    records = [trial_record(t) for t in _trials(run_dir, study.name) if trial_record(t)]
+    assert [(r.proposer, r.config) for r in records[:2]] == [
+        ("reference", at_quarter["uniform"]),
+        ("reference", floor),
+    ]
+
+
 @pytest.mark.parametrize("sampler", ["tpe", "nsga2", "random"])
 def test_a_budget_study_begins_with_the_reference_models(run_dir, sampler):
     """TPE and NSGA-II evaluate the bank's trained reference models that fit first (the widest
