@@ -106,6 +106,7 @@ def arm_config(
         "shrinking": dataclasses.asdict(bc.ShrinkingConfig()),
         "iterations": cfg.total_iterations if tiny is not None else FIRST_TOTAL,
     }
+    no_floor = {"smallest_budget": None}
     changes: dict = {
         "staged": first,
         "today": {**plain, "models_per_step": 4},
@@ -113,14 +114,16 @@ def arm_config(
         "symnet": {**plain, "method": "symnet", "models_per_step": 1},
         "elastic": first,
         "elastic_macs": {**first, "random_models": "macs"},
-        "elastic_long_adaptation": {},  # the shipped elastic config (the recipe since 2026-12-07)
-        "elastic_adapting_largest": {"teacher": {"adaptation": 1.0}},
+        # the elastic config on the recipe since 2026-12-07, the sandwich's smallest the
+        # space's narrowest (as shipped until 2026-12-07's second change)
+        "elastic_long_adaptation": no_floor,
+        "elastic_adapting_largest": {**no_floor, "teacher": {"adaptation": 1.0}},
         "elastic_smallest_1_64": {"smallest_budget": "1/64"},
-        # the ablations of the shipped elastic config
-        "no_ordering": {"ordering": {"criterion": None}},
-        "no_kd": {"teacher": {"logits": 0.0, "features": 0.0}},
-        "no_features": {"teacher": {"features": 0.0}},
-        "no_shrinking": {"shrinking": {"stages": 0}},
+        # the ablations of elastic_long_adaptation
+        "no_ordering": {**no_floor, "ordering": {"criterion": None}},
+        "no_kd": {**no_floor, "teacher": {"logits": 0.0, "features": 0.0}},
+        "no_features": {**no_floor, "teacher": {"features": 0.0}},
+        "no_shrinking": {**no_floor, "shrinking": {"stages": 0}},
     }[arm]
     return cfg.replace(**changes)
 
