@@ -449,6 +449,42 @@ def plot_curves(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
+def plot_picks(results: dict, path: Path) -> None:
+    """The search's pick against the budget for every bank whose table reaches 1/64, one panel
+    per task; full-width source-only and issue 35's target (75% of it) as levels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    tables = {
+        k: e["table"]
+        for k, e in results.items()
+        if "1/64" in e.get("table", {}).get("budgets", {})
+    }
+    tasks = [t for t in ("aw", "da") if any(k.startswith(f"{t}_") for k in tables)]
+    fig = Figure(figsize=(6.5 * max(len(tasks), 1), 4.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(1, len(tasks), i + 1)
+        source_only = results.get(f"{task}_source_only_s0", {}).get("table", {}).get("largest")
+        if source_only is not None:
+            for level, text in ((1.0, "source-only, full width"), (0.75, "75% of it")):
+                y = 100 * level * source_only
+                ax.axhline(y, ls=":", color="grey")
+                ax.text(0.01, y + 0.5, text, transform=ax.get_yaxis_transform())
+        for key, table in tables.items():
+            if key.startswith(f"{task}_"):
+                budgets = list(ELASTIC_BUDGETS)
+                picks = [100 * table["budgets"][b]["pick"] for b in budgets]
+                ax.plot(range(len(budgets)), picks, marker="o", label=key)
+        ax.set_xticks(range(len(ELASTIC_BUDGETS)), ELASTIC_BUDGETS)
+        ax.set_xlabel("budget (fraction of the largest model's MACs)")
+        ax.set_ylabel("target accuracy of the search's pick, %")
+        ax.set_title(f"Office-31 {task.upper()[0]}->{task.upper()[1]}: the pick per budget")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     p = bc.parser(__doc__)
     p.add_argument("--task", choices=("aw", "da"), default="aw")
@@ -488,6 +524,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         save(out, results, key)
     show(results)
     plot_curves(bc.read_result(out, {}), out.with_name("office31_cpu_curves.png"))
+    plot_picks(bc.read_result(out, {}), out.with_name("office31_cpu_picks.png"))
 
 
 if __name__ == "__main__":
