@@ -4,7 +4,6 @@ is not an earlier report is never written into."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from slimda_nas._check import typed
@@ -14,12 +13,11 @@ from slimda_nas.errors import RunError
 from slimda_nas.report import figures
 from slimda_nas.report.collect import ACCURACY_POINTS, collect
 from slimda_nas.report.html import pick_label, render
-from slimda_nas.report.summary import summary, summary_csv
+from slimda_nas.report.summary import SUMMARY_FILE, read_summary, summary, summary_csv
 from slimda_nas.report.widths_figure import widths_chart
 from slimda_nas.train.run import TrainedRun, load_run
 
 REPORT_DIR = "report"
-MARKER = "summary.json"  # what makes a folder an earlier report
 FIGURES = ("pareto", "accuracy", "efficiency", "ranking", "within_budget")
 
 
@@ -89,7 +87,7 @@ def build_report(
                 write_bytes(tmp / f"{name}.png", drawn[name])
         for i, k in enumerate(data.picks):
             write_bytes(tmp / "widths" / f"{pick_label(k)}.png", bars[i])
-        write_json(tmp / MARKER, record)
+        write_json(tmp / SUMMARY_FILE, record)
         write_text(tmp / "summary.csv", summary_csv(data))
         write_text(tmp / "index.html", render(data, drawn, bars, record))
     return folder / "index.html"
@@ -97,12 +95,9 @@ def build_report(
 
 def check_target(folder: Path) -> None:
     """Refuse a report folder that holds anything but an earlier report."""
-    check_replaceable(folder, _is_report, "report (no summary.json of slimda-nas)", RunError)
-
-
-def _is_report(folder: Path) -> bool:
-    try:
-        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and {"run", "budgets", "generated"} <= set(record)
+    check_replaceable(
+        folder,
+        lambda f: read_summary(f) is not None,
+        "report (no summary.json of slimda-nas)",
+        RunError,
+    )

@@ -5,14 +5,29 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 
 from slimda_nas._versions import versions
 from slimda_nas.report.collect import ReportData
 from slimda_nas.report.provenance import run_record, search_commands
 from slimda_nas.search.record import Pick, Point
+
+SUMMARY_FILE = "summary.json"  # what makes a folder an earlier report
+
+
+def read_summary(folder: Path) -> dict | None:
+    """``folder``'s summary.json where it is one a report wrote (else None: a user's file)."""
+    try:
+        record = json.loads((Path(folder) / SUMMARY_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not {"run", "budgets", "generated"} <= set(record):
+        return None
+    return record
 
 
 def summary(data: ReportData) -> dict:
