@@ -16,12 +16,13 @@ of m = 4 for 2,000 iterations, no ordering, no teacher), ``source_only`` and ``s
 width, m = 1, 2,000 iterations on SymNet's schedule), ``elastic`` (the `office31_*_cpu_elastic`
 config, input resolution and depth as units too, on that first recipe) and ``elastic_macs``
 (it, with the random models of a step drawn by MACs: ``random_models: macs``);
-``elastic_long_adaptation`` (the shipped `office31_*_cpu_elastic` config as it is: 1,000
-adaptation and 1,100 teacher iterations on a slower decay, a better teacher at the same wall
-time), ``elastic_adapting_largest`` (it, with the largest model adapting through the teacher
-stage: ``teacher.adaptation: 1``), ``elastic_smallest_1_64`` (it, with the sandwich's smallest
-model at 1/64 of the MACs: ``smallest_budget: 1/64``) and the ablations of the shipped elastic
-config:
+``elastic_long_adaptation`` (the `office31_*_cpu_elastic` config as shipped until the second
+change of 2026-12-07: 1,000 adaptation and 1,100 teacher iterations on a slower decay, a
+better teacher at the same wall time, the sandwich's smallest the space's narrowest),
+``elastic_adapting_largest`` (it, with the largest model adapting through the teacher stage:
+``teacher.adaptation: 1``), ``elastic_smallest_1_64`` (it, with the sandwich's smallest model
+at 1/64 of the MACs: ``smallest_budget: 1/64``; the shipped config since) and the ablations of
+``elastic_long_adaptation``:
 ``no_ordering``, ``no_kd`` (the stage's students learn the source labels only),
 ``no_features`` (no dense distillation) and ``no_shrinking``; their tables hold 1/4, 1/8 and
 1/16 only (9 minutes instead of 15 on one core). Banks go to
@@ -112,13 +113,13 @@ def arm_config(
         "today": {**plain, "models_per_step": 4},
         "source_only": {**plain, "method": "source_only", "models_per_step": 1},
         "symnet": {**plain, "method": "symnet", "models_per_step": 1},
-        "elastic": first,
-        "elastic_macs": {**first, "random_models": "macs"},
+        "elastic": {**first, **no_floor},
+        "elastic_macs": {**first, **no_floor, "random_models": "macs"},
         # the elastic config on the recipe since 2026-12-07, the sandwich's smallest the
         # space's narrowest (as shipped until 2026-12-07's second change)
         "elastic_long_adaptation": no_floor,
         "elastic_adapting_largest": {**no_floor, "teacher": {"adaptation": 1.0}},
-        "elastic_smallest_1_64": {"smallest_budget": "1/64"},
+        "elastic_smallest_1_64": {"smallest_budget": "1/64"},  # shipped since
         # the ablations of elastic_long_adaptation
         "no_ordering": {**no_floor, "ordering": {"criterion": None}},
         "no_kd": {**no_floor, "teacher": {"logits": 0.0, "features": 0.0}},

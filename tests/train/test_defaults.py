@@ -24,11 +24,12 @@ SHIPPED_HASHES = {
     "office31_aw": "62781647b4d88920",
     # the four CPU configs: the longer adaptation of 2026-12-07 (gamma 5, 1,000 + 1,100 iterations)
     "office31_aw_cpu": "0cac6765a005e37f",  # added by issue 34
-    "office31_aw_cpu_elastic": "2381e6e4764ddf98",  # added by issue 35 (elastic space)
+    # the elastic two: issue 35's space, smallest_budget 1/64 since 2026-12-07's second change
+    "office31_aw_cpu_elastic": "4cd3d22c66527d41",
     "office31_aw_resnet50": "805eaacbfc692463",
     "office31_da": "92a14bc97c988e27",
     "office31_da_cpu": "40f9661c03146775",
-    "office31_da_cpu_elastic": "03f23aed5619e5bd",  # added by issue 35 (elastic space)
+    "office31_da_cpu_elastic": "b976b8c3e1e179ad",
     "office31_dw": "3b96e30ed3feb4b8",
     "office31_wa": "51c36d008042dce2",
     "office31_wd": "36908960fa377d6f",
