@@ -150,17 +150,18 @@ def _resolve(args: argparse.Namespace):
     if args.source is not None:
         if args.target is None:
             raise UserError("--source: needs --target DIR (the target domain's images)")
+        domains = []
         for option, value in (("--source", args.source), ("--target", args.target)):
             if not Path(value).expanduser().exists():
                 raise UserError(f"{option} {value}: no such folder or list file")
             # a task names both domains in one text: "->" splits it, spaces around are dropped
-            text = domain_text(value)
-            if "->" in text or text != text.strip():
+            domains.append(domain_text(value))
+            if "->" in domains[-1] or domains[-1] != domains[-1].strip():
                 raise UserError(
                     f"{option} {value!r}: a path holding '->' or ending in a space cannot be "
                     "named in a run's task; rename the folder or give a link to it"
                 )
-        task = f"{domain_text(args.source)}->{domain_text(args.target)}"
+        task = "->".join(domains)
     else:
         if args.target is not None:
             raise UserError("--target: only with --source (a --task names both domains)")

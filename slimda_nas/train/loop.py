@@ -101,7 +101,8 @@ def _train(
     adopted = start == 0 and adapted_from is not None
     if adopted:
         adapted_from = Path(adapted_from).absolute()  # the logs name it wherever one stands
-        start = adopt(s, adapted_from)
+        adapted_path = check_adapted_from(cfg, adapted_from)
+        start = adopt(s, adapted_path)
         # lines of an earlier start killed before its first checkpoint
         (cfg.run_dir / METRICS).unlink(missing_ok=True)
     total = cfg.total_iterations
@@ -111,8 +112,7 @@ def _train(
     if adopted and s.metrics:
         s.metrics.write({"iteration": start, "adapted_from": str(adapted_from)})
     if adopted and s.dist.is_main:  # its own copy: this run can be the source of another
-        source = check_adapted_from(cfg, adapted_from)
-        with open(source, "rb") as f:
+        with open(adapted_path, "rb") as f:
             atomic_write(cfg.run_dir / ADAPTED, lambda out: shutil.copyfileobj(f, out))
     adapted_at = cfg.adaptation_end if cfg.adaptation_hash() else None  # adapted.pt written
     end = total if stop_after is None else min(total, start + stop_after)

@@ -187,12 +187,12 @@ def restore(s: Session, resume: bool | None) -> int:
     return _load(s, state, path)
 
 
-def adopt(s: Session, source: Path) -> int:
-    """Start a new run from another run's adapted checkpoint (``source``: its run folder or its
-    ``adapted.pt``), as if this run had trained the adaptation itself: the iteration to continue
-    from. Refused unless the two configs adapt alike (``RunConfig.adaptation_hash``)."""
-    cfg, path = s.cfg, check_adapted_from(s.cfg, source)
-    mine = cfg.adaptation_hash()
+def adopt(s: Session, path: Path) -> int:
+    """Start a new run from another run's adapted checkpoint (``path``: the adapted.pt that
+    :func:`check_adapted_from` names), as if this run had trained the adaptation itself: the
+    iteration to continue from. Refused unless the two configs adapt alike
+    (``RunConfig.adaptation_hash``)."""
+    cfg, mine = s.cfg, s.cfg.adaptation_hash()
     state = _resumable(path, s)  # also refuses another search space (by its content)
     if state.adaptation_hash is None:
         raise CheckpointError(f"{path}: holds no adaptation hash; not an adapted.pt")
